@@ -1,0 +1,120 @@
+/*
+ * modhost.h: the modhost module contract for C authors.
+ *
+ * This header mirrors the Rust crate modhost-abi (core/abi/src). Both describe the same
+ * bytes; the test suite compiles a C module against this header and loads it beside Rust
+ * ones, so a divergence fails the tests.
+ *
+ * A module is an exported, non-static `const modhost_descriptor` whose symbol is the module's
+ * name (as in Mesos). Memory rules:
+ *   - what the host passes in (modhost_bytes, modhost_parameter) is borrowed for the call;
+ *   - what a module returns (results, error texts) goes in a modhost_buffer carrying the
+ *     module's own release function, which the host calls exactly once;
+ *   - an instance is released by the destroy entry at the start of its vtable.
+ * No function may let a C++ exception or a longjmp cross the boundary.
+ */
+#ifndef MODHOST_H
+#define MODHOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MODHOST_MAGIC "MODHOST\x01" /* 8 bytes, no terminator is stored */
+#define MODHOST_ABI_MAJOR 1
+#define MODHOST_ABI_MINOR 0
+/* The modhost-abi version this header belongs to; put it in host_version. */
+#define MODHOST_VERSION "0.1.0"
+
+#define MODHOST_FLAG_THREAD_SAFE (1u << 0)
+#define MODHOST_FLAG_SINGLETON (1u << 1)
+
+typedef enum modhost_kind {
+    MODHOST_KIND_ALLOCATOR = 1,
+    MODHOST_KIND_ANONYMOUS = 2,
+    MODHOST_KIND_HOOK = 3,
+    MODHOST_KIND_ISOLATOR = 4,
+    MODHOST_KIND_TEST_MODULE = 5,
+    MODHOST_KIND_VM = 6
+} modhost_kind;
+
+typedef int32_t modhost_status;
+#define MODHOST_OK 0
+#define MODHOST_ERROR 1 /* error buffer filled */
+#define MODHOST_PANIC 2 /* error buffer filled; used by Rust modules for caught panics */
+
+/* Bytes borrowed for one call. */
+typedef struct modhost_bytes {
+    const uint8_t *ptr;
+    size_t len;
+} modhost_bytes;
+
+/* Bytes owned by their producer, freed by its release function. */
+typedef struct modhost_buffer {
+    uint8_t *ptr;
+    size_t len;
+    size_t cap;
+    void (*release)(uint8_t *ptr, size_t len, size_t cap);
+} modhost_buffer;
+
+typedef struct modhost_parameter {
+    modhost_bytes key;   /* UTF-8 */
+    modhost_bytes value; /* UTF-8 */
+} modhost_parameter;
+
+typedef struct modhost_instance {
+    void *self;
+    const void *vtable; /* the kind's vtable; starts with size and destroy */
+} modhost_instance;
+
+typedef bool (*modhost_compatible_fn)(modhost_buffer *reason);
+typedef modhost_status (*modhost_create_fn)(const modhost_parameter *parameters, size_t n,
+                                            modhost_instance *out, modhost_buffer *error);
+
+typedef struct modhost_descriptor {
+    uint8_t magic[8];
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    uint32_t size; /* sizeof(modhost_descriptor) */
+    uint32_t flags;
+    uint32_t kind; /* a modhost_kind */
+    const char *host_version;
+    const char *author_name;
+    const char *author_email;
+    const char *description;
+    modhost_compatible_fn compatible; /* may be NULL */
+    modhost_create_fn create;
+} modhost_descriptor;
+
+/* Every vtable begins with these two fields. */
+typedef struct modhost_vtable_header {
+    size_t size;
+    void (*destroy)(void *self);
+} modhost_vtable_header;
+
+/* TestModule (Mesos's test kind). parameters() fills out with a JSON array of
+ * {"key": ..., "value": ...} objects. */
+typedef struct modhost_test_module_vtable {
+    size_t size;
+    void (*destroy)(void *self);
+    modhost_status (*foo)(void *self, char a, long b, int *out, modhost_buffer *error);
+    modhost_status (*bar)(void *self, float a, double b, int *out, modhost_buffer *error);
+    modhost_status (*baz)(void *self, int a, int b, int *out, modhost_buffer *error);
+    modhost_status (*parameters)(void *self, modhost_buffer *out, modhost_buffer *error);
+} modhost_test_module_vtable;
+
+/* Anonymous: no callbacks. */
+typedef struct modhost_anonymous_vtable {
+    size_t size;
+    void (*destroy)(void *self);
+} modhost_anonymous_vtable;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MODHOST_H */

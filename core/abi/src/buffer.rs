@@ -1,0 +1,135 @@
+//! Byte spans that cross the boundary, and the status every entry point returns.
+
+use std::ptr;
+
+/// Bytes borrowed from the caller for the duration of one call.
+///
+/// The callee must not keep the pointer after it returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Bytes {
+    /// Start of the bytes; may be null only when `len` is 0.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+impl Bytes {
+    /// Borrows `bytes` for a call.
+    pub fn new(bytes: &[u8]) -> Self {
+        Bytes { ptr: bytes.as_ptr(), len: bytes.len() }
+    }
+
+    /// Views the bytes as a slice.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to `len` initialised bytes (or `len` must be 0) that stay valid and
+    /// unchanged for the lifetime `'a`.
+    pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the caller guarantees `ptr` and `len` describe live, initialised bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// Bytes owned by whoever filled them in, released through their own `release` function.
+///
+/// A module returns results and error texts in a `Buffer` whose `release` is a function of the
+/// module itself, so the memory goes back to the allocator that produced it. The receiver
+/// copies what it needs and releases the buffer exactly once; [`Buffer::into_vec`] does both.
+/// An empty buffer has a null `ptr` and no `release`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Buffer {
+    /// Start of the bytes, or null for an empty buffer.
+    pub ptr: *mut u8,
+    /// Number of initialised bytes.
+    pub len: usize,
+    /// Capacity of the allocation, for the owner's `release`.
+    pub cap: usize,
+    /// Frees the allocation; called with this buffer's `ptr`, `len` and `cap`.
+    pub release: Option<unsafe extern "C" fn(ptr: *mut u8, len: usize, cap: usize)>,
+}
+
+impl Buffer {
+    /// A buffer that holds nothing and owns nothing.
+    pub const fn empty() -> Self {
+        Buffer { ptr: ptr::null_mut(), len: 0, cap: 0, release: None }
+    }
+
+    /// Hands a vector over; its memory is released by this crate's copy of `release_vec`,
+    /// which lives in the same library (and so uses the same allocator) as the caller.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        let mut bytes = std::mem::ManuallyDrop::new(bytes);
+        Buffer {
+            ptr: bytes.as_mut_ptr(),
+            len: bytes.len(),
+            cap: bytes.capacity(),
+            release: Some(release_vec),
+        }
+    }
+
+    /// Copies the bytes out and releases the buffer through its owner's `release`.
+    ///
+    /// # Safety
+    ///
+    /// The buffer must have been filled in according to this crate's contract: `ptr` points to
+    /// `len` initialised bytes of an allocation that `release` frees, and it has not been
+    /// released yet.
+    pub unsafe fn into_vec(self) -> Vec<u8> {
+        let bytes = if self.ptr.is_null() || self.len == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: the caller guarantees `ptr`/`len` describe initialised, unreleased bytes.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }.to_vec()
+        };
+        if let (Some(release), false) = (self.release, self.ptr.is_null()) {
+            // SAFETY: `release` belongs to the buffer's owner and is called once, with the
+            // values the owner filled in.
+            unsafe { release(self.ptr, self.len, self.cap) };
+        }
+        bytes
+    }
+
+    /// Like [`Buffer::into_vec`], decoding the bytes as UTF-8 (lossily: an error text with a
+    /// broken byte is still worth showing).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Buffer::into_vec`].
+    pub unsafe fn into_string_lossy(self) -> String {
+        // SAFETY: forwarded from the caller.
+        let bytes = unsafe { self.into_vec() };
+        String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
+    }
+}
+
+/// Releases a buffer made by [`Buffer::from_vec`].
+///
+/// # Safety
+///
+/// `ptr`, `len` and `cap` must come from a `Vec<u8>` handed over by `Buffer::from_vec` in this
+/// same library, and must not have been released before.
+unsafe extern "C" fn release_vec(ptr: *mut u8, len: usize, cap: usize) {
+    // SAFETY: the arguments are the parts of a leaked Vec<u8> from this library's allocator.
+    drop(unsafe { Vec::from_raw_parts(ptr, len, cap) });
+}
+
+/// What an entry point reports. Anything but [`Status::OK`] comes with an error text in the
+/// call's `error` buffer.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status(pub i32);
+
+impl Status {
+    /// The call succeeded and its outputs are filled in.
+    pub const OK: Status = Status(0);
+    /// The module reported a failure; the error buffer says why.
+    pub const ERROR: Status = Status(1);
+    /// The module panicked; the panic was caught at the boundary and the error buffer holds
+    /// its message.
+    pub const PANIC: Status = Status(2);
+}

@@ -1,0 +1,107 @@
+//! `declare_module!`: exports a Rust type as a module.
+
+/// Exports a Rust type as a module: an unmangled [`ModuleDescriptor`](crate::ModuleDescriptor)
+/// static named after the module, plus the `extern "C"` glue of its kind.
+///
+/// The type implements [`Construct`](crate::Construct) and the kind's trait. Every generated
+/// entry point catches panics and reports them to the host as errors.
+///
+/// ```
+/// use modhost_abi::{Anonymous, CallError, Construct, Parameters, declare_module};
+///
+/// struct Quiet;
+/// impl Construct for Quiet {
+///     fn create(_: Parameters) -> Result<Self, CallError> {
+///         Ok(Quiet)
+///     }
+/// }
+/// impl Anonymous for Quiet {}
+///
+/// fn runs_here() -> Result<(), String> {
+///     Ok(())
+/// }
+///
+/// declare_module! {
+///     /// A module that does nothing, quietly.
+///     static com_example_Quiet: Anonymous = Quiet {
+///         author_name: "Example",
+///         author_email: "example@example.com",
+///         description: "Does nothing.",
+///         compatible: runs_here,
+///         flags: modhost_abi::FLAG_SINGLETON,
+///     }
+/// }
+/// # assert_eq!(com_example_Quiet.flags, modhost_abi::FLAG_SINGLETON);
+/// ```
+///
+/// `compatible` (optional) names a `fn() -> Result<(), String>`; an `Err` makes the host refuse
+/// the module and print the reason. `flags` (optional) is a bit set of
+/// [`FLAG_THREAD_SAFE`](crate::FLAG_THREAD_SAFE) and [`FLAG_SINGLETON`](crate::FLAG_SINGLETON).
+#[macro_export]
+macro_rules! declare_module {
+    (
+        $(#[$meta:meta])*
+        static $symbol:ident : $kind:ident = $ty:ty {
+            author_name: $author:literal,
+            author_email: $email:literal,
+            description: $description:literal
+            $(, compatible: $compatible:expr)?
+            $(, flags: $flags:expr)?
+            $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[allow(non_upper_case_globals)]
+        #[unsafe(no_mangle)]
+        pub static $symbol: $crate::ModuleDescriptor = $crate::ModuleDescriptor::new(
+            <$crate::__modhost_glue!($kind, $ty) as $crate::KindGlue>::KIND,
+            0 $(| $flags)?,
+            $crate::__modhost_cstr!($author),
+            $crate::__modhost_cstr!($email),
+            $crate::__modhost_cstr!($description),
+            $crate::__modhost_compatible!($($compatible)?),
+            $crate::__private::create_shim::<$crate::__modhost_glue!($kind, $ty)>,
+        );
+    };
+}
+
+/// The glue type of a kind, for [`declare_module!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __modhost_glue {
+    (TestModule, $ty:ty) => { $crate::TestModuleGlue<$ty> };
+    (Anonymous, $ty:ty) => { $crate::AnonymousGlue<$ty> };
+    ($other:ident, $ty:ty) => {
+        ::core::compile_error!(::core::concat!(
+            "modhost-abi has no Rust interface for the kind `", ::core::stringify!($other),
+            "` yet; the kinds with one are TestModule and Anonymous"
+        ))
+    };
+}
+
+/// A `&'static CStr` from a string literal, for [`declare_module!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __modhost_cstr {
+    ($text:literal) => {
+        match ::core::ffi::CStr::from_bytes_with_nul(::core::concat!($text, "\0").as_bytes()) {
+            ::core::result::Result::Ok(text) => text,
+            ::core::result::Result::Err(_) => ::core::panic!("a module's metadata must not contain NUL bytes"),
+        }
+    };
+}
+
+/// The descriptor's `compatible` entry, for [`declare_module!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __modhost_compatible {
+    () => {
+        ::core::option::Option::None
+    };
+    ($check:expr) => {{
+        unsafe extern "C" fn compatible(reason: *mut $crate::Buffer) -> bool {
+            $crate::__private::compatible_shim(reason, $check)
+        }
+        ::core::option::Option::Some(compatible as $crate::CompatibleFn)
+    }};
+}

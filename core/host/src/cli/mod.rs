@@ -1,0 +1,57 @@
+//! Command-line parsing; each subcommand lives in its own module.
+
+mod check;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// modhost: load and run Mesos-style modules, native or scripted.
+#[derive(Debug, Parser)]
+#[command(name = "modhost", version, about)]
+pub struct Command {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Work with module manifests and libraries.
+    #[command(subcommand)]
+    Modules(ModulesAction),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModulesAction {
+    /// Load and verify every module of a manifest and list them; exit 0 only if all load.
+    Check(CheckArgs),
+}
+
+/// Where modules come from, with Mesos's flag names.
+#[derive(Debug, Args)]
+pub struct ModuleSources {
+    /// A manifest: inline JSON, an absolute path, or a file:// URI.
+    #[arg(long = "modules", value_name = "JSON|PATH|file://PATH")]
+    pub modules: Option<String>,
+    /// A directory of manifest files, loaded in byte order of their names.
+    #[arg(long = "modules_dir", value_name = "DIR")]
+    pub modules_dir: Option<PathBuf>,
+}
+
+/// Arguments of `modhost modules check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    sources: ModuleSources,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a parsed command.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command.action {
+        Action::Modules(ModulesAction::Check(args)) => check::run(&args.sources, args.json),
+    }
+}

@@ -1,0 +1,128 @@
+//! Handles of module instances: the host's side of each kind's vtable.
+//!
+//! A handle implements the kind's trait from `modhost-abi`, so host code uses a loaded module
+//! exactly as it would use a Rust type implementing that trait. Calls into the module go
+//! through `extern "C"` functions; statuses and error texts come back as [`CallError`]s.
+
+mod anonymous;
+mod test_module;
+
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use anonymous::AnonymousHandle;
+use modhost_abi::{Buffer, CallError, Instance, Kind, Status};
+pub use test_module::TestModuleHandle;
+
+/// A handle type the manager can create: one per kind with a host interface.
+///
+/// This trait is sealed; its implementations are the handles of this module.
+pub trait KindHandle: Sized + sealed::Sealed {
+    /// The kind this handle serves.
+    const KIND: Kind;
+
+    /// Wraps an instance the module's `create` returned.
+    #[doc(hidden)]
+    fn from_raw(raw: RawInstance) -> Result<Self, String>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::AnonymousHandle {}
+    impl Sealed for super::TestModuleHandle {}
+}
+
+/// An instance owned by the host: destroyed through its own vtable when dropped.
+#[doc(hidden)]
+pub struct RawInstance {
+    this: *mut c_void,
+    vtable: *const c_void,
+    destroy: unsafe extern "C" fn(*mut c_void),
+    vtable_size: usize,
+    /// Set while a singleton module's instance lives.
+    live: Option<Arc<AtomicBool>>,
+}
+
+// SAFETY: the ABI requires instances to be movable between threads (Rust modules are `Send`
+// by the kind traits' bounds); the handle is not `Sync`, so one instance never sees two
+// threads at once.
+unsafe impl Send for RawInstance {}
+
+impl RawInstance {
+    /// Takes ownership of what `create` returned, after checking the vtable header.
+    ///
+    /// # Safety
+    ///
+    /// `instance` must come from a successful `create` of a verified descriptor, unused so far.
+    pub(crate) unsafe fn new(instance: Instance, live: Option<Arc<AtomicBool>>) -> Result<RawInstance, String> {
+        if instance.vtable.is_null() {
+            if let Some(live) = live {
+                live.store(false, Ordering::Release);
+            }
+            return Err("create() succeeded but returned no vtable".to_owned());
+        }
+        // SAFETY: a non-null vtable of a successful create starts with a VtableHeader (ABI):
+        // two pointer-sized words, read as integers so that a null `destroy` is seen, not called.
+        let [size, destroy] = unsafe { instance.vtable.cast::<[usize; 2]>().read() };
+        if destroy == 0 {
+            if let Some(live) = live {
+                live.store(false, Ordering::Release);
+            }
+            return Err("create() returned a vtable without a destroy function".to_owned());
+        }
+        // SAFETY: `destroy` is the non-null function pointer of the header's second field.
+        let destroy = unsafe { std::mem::transmute::<usize, unsafe extern "C" fn(*mut c_void)>(destroy) };
+        Ok(RawInstance { this: instance.this, vtable: instance.vtable, destroy, vtable_size: size, live })
+    }
+
+    /// The kind's vtable, once its size has been checked against `T`'s and every function
+    /// slot found non-null.
+    fn vtable<T>(&self, kind: Kind) -> Result<&'static T, String> {
+        let needed = size_of::<T>();
+        if self.vtable_size < needed {
+            return Err(format!(
+                "its {kind} vtable is {} bytes, smaller than the {needed} bytes of ABI 1.0",
+                self.vtable_size
+            ));
+        }
+        // Every entry after `size` is a function pointer; a null one would crash when called.
+        let words = needed / size_of::<usize>();
+        for slot in 1..words {
+            // SAFETY: the vtable is at least `needed` bytes (checked above) of pointer-sized
+            // entries, so every slot read is in bounds.
+            let entry = unsafe { self.vtable.cast::<usize>().add(slot).read() };
+            if entry == 0 {
+                return Err(format!("its {kind} vtable has a null function in slot {slot}"));
+            }
+        }
+        // SAFETY: size and slots checked; the module promised a vtable of this kind.
+        Ok(unsafe { &*self.vtable.cast::<T>() })
+    }
+}
+
+impl Drop for RawInstance {
+    fn drop(&mut self) {
+        // SAFETY: the instance is live and destroyed exactly once, here.
+        unsafe { (self.destroy)(self.this) };
+        if let Some(live) = &self.live {
+            live.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Turns a status and its error buffer into a result.
+///
+/// # Safety
+///
+/// `error` must have been filled by the module according to the buffer contract (or be empty).
+unsafe fn outcome(status: Status, error: Buffer) -> Result<(), CallError> {
+    // SAFETY: forwarded from the caller.
+    let message = unsafe { error.into_string_lossy() };
+    match status {
+        Status::OK => Ok(()),
+        Status::ERROR => Err(CallError::Failed { message }),
+        Status::PANIC => Err(CallError::Panicked { message }),
+        Status(other) => Err(CallError::Malformed { message: format!("unknown status {other}: {message}") }),
+    }
+}

@@ -1,0 +1,18 @@
+//! The `modhost` binary.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let command = cli::Command::parse();
+    match cli::run(command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("modhost: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

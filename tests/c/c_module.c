@@ -1,0 +1,128 @@
+/*
+ * A TestModule written in C against modhost.h: the same semantics as the Rust example, so
+ * one test table serves both and proves the header and the Rust layout agree.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "modhost.h"
+
+typedef struct c_module {
+    int sum;           /* operation=sum was given */
+    char *parameters;  /* JSON of the parameters, built at create */
+    size_t parameters_len;
+} c_module;
+
+static void release(uint8_t *ptr, size_t len, size_t cap) {
+    (void)len;
+    (void)cap;
+    free(ptr);
+}
+
+static void fill(modhost_buffer *buffer, const char *text, size_t len) {
+    buffer->ptr = malloc(len ? len : 1);
+    memcpy(buffer->ptr, text, len);
+    buffer->len = len;
+    buffer->cap = len;
+    buffer->release = release;
+}
+
+static int equals(modhost_bytes bytes, const char *text) {
+    return bytes.len == strlen(text) && memcmp(bytes.ptr, text, bytes.len) == 0;
+}
+
+static void destroy(void *self) {
+    c_module *module = self;
+    free(module->parameters);
+    free(module);
+}
+
+static modhost_status foo(void *self, char a, long b, int *out, modhost_buffer *error) {
+    (void)self;
+    (void)error;
+    *out = (int)(a + b);
+    return MODHOST_OK;
+}
+
+static modhost_status bar(void *self, float a, double b, int *out, modhost_buffer *error) {
+    (void)self;
+    (void)error;
+    *out = (int)(a * b);
+    return MODHOST_OK;
+}
+
+static modhost_status baz(void *self, int a, int b, int *out, modhost_buffer *error) {
+    (void)error;
+    *out = ((c_module *)self)->sum ? a + b : -1;
+    return MODHOST_OK;
+}
+
+static modhost_status parameters(void *self, modhost_buffer *out, modhost_buffer *error) {
+    (void)error;
+    c_module *module = self;
+    fill(out, module->parameters, module->parameters_len);
+    return MODHOST_OK;
+}
+
+static const modhost_test_module_vtable VTABLE = {
+    sizeof(modhost_test_module_vtable), destroy, foo, bar, baz, parameters,
+};
+
+/* Appends text to a growing JSON string (keys and values here need no escaping beyond
+ * what the tests pass: plain ASCII without quotes or backslashes). */
+static void append(char **json, size_t *len, const uint8_t *text, size_t n) {
+    *json = realloc(*json, *len + n + 1);
+    memcpy(*json + *len, text, n);
+    *len += n;
+    (*json)[*len] = 0;
+}
+#define APPEND_LITERAL(json, len, s) append(json, len, (const uint8_t *)(s), strlen(s))
+
+static modhost_status create(const modhost_parameter *params, size_t n, modhost_instance *out,
+                             modhost_buffer *error) {
+    int sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (equals(params[i].key, "operation")) {
+            if (!equals(params[i].value, "sum")) {
+                static const char message[] = "unknown operation; the only one is 'sum'";
+                fill(error, message, sizeof message - 1);
+                return MODHOST_ERROR;
+            }
+            sum = 1;
+        }
+    }
+    c_module *module = calloc(1, sizeof *module);
+    module->sum = sum;
+    APPEND_LITERAL(&module->parameters, &module->parameters_len, "[");
+    for (size_t i = 0; i < n; i++) {
+        APPEND_LITERAL(&module->parameters, &module->parameters_len, i ? ",{\"key\":\"" : "{\"key\":\"");
+        append(&module->parameters, &module->parameters_len, params[i].key.ptr, params[i].key.len);
+        APPEND_LITERAL(&module->parameters, &module->parameters_len, "\",\"value\":\"");
+        append(&module->parameters, &module->parameters_len, params[i].value.ptr, params[i].value.len);
+        APPEND_LITERAL(&module->parameters, &module->parameters_len, "\"}");
+    }
+    APPEND_LITERAL(&module->parameters, &module->parameters_len, "]");
+    out->self = module;
+    out->vtable = &VTABLE;
+    return MODHOST_OK;
+}
+
+static bool compatible(modhost_buffer *reason) {
+    (void)reason;
+    return true;
+}
+
+const modhost_descriptor org_modhost_c_TestModule = {
+    .magic = MODHOST_MAGIC,
+    .abi_major = MODHOST_ABI_MAJOR,
+    .abi_minor = MODHOST_ABI_MINOR,
+    .size = sizeof(modhost_descriptor),
+    .flags = 0,
+    .kind = MODHOST_KIND_TEST_MODULE,
+    .host_version = MODHOST_VERSION,
+    .author_name = "modhost",
+    .author_email = "modhost@example.invalid",
+    .description = "The TestModule example, written in C against modhost.h.",
+    .compatible = compatible,
+    .create = create,
+};
