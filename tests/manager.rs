@@ -1,1 +1,226 @@
+//! The module manager through its public API: TestModule semantics (Rust and C modules
+//! alike), Anonymous creation, duplicates, all-or-nothing loads, creation failures and
+//! panics, and concurrent use.
 
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use modhost::kinds::{AnonymousHandle, TestModuleHandle};
+use modhost::manifest::{self, Manifest, Origin};
+use modhost::{CreateError, Kind, LoadError, ModuleManager};
+use modhost_abi::{CallError, Parameter, Parameters, TestModule};
+
+fn manifest(library: &Path, modules: &[(&str, &[(&str, &str)])]) -> Manifest {
+    manifest::parse(&support::manifest_json(library, modules), Origin::Inline).unwrap()
+}
+
+fn loaded(library: &Path, modules: &[(&str, &[(&str, &str)])]) -> ModuleManager {
+    let manager = ModuleManager::new();
+    manager.load(&manifest(library, modules)).unwrap();
+    manager
+}
+
+/// Checks Mesos's TestModule semantics on one module of one library.
+fn check_test_module(library: &Path, name: &str) {
+    let manager = loaded(library, &[(name, &[("operation", "sum")])]);
+    let sum: TestModuleHandle = manager.create(name, None).unwrap();
+    assert_eq!(sum.foo(10, 32).unwrap(), 42, "{name}: foo adds");
+    assert_eq!(sum.foo(-3, 1).unwrap(), -2, "{name}: foo adds negatives");
+    assert_eq!(sum.bar(2.5, 3.0).unwrap(), 7, "{name}: bar multiplies and truncates");
+    assert_eq!(sum.bar(-1.5, 3.0).unwrap(), -4, "{name}: bar truncates toward zero");
+    assert_eq!(sum.baz(4, 5).unwrap(), 9, "{name}: baz sums with operation=sum");
+    assert_eq!(sum.parameters().unwrap(), Parameters(vec![Parameter::new("operation", "sum")]), "{name}");
+
+    // Explicit parameters replace the manifest's; an empty list is a replacement too.
+    let plain: TestModuleHandle = manager.create(name, Some(vec![])).unwrap();
+    assert_eq!(plain.baz(4, 5).unwrap(), -1, "{name}: baz is -1 without operation=sum");
+    assert!(plain.parameters().unwrap().is_empty(), "{name}");
+    let other: TestModuleHandle = manager.create(name, Some(vec![Parameter::new("x", "y")])).unwrap();
+    assert_eq!(other.parameters().unwrap(), Parameters(vec![Parameter::new("x", "y")]), "{name}");
+
+    // Creation fails for any other operation.
+    let error = manager.create::<TestModuleHandle>(name, Some(vec![Parameter::new("operation", "product")])).err();
+    assert!(matches!(error, Some(CreateError::Failed { .. })), "{name}: {error:?}");
+    assert!(error.unwrap().to_string().contains("unknown operation"), "{name}");
+}
+
+#[test]
+fn test_module_semantics_hold_for_rust_and_c_modules() {
+    check_test_module(&support::test_modules(), "org_modhost_TestModule");
+    check_test_module(&support::test_modules(), "org_apache_mesos_TestModule");
+    check_test_module(&support::c_module(), "org_modhost_c_TestModule");
+}
+
+#[test]
+fn anonymous_modules_run_their_create() {
+    let manager = loaded(&support::test_modules(), &[("org_modhost_TestAnonymous", &[])]);
+    assert_eq!(manager.find(Kind::Anonymous), ["org_modhost_TestAnonymous"]);
+    let _instance: AnonymousHandle = manager.create("org_modhost_TestAnonymous", None).unwrap();
+    assert_eq!(std::env::var("MODHOST_TEST_ANONYMOUS").as_deref(), Ok("42"));
+}
+
+#[test]
+fn listing_contains_find_and_unload() {
+    let lib = support::test_modules();
+    let manager = loaded(&lib, &[
+        ("org_modhost_TestModule", &[("operation", "sum")]),
+        ("org_apache_mesos_TestModule", &[]),
+        ("org_modhost_TestAnonymous", &[]),
+    ]);
+    assert_eq!(manager.find(Kind::TestModule), ["org_apache_mesos_TestModule", "org_modhost_TestModule"]);
+    assert!(manager.contains("org_modhost_TestModule", Kind::TestModule));
+    assert!(!manager.contains("org_modhost_TestModule", Kind::Anonymous));
+    assert!(!manager.contains("nope", Kind::TestModule));
+
+    let info = manager.get("org_apache_mesos_TestModule").unwrap();
+    assert_eq!(info.kind, Kind::TestModule);
+    assert_eq!((info.author_name.as_str(), info.author_email.as_str()), ("Apache Mesos", "modules@mesos.apache.org"));
+    assert_eq!(info.description, "This is a test module.");
+    assert_eq!(info.abi, "1.0");
+    assert_eq!(info.built_for, modhost::host_version().to_string());
+    assert_eq!(info.path, lib);
+    assert_eq!(manager.modules().len(), 3);
+
+    manager.unload("org_modhost_TestModule").unwrap();
+    assert!(!manager.contains("org_modhost_TestModule", Kind::TestModule));
+    let error = manager.unload("org_modhost_TestModule").unwrap_err();
+    assert_eq!(error.to_string(), "Error unloading module 'org_modhost_TestModule': module not loaded");
+    // A later load registers it again.
+    manager.load(&manifest(&lib, &[("org_modhost_TestModule", &[])])).unwrap();
+    assert!(manager.contains("org_modhost_TestModule", Kind::TestModule));
+}
+
+#[test]
+fn duplicates_are_accepted_only_when_identical() {
+    let lib = support::test_modules();
+    let name = "org_modhost_TestModule";
+    let manager = loaded(&lib, &[(name, &[("operation", "sum")])]);
+
+    // The same manifest again: accepted, nothing new.
+    let report = manager.load(&manifest(&lib, &[(name, &[("operation", "sum")])])).unwrap();
+    assert!(report.registered.is_empty());
+
+    // Same name, other parameters (order counts, as in Mesos).
+    let error = manager.load(&manifest(&lib, &[(name, &[("operation", "sum"), ("x", "y")])])).unwrap_err();
+    assert!(matches!(error, LoadError::DuplicateParameters { .. }), "{error:?}");
+    assert!(error.to_string().contains("same name but different parameters"));
+
+    // Same name, another library string for the very same file.
+    let via_dots = lib.parent().unwrap().join(".").join(lib.file_name().unwrap());
+    let error = manager.load(&manifest(&via_dots, &[(name, &[("operation", "sum")])])).unwrap_err();
+    assert!(matches!(error, LoadError::DuplicateLibrary { .. }), "{error:?}");
+    assert!(error.to_string().contains("two different module libraries"));
+
+    // Same name, another descriptor (through `symbol`).
+    let json = format!(
+        r#"{{"libraries":[{{"file":"{}","modules":[{{"name":"{name}","symbol":"org_apache_mesos_TestModule",
+            "parameters":[{{"key":"operation","value":"sum"}}]}}]}}]}}"#,
+        lib.display()
+    );
+    let error = manager.load(&manifest::parse(&json, Origin::Inline).unwrap()).unwrap_err();
+    assert!(matches!(error, LoadError::DuplicateDescriptor { .. }), "{error:?}");
+    assert!(error.to_string().contains("symbol 'org_modhost_TestModule'"));
+}
+
+#[test]
+fn one_descriptor_can_back_several_named_modules_through_symbol() {
+    let lib = support::test_modules();
+    let json = format!(
+        r#"{{"libraries":[{{"file":"{}","modules":[
+            {{"name":"adder","symbol":"org_modhost_TestModule","parameters":[{{"key":"operation","value":"sum"}}]}},
+            {{"name":"plain","symbol":"org_modhost_TestModule"}}]}}]}}"#,
+        lib.display()
+    );
+    let manager = ModuleManager::new();
+    manager.load(&manifest::parse(&json, Origin::Inline).unwrap()).unwrap();
+    let adder: TestModuleHandle = manager.create("adder", None).unwrap();
+    let plain: TestModuleHandle = manager.create("plain", None).unwrap();
+    assert_eq!((adder.baz(1, 2).unwrap(), plain.baz(1, 2).unwrap()), (3, -1));
+    assert_eq!(manager.get("adder").unwrap().symbol, "org_modhost_TestModule");
+}
+
+#[test]
+fn a_failed_load_leaves_the_manager_exactly_as_it_was() {
+    let lib = support::test_modules();
+    let manager = loaded(&lib, &[("org_modhost_TestModule", &[])]);
+    let before = manager.modules();
+    let json = format!(
+        r#"{{"libraries":[
+            {{"file":"{}","modules":[{{"name":"org_apache_mesos_TestModule"}}]}},
+            {{"file":"{}","modules":[{{"name":"broken_abi_major"}}]}}]}}"#,
+        lib.display(),
+        support::broken_modules().display()
+    );
+    let error = manager.load(&manifest::parse(&json, Origin::Inline).unwrap()).unwrap_err();
+    assert!(matches!(error, LoadError::AbiMajorMismatch { .. }), "{error:?}");
+    assert_eq!(manager.modules(), before, "the good module of the failed manifest must not stay registered");
+    assert!(!manager.contains("org_apache_mesos_TestModule", Kind::TestModule));
+}
+
+#[test]
+fn creation_failures_and_panics_are_errors_and_the_host_goes_on() {
+    let broken = support::broken_modules();
+    let manager = loaded(&broken, &[("broken_misbehaving", &[])]);
+    let create = |value: &str| manager.create::<TestModuleHandle>("broken_misbehaving", Some(vec![Parameter::new("create", value)]));
+
+    let error = create("fail").err().unwrap();
+    assert!(matches!(error, CreateError::Failed { .. }), "{error:?}");
+    assert!(error.to_string().contains("the fixture was told to fail"), "{error}");
+
+    let error = create("panic").err().unwrap();
+    assert!(matches!(error, CreateError::Panicked { .. }), "{error:?}");
+    assert!(error.to_string().contains("the fixture panicked in create"), "{error}");
+
+    // A method that panics returns an error; the instance and the host stay usable.
+    let module: TestModuleHandle = manager.create("broken_misbehaving", Some(vec![Parameter::new("foo", "panic")])).unwrap();
+    let error = module.foo(1, 2).unwrap_err();
+    assert!(matches!(error, CallError::Panicked { ref message } if message.contains("panicked in foo(1, 2)")), "{error:?}");
+    assert!(matches!(module.bar(1.0, 2.0), Err(CallError::Failed { .. })));
+    assert_eq!(module.baz(1, 2).unwrap(), -1);
+    assert!(module.foo(3, 4).is_err(), "it panics every time, and every time it is caught");
+
+    let error = manager.create::<TestModuleHandle>("nope", None).err().unwrap();
+    assert!(matches!(error, CreateError::Unknown { .. }));
+    assert_eq!(error.to_string(), "Module 'nope' unknown");
+
+    let lib = support::test_modules();
+    manager.load(&manifest(&lib, &[("org_modhost_TestAnonymous", &[])])).unwrap();
+    let error = manager.create::<TestModuleHandle>("org_modhost_TestAnonymous", None).err().unwrap();
+    assert!(matches!(error, CreateError::WrongKind { actual: Kind::Anonymous, requested: Kind::TestModule, .. }));
+    assert!(error.to_string().contains("module is of kind 'Anonymous', but the requested kind is 'TestModule'"));
+}
+
+#[test]
+fn a_singleton_has_one_live_instance_at_a_time() {
+    let manager = loaded(&support::test_modules(), &[("org_modhost_TestModuleSingleton", &[])]);
+    let first: TestModuleHandle = manager.create("org_modhost_TestModuleSingleton", None).unwrap();
+    let error = manager.create::<TestModuleHandle>("org_modhost_TestModuleSingleton", None).err().unwrap();
+    assert!(matches!(error, CreateError::SingletonInUse { .. }), "{error:?}");
+    drop(first);
+    let _second: TestModuleHandle = manager.create("org_modhost_TestModuleSingleton", None).unwrap();
+}
+
+#[test]
+fn the_manager_is_safe_to_share_between_threads() {
+    let lib = support::test_modules();
+    let manager = Arc::new(ModuleManager::new());
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let (manager, lib) = (manager.clone(), lib.clone());
+            std::thread::spawn(move || {
+                let name = if i % 2 == 0 { "org_modhost_TestModule" } else { "org_apache_mesos_TestModule" };
+                for _ in 0..50 {
+                    manager.load(&manifest(&lib, &[(name, &[("operation", "sum")])])).unwrap();
+                    let module: TestModuleHandle = manager.create(name, None).unwrap();
+                    assert_eq!(module.baz(i, 1).unwrap(), i + 1);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(manager.find(Kind::TestModule).len(), 2);
+}

@@ -1,0 +1,145 @@
+//! Helpers shared by the integration tests: where the fixture libraries are, manifests that
+//! name them, and corrupt files made on the fly.
+
+#![allow(dead_code)] // each test target uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// `target/<profile>`, found from the test binary's own path (`target/<profile>/deps/x`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
+}
+
+/// A fixture cdylib of this workspace. `cargo test` builds them first because the host lists
+/// them as dev-dependencies; `.ci/run` also builds them explicitly.
+pub fn fixture(lib: &str) -> PathBuf {
+    let file = format!("lib{lib}.so");
+    let profile = profile_dir();
+    [profile.join(&file), profile.join("deps").join(&file)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("fixture {file} not found in {}; run `cargo build --workspace`", profile.display()))
+}
+
+/// The Rust TestModule/Anonymous fixture library.
+pub fn test_modules() -> PathBuf {
+    fixture("modhost_test_modules")
+}
+
+/// The library of broken descriptors.
+pub fn broken_modules() -> PathBuf {
+    fixture("modhost_broken_modules")
+}
+
+/// The C fixture, compiled against `modhost.h` once per test process.
+pub fn c_module() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace();
+            let out = scratch().join("libmodhost_c_module.so");
+            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+            let status = Command::new(&cc)
+                .args(["-shared", "-fPIC", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+                .arg(root.join("core/abi/include"))
+                .arg(root.join("tests/c/c_module.c"))
+                .arg("-o")
+                .arg(&out)
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run the C compiler '{cc}': {e}"));
+            assert!(status.success(), "compiling tests/c/c_module.c failed");
+            out
+        })
+        .clone()
+}
+
+/// A directory for the files this test process makes, under `target/` (so `cargo clean`
+/// removes it), fresh for each process.
+pub fn scratch() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        let test = exe.file_name().expect("file name").to_string_lossy().into_owned();
+        let dir = profile_dir().join("test-scratch").join(test);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        dir
+    })
+    .clone()
+}
+
+/// A manifest with one library file and modules given as (name, [(key, value)]).
+pub fn manifest_json(library: &Path, modules: &[(&str, &[(&str, &str)])]) -> String {
+    let modules: Vec<serde_json::Value> = modules
+        .iter()
+        .map(|(name, parameters)| {
+            let parameters: Vec<_> =
+                parameters.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})).collect();
+            serde_json::json!({"name": name, "parameters": parameters})
+        })
+        .collect();
+    serde_json::json!({"libraries": [{"file": library, "modules": modules}]}).to_string()
+}
+
+/// Corrupt library files, made from the real fixture library.
+#[derive(Clone, Copy, Debug)]
+pub enum Corrupt {
+    /// Zero bytes.
+    Empty,
+    /// Text, not ELF.
+    Garbage,
+    /// The real library cut off in the middle of a loadable segment.
+    Truncated,
+    /// The real library with its e_machine changed to AArch64 (or x86-64 on AArch64).
+    OtherArchitecture,
+    /// The real library marked as an executable.
+    Executable,
+}
+
+/// Writes a corrupt library and returns its path.
+pub fn corrupt(kind: Corrupt) -> PathBuf {
+    let real = std::fs::read(test_modules()).expect("read fixture");
+    let (name, bytes) = match kind {
+        Corrupt::Empty => ("empty", Vec::new()),
+        Corrupt::Garbage => ("garbage", b"this is not a shared library, just some text\n".repeat(20)),
+        Corrupt::Truncated => ("truncated", real[..middle_of_last_load_segment(&real)].to_vec()),
+        Corrupt::OtherArchitecture => {
+            let mut bytes = real;
+            let other: u16 = if cfg!(target_arch = "aarch64") { 62 } else { 183 };
+            bytes[18..20].copy_from_slice(&other.to_le_bytes());
+            ("other-arch", bytes)
+        }
+        Corrupt::Executable => {
+            let mut bytes = real;
+            bytes[16..18].copy_from_slice(&2u16.to_le_bytes());
+            ("executable", bytes)
+        }
+    };
+    let path = scratch().join(format!("lib{name}.so"));
+    std::fs::write(&path, bytes).expect("write corrupt library");
+    path
+}
+
+/// An offset halfway through the file image of the last PT_LOAD segment of a 64-bit
+/// little-endian ELF file (cutting there is what makes `dlopen` die of SIGBUS).
+fn middle_of_last_load_segment(elf: &[u8]) -> usize {
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([elf[at], elf[at + 1]]));
+    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
+    let (phoff, entsize, count) = (u64_at(32), u16_at(54), u16_at(56));
+    (0..count)
+        .map(|i| phoff + i * entsize)
+        .filter(|&at| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 1)
+        .map(|at| (u64_at(at + 8), u64_at(at + 32)))
+        .filter(|&(_, size)| size > 0)
+        .map(|(offset, size)| offset + size / 2)
+        .last()
+        .expect("the fixture has a loadable segment")
+}
