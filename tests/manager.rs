@@ -64,11 +64,14 @@ fn anonymous_modules_run_their_create() {
 #[test]
 fn listing_contains_find_and_unload() {
     let lib = support::test_modules();
-    let manager = loaded(&lib, &[
-        ("org_modhost_TestModule", &[("operation", "sum")]),
-        ("org_apache_mesos_TestModule", &[]),
-        ("org_modhost_TestAnonymous", &[]),
-    ]);
+    let manager = loaded(
+        &lib,
+        &[
+            ("org_modhost_TestModule", &[("operation", "sum")]),
+            ("org_apache_mesos_TestModule", &[]),
+            ("org_modhost_TestAnonymous", &[]),
+        ],
+    );
     assert_eq!(manager.find(Kind::TestModule), ["org_apache_mesos_TestModule", "org_modhost_TestModule"]);
     assert!(manager.contains("org_modhost_TestModule", Kind::TestModule));
     assert!(!manager.contains("org_modhost_TestModule", Kind::Anonymous));
@@ -163,7 +166,9 @@ fn a_failed_load_leaves_the_manager_exactly_as_it_was() {
 fn creation_failures_and_panics_are_errors_and_the_host_goes_on() {
     let broken = support::broken_modules();
     let manager = loaded(&broken, &[("broken_misbehaving", &[])]);
-    let create = |value: &str| manager.create::<TestModuleHandle>("broken_misbehaving", Some(vec![Parameter::new("create", value)]));
+    let create = |value: &str| {
+        manager.create::<TestModuleHandle>("broken_misbehaving", Some(vec![Parameter::new("create", value)]))
+    };
 
     let error = create("fail").err().unwrap();
     assert!(matches!(error, CreateError::Failed { .. }), "{error:?}");
@@ -174,9 +179,13 @@ fn creation_failures_and_panics_are_errors_and_the_host_goes_on() {
     assert!(error.to_string().contains("the fixture panicked in create"), "{error}");
 
     // A method that panics returns an error; the instance and the host stay usable.
-    let module: TestModuleHandle = manager.create("broken_misbehaving", Some(vec![Parameter::new("foo", "panic")])).unwrap();
+    let module: TestModuleHandle =
+        manager.create("broken_misbehaving", Some(vec![Parameter::new("foo", "panic")])).unwrap();
     let error = module.foo(1, 2).unwrap_err();
-    assert!(matches!(error, CallError::Panicked { ref message } if message.contains("panicked in foo(1, 2)")), "{error:?}");
+    assert!(
+        matches!(error, CallError::Panicked { ref message } if message.contains("panicked in foo(1, 2)")),
+        "{error:?}"
+    );
     assert!(matches!(module.bar(1.0, 2.0), Err(CallError::Failed { .. })));
     assert_eq!(module.baz(1, 2).unwrap(), -1);
     assert!(module.foo(3, 4).is_err(), "it panics every time, and every time it is caught");

@@ -20,31 +20,38 @@ fn check(input: &str, is_expected: fn(&ManifestError) -> bool, fragments: &[&str
     }
 }
 
+/// An input, the error variant it must give, and fragments of the message.
+type Case = (&'static str, fn(&ManifestError) -> bool, &'static [&'static str]);
+
 #[test]
 fn malformed_manifests_are_rejected_with_the_place_at_fault() {
     use ManifestError as E;
-    let cases: &[(&str, fn(&ManifestError) -> bool, &[&str])] = &[
-        (r#"{"libraries":[{"modules":[{"name":"m"}]}]}"#, |e| matches!(e, E::MissingLibrary { index: 0, .. }), &[
-            "libraries[0]",
-            "Library name or path not provided",
-        ]),
+    let cases: &[Case] = &[
+        (
+            r#"{"libraries":[{"modules":[{"name":"m"}]}]}"#,
+            |e| matches!(e, E::MissingLibrary { index: 0, .. }),
+            &["libraries[0]", "Library name or path not provided"],
+        ),
         (
             r#"{"libraries":[{"file":"/a.so"},{"name":null,"modules":[]}]}"#,
             |e| matches!(e, E::MissingLibrary { index: 1, .. }),
             &["libraries[1]"],
         ),
-        (r#"{"libraries":[{"file":""}]}"#, |e| matches!(e, E::EmptyLibrary { field: "file", .. }), &[
-            "libraries[0]",
-            "\"file\" is empty",
-        ]),
-        (r#"{"libraries":[{"name":"x","modules":[{"parameters":[]}]}]}"#, |e| matches!(e, E::MissingModuleName { .. }), &[
-            "libraries[0].modules[0]",
-            "module name not provided with library 'libx.so'",
-        ]),
-        (r#"{"libraries":[{"file":"/l.so","modules":[{"name":""}]}]}"#, |e| matches!(e, E::BadSymbol { field: "name", .. }), &[
-            "'/l.so'",
-            "\"name\"",
-        ]),
+        (
+            r#"{"libraries":[{"file":""}]}"#,
+            |e| matches!(e, E::EmptyLibrary { field: "file", .. }),
+            &["libraries[0]", "\"file\" is empty"],
+        ),
+        (
+            r#"{"libraries":[{"name":"x","modules":[{"parameters":[]}]}]}"#,
+            |e| matches!(e, E::MissingModuleName { .. }),
+            &["libraries[0].modules[0]", "module name not provided with library 'libx.so'"],
+        ),
+        (
+            r#"{"libraries":[{"file":"/l.so","modules":[{"name":""}]}]}"#,
+            |e| matches!(e, E::BadSymbol { field: "name", .. }),
+            &["'/l.so'", "\"name\""],
+        ),
         (
             r#"{"libraries":[{"file":"/l.so","modules":[{"name":"m","symbol":""}]}]}"#,
             |e| matches!(e, E::BadSymbol { field: "symbol", .. }),
@@ -61,16 +68,23 @@ fn malformed_manifests_are_rejected_with_the_place_at_fault() {
             &["parameters[1] has no \"value\""],
         ),
         (r#"[1, 2]"#, |e| matches!(e, E::NotAnObject { origin: Origin::Inline }), &["expecting a JSON object"]),
-        ("{\"libraries\": [\n  {\"file\": 3}]}", |e| matches!(e, E::Syntax { .. }), &[
-            "inline --modules JSON",
-            "line 2",
-        ]),
+        (
+            "{\"libraries\": [\n  {\"file\": 3}]}",
+            |e| matches!(e, E::Syntax { .. }),
+            &["inline --modules JSON", "line 2"],
+        ),
         (r#"{"libraries": [}"#, |e| matches!(e, E::Syntax { .. }), &["line 1 column"]),
         ("scripts/modules.json", |e| matches!(e, E::Syntax { .. }), &["give an absolute path or a file:// URI"]),
-        ("file:///nonexistent/modhost/manifest.json", |e| matches!(e, E::ReadFile { .. }), &[
-            "Error reading module manifest file '/nonexistent/modhost/manifest.json'",
-        ]),
-        ("/nonexistent/modhost/manifest.json", |e| matches!(e, E::ReadFile { .. }), &["/nonexistent/modhost/manifest.json"]),
+        (
+            "file:///nonexistent/modhost/manifest.json",
+            |e| matches!(e, E::ReadFile { .. }),
+            &["Error reading module manifest file '/nonexistent/modhost/manifest.json'"],
+        ),
+        (
+            "/nonexistent/modhost/manifest.json",
+            |e| matches!(e, E::ReadFile { .. }),
+            &["/nonexistent/modhost/manifest.json"],
+        ),
     ];
     for (input, is_expected, fragments) in cases {
         check(input, *is_expected, fragments);

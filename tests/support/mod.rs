@@ -23,9 +23,12 @@ fn profile_dir() -> PathBuf {
 pub fn fixture(lib: &str) -> PathBuf {
     let file = format!("lib{lib}.so");
     let profile = profile_dir();
+    // `cargo build` puts it in target/<profile>, `cargo test` in deps/; take the newer one.
     [profile.join(&file), profile.join("deps").join(&file)]
         .into_iter()
-        .find(|p| p.is_file())
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
         .unwrap_or_else(|| panic!("fixture {file} not found in {}; run `cargo build --workspace`", profile.display()))
 }
 
@@ -140,6 +143,6 @@ fn middle_of_last_load_segment(elf: &[u8]) -> usize {
         .map(|at| (u64_at(at + 8), u64_at(at + 32)))
         .filter(|&(_, size)| size > 0)
         .map(|(offset, size)| offset + size / 2)
-        .last()
+        .next_back()
         .expect("the fixture has a loadable segment")
 }

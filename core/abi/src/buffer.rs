@@ -64,12 +64,7 @@ impl Buffer {
     /// which lives in the same library (and so uses the same allocator) as the caller.
     pub fn from_vec(bytes: Vec<u8>) -> Self {
         let mut bytes = std::mem::ManuallyDrop::new(bytes);
-        Buffer {
-            ptr: bytes.as_mut_ptr(),
-            len: bytes.len(),
-            cap: bytes.capacity(),
-            release: Some(release_vec),
-        }
+        Buffer { ptr: bytes.as_mut_ptr(), len: bytes.len(), cap: bytes.capacity(), release: Some(release_vec) }
     }
 
     /// Copies the bytes out and releases the buffer through its owner's `release`.

@@ -51,7 +51,8 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in ABI number order.
-    pub const ALL: [Kind; 6] = [Kind::Allocator, Kind::Anonymous, Kind::Hook, Kind::Isolator, Kind::TestModule, Kind::Vm];
+    pub const ALL: [Kind; 6] =
+        [Kind::Allocator, Kind::Anonymous, Kind::Hook, Kind::Isolator, Kind::TestModule, Kind::Vm];
 
     /// The kind with ABI number `raw`, if there is one.
     pub fn from_raw(raw: u32) -> Option<Kind> {

@@ -35,9 +35,9 @@ impl CallError {
     /// The text carried by the error, without the category.
     pub fn message(&self) -> &str {
         match self {
-            CallError::Failed { message }
-            | CallError::Panicked { message }
-            | CallError::Malformed { message } => message,
+            CallError::Failed { message } | CallError::Panicked { message } | CallError::Malformed { message } => {
+                message
+            }
         }
     }
 }

@@ -74,8 +74,8 @@ mod params;
 
 pub use buffer::{Buffer, Bytes, Status};
 pub use descriptor::{
-    ABI_MAJOR, ABI_MINOR, CompatibleFn, CreateFn, DESCRIPTOR_SIZE_V1_0, FLAG_SINGLETON,
-    FLAG_THREAD_SAFE, HOST_VERSION, Instance, Kind, MAGIC, ModuleDescriptor, VtableHeader,
+    ABI_MAJOR, ABI_MINOR, CompatibleFn, CreateFn, DESCRIPTOR_SIZE_V1_0, FLAG_SINGLETON, FLAG_THREAD_SAFE, HOST_VERSION,
+    Instance, Kind, MAGIC, ModuleDescriptor, VtableHeader,
 };
 pub use error::CallError;
 pub use kinds::anonymous::{Anonymous, AnonymousGlue, AnonymousVtable};

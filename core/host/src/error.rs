@@ -7,7 +7,7 @@ use modhost_abi::Kind;
 
 use crate::loader::PreflightError;
 use crate::manifest::ManifestError;
-use crate::version::{Version, VersionError};
+use crate::version::VersionError;
 
 /// Why modules could not be loaded. A failed load changes nothing in the manager.
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +149,9 @@ pub enum LoadError {
         /// The module.
         module: String,
         /// The host's version.
-        host: Version,
+        host: String,
         /// The module's version.
-        found: Version,
+        found: String,
     },
     /// Built for a version before the kind's interface last changed incompatibly.
     #[error("Error verifying module '{module}' in '{}': minimum supported version for '{kind}' modules is {minimum}, but module was built for version {found}", path.display())]
@@ -163,9 +163,9 @@ pub enum LoadError {
         /// The module's kind.
         kind: Kind,
         /// The kind's minimum.
-        minimum: Version,
+        minimum: String,
         /// The module's version.
-        found: Version,
+        found: String,
     },
     /// `compatible()` returned false.
     #[error("Error verifying module '{module}' in '{}': the module says it is incompatible with this host: {}", path.display(), reason.as_deref().unwrap_or("(it gave no reason)"))]
@@ -178,7 +178,9 @@ pub enum LoadError {
         reason: Option<String>,
     },
     /// The same module name from another library string.
-    #[error("Error loading module '{module}'; this is potentially due to duplicate module names; the same module appears in two different module libraries - '{new}' and '{existing}'")]
+    #[error(
+        "Error loading module '{module}'; this is potentially due to duplicate module names; the same module appears in two different module libraries - '{new}' and '{existing}'"
+    )]
     DuplicateLibrary {
         /// The module.
         module: String,
@@ -188,7 +190,9 @@ pub enum LoadError {
         new: String,
     },
     /// The same module name with other parameters.
-    #[error("Error loading module '{module}'; this is potentially due to duplicate module names; a module with the same name but different parameters is already loaded from '{library}'")]
+    #[error(
+        "Error loading module '{module}'; this is potentially due to duplicate module names; a module with the same name but different parameters is already loaded from '{library}'"
+    )]
     DuplicateParameters {
         /// The module.
         module: String,
@@ -196,7 +200,9 @@ pub enum LoadError {
         library: String,
     },
     /// The same module name backed by another descriptor.
-    #[error("Error loading module '{module}'; this is potentially due to duplicate module names; it is already loaded from symbol '{existing}' of '{library}', not '{new}'")]
+    #[error(
+        "Error loading module '{module}'; this is potentially due to duplicate module names; it is already loaded from symbol '{existing}' of '{library}', not '{new}'"
+    )]
     DuplicateDescriptor {
         /// The module.
         module: String,
@@ -229,7 +235,9 @@ pub enum CreateError {
         name: String,
     },
     /// The module is of another kind.
-    #[error("Error creating module instance for '{name}': module is of kind '{actual}', but the requested kind is '{requested}'")]
+    #[error(
+        "Error creating module instance for '{name}': module is of kind '{actual}', but the requested kind is '{requested}'"
+    )]
     WrongKind {
         /// The module.
         name: String,

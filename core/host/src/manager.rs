@@ -196,10 +196,8 @@ impl ModuleManager {
             }
         }
         // SAFETY: `instance` is what a successful create returned, used for the first time.
-        let raw = unsafe { RawInstance::new(instance, live) }.map_err(|reason| CreateError::BadInstance {
-            name: name.clone(),
-            reason,
-        })?;
+        let raw = unsafe { RawInstance::new(instance, live) }
+            .map_err(|reason| CreateError::BadInstance { name: name.clone(), reason })?;
         H::from_raw(raw).map_err(|reason| CreateError::BadInstance { name, reason })
     }
 }
@@ -220,7 +218,14 @@ fn load_into(state: &mut State, manifest: &Manifest, report: &mut LoadReport) ->
         for module in &entry.modules {
             let descriptor = loader::verify(library, &module.name, module.symbol())?;
             if let Some(existing) = state.modules.get(&module.name) {
-                check_identical(existing, &module.name, &library_string, module.symbol(), &module.parameters, &descriptor)?;
+                check_identical(
+                    existing,
+                    &module.name,
+                    &library_string,
+                    module.symbol(),
+                    &module.parameters,
+                    &descriptor,
+                )?;
                 continue;
             }
             let info = ModuleInfo {
@@ -238,11 +243,9 @@ fn load_into(state: &mut State, manifest: &Manifest, report: &mut LoadReport) ->
                 parameters: module.parameters.clone(),
             };
             report.registered.push(module.name.clone());
-            state.modules.insert(module.name.clone(), Registration {
-                info,
-                descriptor,
-                live: Arc::new(AtomicBool::new(false)),
-            });
+            state
+                .modules
+                .insert(module.name.clone(), Registration { info, descriptor, live: Arc::new(AtomicBool::new(false)) });
         }
     }
     Ok(())

@@ -150,7 +150,9 @@ pub enum ManifestError {
         field: &'static str,
     },
     /// A module entry without a name.
-    #[error("Error in {origin}: libraries[{library_index}].modules[{index}]: module name not provided with library '{library}'")]
+    #[error(
+        "Error in {origin}: libraries[{library_index}].modules[{index}]: module name not provided with library '{library}'"
+    )]
     MissingModuleName {
         /// Which manifest.
         origin: Origin,
@@ -162,7 +164,9 @@ pub enum ManifestError {
         index: usize,
     },
     /// A module name or symbol that is empty or holds a NUL byte.
-    #[error("Error in {origin}: module '{module}' of library '{library}': \"{field}\" must be a non-empty symbol name without NUL bytes")]
+    #[error(
+        "Error in {origin}: module '{module}' of library '{library}': \"{field}\" must be a non-empty symbol name without NUL bytes"
+    )]
     BadSymbol {
         /// Which manifest.
         origin: Origin,
@@ -301,8 +305,8 @@ pub fn parse(text: &str, origin: Origin) -> Result<Manifest, ManifestError> {
 
 /// Reads and parses a manifest file.
 pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ManifestError::ReadFile { path: path.to_owned(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ManifestError::ReadFile { path: path.to_owned(), source })?;
     parse(&text, Origin::File(path.to_owned()))
 }
 

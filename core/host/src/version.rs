@@ -73,10 +73,11 @@ impl Version {
         let mut values = [0u64; 3];
         for (slot, part) in values.iter_mut().zip(&parts) {
             let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-            *slot = part.parse().ok().filter(|_| digits).ok_or_else(|| VersionError::NotANumber {
-                version: text.to_owned(),
-                component: (*part).to_owned(),
-            })?;
+            *slot = part
+                .parse()
+                .ok()
+                .filter(|_| digits)
+                .ok_or_else(|| VersionError::NotANumber { version: text.to_owned(), component: (*part).to_owned() })?;
         }
         Ok(Version { major: values[0], minor: values[1], patch: values[2], prerelease, build })
     }
@@ -85,11 +86,7 @@ impl Version {
 fn identifiers(version: &str, text: &str, part: &'static str) -> Result<Vec<String>, VersionError> {
     let ids: Vec<String> = text.split('.').map(str::to_owned).collect();
     let valid = |id: &String| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if ids.iter().all(valid) {
-        Ok(ids)
-    } else {
-        Err(VersionError::BadIdentifier { version: version.to_owned(), part })
-    }
+    if ids.iter().all(valid) { Ok(ids) } else { Err(VersionError::BadIdentifier { version: version.to_owned(), part }) }
 }
 
 impl PartialEq for Version {
@@ -176,8 +173,18 @@ mod tests {
     #[test]
     fn orders_by_semver_precedence() {
         let ascending = [
-            "0.1.0", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-            "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1", "2",
+            "0.1.0",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.1",
+            "2",
         ];
         for pair in ascending.windows(2) {
             let (a, b) = (Version::parse(pair[0]).unwrap(), Version::parse(pair[1]).unwrap());

@@ -33,7 +33,8 @@ pub struct TestModuleVtable {
     /// Releases the instance.
     pub destroy: unsafe extern "C" fn(this: *mut c_void),
     /// See [`TestModule::foo`].
-    pub foo: unsafe extern "C" fn(this: *mut c_void, a: c_char, b: c_long, out: *mut c_int, error: *mut Buffer) -> Status,
+    pub foo:
+        unsafe extern "C" fn(this: *mut c_void, a: c_char, b: c_long, out: *mut c_int, error: *mut Buffer) -> Status,
     /// See [`TestModule::bar`].
     pub bar: unsafe extern "C" fn(this: *mut c_void, a: f32, b: f64, out: *mut c_int, error: *mut Buffer) -> Status,
     /// See [`TestModule::baz`].
@@ -63,21 +64,41 @@ unsafe impl<T: TestModule + Construct> KindGlue for TestModuleGlue<T> {
     const VTABLE: *const c_void = (&Self::TABLE as *const TestModuleVtable).cast();
 }
 
-unsafe extern "C" fn foo<T: TestModule>(this: *mut c_void, a: c_char, b: c_long, out: *mut c_int, error: *mut Buffer) -> Status {
+// `c_char` is unsigned and `c_long` 32-bit on some targets; the casts are not no-ops there.
+#[allow(clippy::unnecessary_cast)]
+unsafe extern "C" fn foo<T: TestModule>(
+    this: *mut c_void,
+    a: c_char,
+    b: c_long,
+    out: *mut c_int,
+    error: *mut Buffer,
+) -> Status {
     guard(error, || {
         // SAFETY: `this` is a live T (vtable contract); `out` is valid for writes.
         unsafe { write_out(out, module_ref::<T>(this).foo(a as i8, b as i64)?) }
     })
 }
 
-unsafe extern "C" fn bar<T: TestModule>(this: *mut c_void, a: f32, b: f64, out: *mut c_int, error: *mut Buffer) -> Status {
+unsafe extern "C" fn bar<T: TestModule>(
+    this: *mut c_void,
+    a: f32,
+    b: f64,
+    out: *mut c_int,
+    error: *mut Buffer,
+) -> Status {
     guard(error, || {
         // SAFETY: as for `foo`.
         unsafe { write_out(out, module_ref::<T>(this).bar(a, b)?) }
     })
 }
 
-unsafe extern "C" fn baz<T: TestModule>(this: *mut c_void, a: c_int, b: c_int, out: *mut c_int, error: *mut Buffer) -> Status {
+unsafe extern "C" fn baz<T: TestModule>(
+    this: *mut c_void,
+    a: c_int,
+    b: c_int,
+    out: *mut c_int,
+    error: *mut Buffer,
+) -> Status {
     guard(error, || {
         // SAFETY: as for `foo`.
         unsafe { write_out(out, module_ref::<T>(this).baz(a, b)?) }

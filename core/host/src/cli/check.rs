@@ -136,5 +136,12 @@ fn print_table(report: &Report) {
         print(&line.each_ref().map(String::as_str));
     }
     let failed = report.modules.iter().filter(|r| r.error.is_some()).count();
-    println!("\n{} module(s), {} ok, {} failed (host {}, ABI {})", report.modules.len(), report.modules.len() - failed, failed, report.host_version, report.abi);
+    println!(
+        "\n{} module(s), {} ok, {} failed (host {}, ABI {})",
+        report.modules.len(),
+        report.modules.len() - failed,
+        failed,
+        report.host_version,
+        report.abi
+    );
 }

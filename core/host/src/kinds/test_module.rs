@@ -34,6 +34,8 @@ impl TestModuleHandle {
 }
 
 impl TestModule for TestModuleHandle {
+    // `c_char` is unsigned and `c_long` 32-bit on some targets; the casts are not no-ops there.
+    #[allow(clippy::unnecessary_cast)]
     fn foo(&self, a: i8, b: i64) -> Result<i32, CallError> {
         let this = self.raw.this;
         // SAFETY: `this` is live; the vtable was checked; `out` and `error` are valid.

@@ -29,8 +29,8 @@ fn last_error() -> String {
 /// Opens `path` with RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE (Mesos used RTLD_NOW and the
 /// default RTLD_LOCAL).
 pub(crate) fn open(path: &Path) -> Result<Handle, String> {
-    let c_path = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| "the path contains a NUL byte".to_owned())?;
+    let c_path =
+        CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| "the path contains a NUL byte".to_owned())?;
     // SAFETY: `c_path` is a valid NUL-terminated string. Running the library's initialisers
     // is the point of loading it; the file was pre-flighted so that mapping it cannot fault.
     let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_NODELETE) };

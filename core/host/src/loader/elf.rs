@@ -247,7 +247,8 @@ pub fn preflight(path: &Path) -> Result<(), PreflightError> {
         if entry.u32(0) != PT_LOAD {
             continue;
         }
-        let (offset, filesz) = if wide { (entry.u64(8), entry.u64(32)) } else { (entry.word(4, false), entry.word(16, false)) };
+        let (offset, filesz) =
+            if wide { (entry.u64(8), entry.u64(32)) } else { (entry.word(4, false), entry.word(16, false)) };
         let end = offset.saturating_add(filesz);
         if end > len {
             return Err(PreflightError::SegmentBeyondEnd { index, end, len });

@@ -58,7 +58,12 @@ pub(crate) fn verify(library: &Library, module: &str, symbol: &str) -> Result<De
     // symbol of a mapped library has at least 8 readable bytes within its mapping.
     let magic: [u8; 8] = unsafe { address.cast::<[u8; 8]>().read_unaligned() };
     if magic != *MAGIC {
-        return Err(LoadError::BadMagic { path: path.clone(), module: module.to_owned(), symbol: symbol.to_owned(), found: magic });
+        return Err(LoadError::BadMagic {
+            path: path.clone(),
+            module: module.to_owned(),
+            symbol: symbol.to_owned(),
+            found: magic,
+        });
     }
     // SAFETY: the magic says this symbol is a ModuleDescriptor; every ABI 1.x descriptor is at
     // least DESCRIPTOR_SIZE_V1_0 bytes, the size of the struct read here.
@@ -95,10 +100,11 @@ pub(crate) fn verify(library: &Library, module: &str, symbol: &str) -> Result<De
         }
         // SAFETY: descriptor strings are NUL-terminated and static (ABI contract).
         let c_text = unsafe { CStr::from_ptr(pointer) };
-        c_text
-            .to_str()
-            .map(str::to_owned)
-            .map_err(|_| LoadError::NonUtf8Field { path: path.clone(), module: module.to_owned(), field })
+        c_text.to_str().map(str::to_owned).map_err(|_| LoadError::NonUtf8Field {
+            path: path.clone(),
+            module: module.to_owned(),
+            field,
+        })
     };
     let host_version_text = text("host_version", descriptor.host_version)?;
     let author_name = text("author_name", descriptor.author_name)?;
@@ -124,11 +130,22 @@ pub(crate) fn verify(library: &Library, module: &str, symbol: &str) -> Result<De
     })?;
     let minimum = kind_minimum(kind);
     if found < minimum {
-        return Err(LoadError::VersionBelowKindMinimum { path: path.clone(), module: module.to_owned(), kind, minimum, found });
+        return Err(LoadError::VersionBelowKindMinimum {
+            path: path.clone(),
+            module: module.to_owned(),
+            kind,
+            minimum: minimum.to_string(),
+            found: host_version_text,
+        });
     }
     let host = host_version();
     if found > host {
-        return Err(LoadError::VersionNewerThanHost { path: path.clone(), module: module.to_owned(), host, found });
+        return Err(LoadError::VersionNewerThanHost {
+            path: path.clone(),
+            module: module.to_owned(),
+            host: host.to_string(),
+            found: host_version_text,
+        });
     }
 
     if let Some(compatible) = descriptor.compatible {
