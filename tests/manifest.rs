@@ -183,3 +183,17 @@ fn modules_dir_reads_every_entry_in_byte_order_and_rejects_both_flags() {
     assert!(matches!(error, ManifestError::BothSources));
     assert_eq!(error.to_string(), "Only one of --modules or --modules_dir should be specified");
 }
+
+#[test]
+fn the_bundled_manifest_and_the_schema_are_well_formed() {
+    let root = support::workspace();
+    let bundled = manifest::from_file(&root.join("scripts/modules.json")).unwrap();
+    assert!(bundled.warnings.is_empty(), "{:?}", bundled.warnings);
+    assert_eq!(bundled.libraries[0].modules.len(), 3);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("core/host/manifest.schema.json")).unwrap()).unwrap();
+    // The schema documents every key the parser knows.
+    for key in ["libraries", "file", "name", "modules", "symbol", "parameters", "key", "value"] {
+        assert!(schema.to_string().contains(&format!("\"{key}\"")), "the schema does not document {key:?}");
+    }
+}

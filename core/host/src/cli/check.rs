@@ -73,15 +73,8 @@ pub fn run(sources: &ModuleSources, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
 
-    for warning in &warnings {
-        eprintln!("warning: {warning}");
-    }
-    for row in &rows {
-        if let Some(error) = &row.error {
-            eprintln!("error: {error}");
-        }
-    }
-    let all_ok = rows.iter().all(|r| r.error.is_none());
+    let errors: Vec<String> = rows.iter().filter_map(|r| r.error.clone()).collect();
+    let all_ok = errors.is_empty();
     let report = Report {
         host_version: modhost::host_version().to_string(),
         abi: format!("{}.{}", modhost_abi::ABI_MAJOR, modhost_abi::ABI_MINOR),
@@ -92,6 +85,13 @@ pub fn run(sources: &ModuleSources, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
+    }
+    // Warnings and errors go to stderr after the table, so a terminal shows them last.
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for error in &errors {
+        eprintln!("error: {error}");
     }
     drop(anonymous);
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -116,7 +116,23 @@ impl Drop for RawInstance {
 /// # Safety
 ///
 /// `error` must have been filled by the module according to the buffer contract (or be empty).
+#[inline]
 unsafe fn outcome(status: Status, error: Buffer) -> Result<(), CallError> {
+    // The common case stays on the caller's side of a call: nothing to decode or release.
+    if status == Status::OK && error.ptr.is_null() {
+        return Ok(());
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { failure(status, error) }
+}
+
+/// The rare path of [`outcome`]: decode and release the error text.
+///
+/// # Safety
+///
+/// As for [`outcome`].
+#[cold]
+unsafe fn failure(status: Status, error: Buffer) -> Result<(), CallError> {
     // SAFETY: forwarded from the caller.
     let message = unsafe { error.into_string_lossy() };
     match status {
