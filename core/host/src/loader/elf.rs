@@ -152,11 +152,6 @@ impl Reader<'_> {
         let b: [u8; 8] = self.bytes[at..at + 8].try_into().expect("8 bytes");
         if self.little { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) }
     }
-
-    /// A word: 4 bytes in a 32-bit file, 8 in a 64-bit one.
-    fn word(&self, at: usize, wide: bool) -> u64 {
-        if wide { self.u64(at) } else { u64::from(self.u32(at)) }
-    }
 }
 
 /// Checks that `path` is an ELF shared object for this machine that `dlopen` can map safely.
@@ -248,7 +243,7 @@ pub fn preflight(path: &Path) -> Result<(), PreflightError> {
             continue;
         }
         let (offset, filesz) =
-            if wide { (entry.u64(8), entry.u64(32)) } else { (entry.word(4, false), entry.word(16, false)) };
+            if wide { (entry.u64(8), entry.u64(32)) } else { (u64::from(entry.u32(4)), u64::from(entry.u32(16))) };
         let end = offset.saturating_add(filesz);
         if end > len {
             return Err(PreflightError::SegmentBeyondEnd { index, end, len });
