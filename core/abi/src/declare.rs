@@ -71,10 +71,13 @@ macro_rules! declare_module {
 macro_rules! __modhost_glue {
     (TestModule, $ty:ty) => { $crate::TestModuleGlue<$ty> };
     (Anonymous, $ty:ty) => { $crate::AnonymousGlue<$ty> };
+    (Allocator, $ty:ty) => { $crate::AllocatorGlue<$ty> };
+    (Hook, $ty:ty) => { $crate::HookGlue<$ty> };
+    (Isolator, $ty:ty) => { $crate::IsolatorGlue<$ty> };
     ($other:ident, $ty:ty) => {
         ::core::compile_error!(::core::concat!(
             "modhost-abi has no Rust interface for the kind `", ::core::stringify!($other),
-            "` yet; the kinds with one are TestModule and Anonymous"
+            "`; the kinds with one are TestModule, Anonymous, Allocator, Hook and Isolator"
         ))
     };
 }

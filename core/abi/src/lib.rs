@@ -70,6 +70,7 @@ mod descriptor;
 mod error;
 mod guard;
 mod kinds;
+pub mod messages;
 mod params;
 
 pub use buffer::{Buffer, Bytes, Status};
@@ -78,7 +79,20 @@ pub use descriptor::{
     Instance, Kind, MAGIC, ModuleDescriptor, VtableHeader,
 };
 pub use error::CallError;
+pub use kinds::allocator::{
+    ALLOCATOR_METHODS, AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorGlue,
+    AllocatorVtable, Empty, FrameworkRequest, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework,
+    UpdateWeights,
+};
 pub use kinds::anonymous::{Anonymous, AnonymousGlue, AnonymousVtable};
+pub use kinds::hook::{
+    AgentEvent, ExecutorEnvironment, HOOK_METHODS, Hook, HookGlue, HookVtable, LaunchTask, LaunchTaskResources,
+    PostFetch, RemoveExecutor, RunTask, TaskStatusUpdate,
+};
+pub use kinds::isolator::{
+    ContainerRequest, ISOLATOR_METHODS, Isolate, Isolator, IsolatorGlue, IsolatorVtable, Prepare, Recover, Update,
+};
+pub use kinds::message::MessageFn;
 pub use kinds::test_module::{TestModule, TestModuleGlue, TestModuleVtable};
 pub use kinds::{Construct, KindGlue};
 pub use params::{Parameter, Parameters, RawParameter};

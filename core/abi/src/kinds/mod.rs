@@ -1,6 +1,10 @@
 //! The kinds: one trait, one vtable and one glue type each.
 
+pub(crate) mod allocator;
 pub(crate) mod anonymous;
+pub(crate) mod hook;
+pub(crate) mod isolator;
+pub(crate) mod message;
 pub(crate) mod test_module;
 
 use std::ffi::c_void;

@@ -1,0 +1,266 @@
+//! Allocator: decides which framework is offered which resources (Mesos
+//! `mesos::allocator::Allocator`).
+//!
+//! The host calls the methods as its cluster changes and calls [`Allocator::allocate`] once
+//! per allocation interval; the offers it returns go to the frameworks. Offered resources
+//! count as allocated until the framework declines them or its tasks finish, when they come
+//! back through [`Allocator::recover_resources`].
+//!
+//! Left out of Mesos's interface, because they have no meaning in modhost: inverse offers and
+//! maintenance (`updateUnavailability`, `updateInverseOffer`, `getInverseOfferStatuses`),
+//! reservations and operations (`updateAllocation`, `updateAvailable`,
+//! `addResourceProvider`), quota (`updateQuota`), `recover` after master failover,
+//! `updateWhitelist` and `requestResources`. Frameworks have one role.
+
+use serde::{Deserialize, Serialize};
+
+use super::message::message_kind;
+use crate::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer, Resources, WeightInfo};
+use crate::{CallError, Kind};
+
+/// Resources a framework already uses on an agent (when a framework or agent is re-added).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// The framework.
+    pub framework_id: String,
+    /// The agent.
+    pub agent_id: String,
+    /// What it uses.
+    pub resources: Resources,
+}
+
+/// Request of [`Allocator::add_framework`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddFramework {
+    /// The framework.
+    pub framework: FrameworkInfo,
+    /// What it already uses.
+    #[serde(default)]
+    pub used: Vec<Allocation>,
+    /// Whether it may be offered resources now.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Request naming one framework.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameworkRequest {
+    /// The framework.
+    pub framework_id: String,
+}
+
+/// Request of [`Allocator::update_framework`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateFramework {
+    /// The framework's new description (its role may change).
+    pub framework: FrameworkInfo,
+}
+
+/// Request of [`Allocator::add_agent`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddAgent {
+    /// The agent, with its total resources.
+    pub agent: AgentInfo,
+    /// What frameworks already use on it.
+    #[serde(default)]
+    pub used: Vec<Allocation>,
+}
+
+/// Request naming one agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRequest {
+    /// The agent.
+    pub agent_id: String,
+}
+
+/// Request of [`Allocator::update_agent`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateAgent {
+    /// The agent with its new total.
+    pub agent: AgentInfo,
+}
+
+/// Request of [`Allocator::recover_resources`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecoverResources {
+    /// The framework giving resources back.
+    pub framework_id: String,
+    /// The agent they are on.
+    pub agent_id: String,
+    /// What comes back.
+    pub resources: Resources,
+    /// A refusal filter, when the framework declined an offer.
+    #[serde(default)]
+    pub filters: Option<Filters>,
+}
+
+/// Request of [`Allocator::suppress_offers`] and [`Allocator::revive_offers`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolesRequest {
+    /// The framework.
+    pub framework_id: String,
+    /// The roles; empty means all of the framework's roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Request of [`Allocator::update_weights`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateWeights {
+    /// New weights; roles left out keep theirs.
+    pub weights: Vec<WeightInfo>,
+}
+
+/// Request of [`Allocator::allocate`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Allocate {
+    /// The host's clock, in seconds.
+    pub now: f64,
+}
+
+/// A request with nothing in it (`pause`, `resume`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// The Allocator kind. Every method but `allocate` has a default that does nothing.
+pub trait Allocator: Send {
+    /// Called once, before anything else.
+    fn initialize(&mut self, options: AllocatorOptions) -> Result<(), CallError> {
+        let _ = options;
+        Ok(())
+    }
+    /// A framework registered (or re-registered with resources in use).
+    fn add_framework(&mut self, request: AddFramework) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// A framework is gone; what it held is released.
+    fn remove_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// A framework may be offered resources again.
+    fn activate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// A framework must not be offered resources until activated.
+    fn deactivate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// A framework's description changed.
+    fn update_framework(&mut self, request: UpdateFramework) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// An agent joined (or re-joined with resources in use).
+    fn add_agent(&mut self, request: AddAgent) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// An agent is gone, with everything allocated on it.
+    fn remove_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// An agent's total resources changed.
+    fn update_agent(&mut self, request: UpdateAgent) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// An agent reconnected.
+    fn activate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// An agent disconnected: offer nothing on it.
+    fn deactivate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// Resources come back: declined (with a filter) or freed by a finished task.
+    fn recover_resources(&mut self, request: RecoverResources) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// Stop offering to a framework (for some or all of its roles).
+    fn suppress_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// Offer to a framework again, clearing its refusal filters.
+    fn revive_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// Roles' weights changed.
+    fn update_weights(&mut self, request: UpdateWeights) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// Stop allocating until `resume` (idempotent).
+    fn pause(&mut self, request: Empty) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// Allocate again after `pause` (idempotent).
+    fn resume(&mut self, request: Empty) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
+    /// One allocation round: the offers to make now.
+    fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError>;
+}
+
+message_kind! {
+    /// The Allocator vtable: one [`MessageFn`](crate::MessageFn) per [`Allocator`] method, in
+    /// trait order.
+    vtable AllocatorVtable;
+    /// Glue between a Rust [`Allocator`] type and the Allocator vtable.
+    glue AllocatorGlue;
+    trait Allocator;
+    kind Kind::Allocator;
+    methods ALLOCATOR_METHODS {
+        /// See [`Allocator::initialize`].
+        initialize(AllocatorOptions) -> ();
+        /// See [`Allocator::add_framework`].
+        add_framework(AddFramework) -> ();
+        /// See [`Allocator::remove_framework`].
+        remove_framework(FrameworkRequest) -> ();
+        /// See [`Allocator::activate_framework`].
+        activate_framework(FrameworkRequest) -> ();
+        /// See [`Allocator::deactivate_framework`].
+        deactivate_framework(FrameworkRequest) -> ();
+        /// See [`Allocator::update_framework`].
+        update_framework(UpdateFramework) -> ();
+        /// See [`Allocator::add_agent`].
+        add_agent(AddAgent) -> ();
+        /// See [`Allocator::remove_agent`].
+        remove_agent(AgentRequest) -> ();
+        /// See [`Allocator::update_agent`].
+        update_agent(UpdateAgent) -> ();
+        /// See [`Allocator::activate_agent`].
+        activate_agent(AgentRequest) -> ();
+        /// See [`Allocator::deactivate_agent`].
+        deactivate_agent(AgentRequest) -> ();
+        /// See [`Allocator::recover_resources`].
+        recover_resources(RecoverResources) -> ();
+        /// See [`Allocator::suppress_offers`].
+        suppress_offers(RolesRequest) -> ();
+        /// See [`Allocator::revive_offers`].
+        revive_offers(RolesRequest) -> ();
+        /// See [`Allocator::update_weights`].
+        update_weights(UpdateWeights) -> ();
+        /// See [`Allocator::pause`].
+        pause(Empty) -> ();
+        /// See [`Allocator::resume`].
+        resume(Empty) -> ();
+        /// See [`Allocator::allocate`].
+        allocate(Allocate) -> Vec<Offer>;
+    }
+}

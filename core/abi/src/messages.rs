@@ -1,0 +1,328 @@
+//! The structured arguments of the Allocator, Hook and Isolator kinds.
+//!
+//! They cross the boundary as JSON (serde), never as C structs, so that a message can gain an
+//! optional field without breaking modules built before it: unknown fields are ignored and
+//! missing optional ones take their defaults. This is modhost's answer to Mesos modules
+//! breaking on every release because C++ and protobuf types crossed the boundary.
+//!
+//! They follow Mesos's protobufs where those have a meaning here, with Mesos's newer names
+//! (`agent`, not `slave`). Resources are scalar only (cpus, mem, disk, gpus, and any other
+//! name); ranges (ports) and sets are left out, as are reservations and persistent volumes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Scalar resources by name, such as `{"cpus": 4, "mem": 4096}`.
+///
+/// Arithmetic rounds to three decimal places, as Mesos's fixed-point scalars do, so that
+/// adding and subtracting the same amounts always returns to the same value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Resources(pub BTreeMap<String, f64>);
+
+/// Rounds to Mesos's scalar precision (three decimal places).
+pub fn round_scalar(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+impl Resources {
+    /// No resources.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// These resources with `amount` of `name` added.
+    pub fn with(mut self, name: &str, amount: f64) -> Self {
+        *self.0.entry(name.to_owned()).or_default() += amount;
+        self
+    }
+
+    /// The amount of `name` (0 when absent).
+    pub fn get(&self, name: &str) -> f64 {
+        self.0.get(name).copied().unwrap_or(0.0)
+    }
+
+    /// Adds `other` to these resources.
+    pub fn add(&mut self, other: &Resources) {
+        for (name, amount) in &other.0 {
+            let slot = self.0.entry(name.clone()).or_default();
+            *slot = round_scalar(*slot + amount);
+        }
+    }
+
+    /// Subtracts `other`; amounts that reach zero are removed.
+    pub fn subtract(&mut self, other: &Resources) {
+        for (name, amount) in &other.0 {
+            let slot = self.0.entry(name.clone()).or_default();
+            *slot = round_scalar(*slot - amount);
+        }
+        self.0.retain(|_, amount| *amount != 0.0);
+    }
+
+    /// Whether every amount of `other` fits in these resources.
+    pub fn contains(&self, other: &Resources) -> bool {
+        other.0.iter().all(|(name, amount)| round_scalar(self.get(name) - amount) >= 0.0)
+    }
+
+    /// Whether there is nothing positive here.
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(|amount| *amount <= 0.0)
+    }
+
+    /// Whether any amount is negative.
+    pub fn has_negative(&self) -> bool {
+        self.0.values().any(|amount| *amount < 0.0)
+    }
+}
+
+impl std::fmt::Display for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(name, amount)| format!("{name}:{amount}")).collect();
+        f.write_str(&parts.join(";"))
+    }
+}
+
+/// A key/value label (Mesos `Label`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    /// The key.
+    pub key: String,
+    /// The value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// An environment variable (Mesos `Environment.Variable`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentVariable {
+    /// The name.
+    pub name: String,
+    /// The value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// An agent (Mesos `SlaveInfo`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// Unique id.
+    pub id: String,
+    /// Host name.
+    #[serde(default)]
+    pub hostname: String,
+    /// Total resources.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Attributes (text values only).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A framework (Mesos `FrameworkInfo`, with a single role).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FrameworkInfo {
+    /// Unique id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The role its resources are accounted to.
+    pub role: String,
+}
+
+/// A task (Mesos `TaskInfo`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// Unique id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The framework that launched it.
+    pub framework_id: String,
+    /// The agent it runs on.
+    pub agent_id: String,
+    /// What it uses.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Labels, which hooks may replace.
+    #[serde(default)]
+    pub labels: Vec<Label>,
+}
+
+/// The executor of a task (Mesos `ExecutorInfo`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorInfo {
+    /// Unique id.
+    pub id: String,
+    /// The framework it belongs to.
+    pub framework_id: String,
+    /// Its command's environment, which hooks may replace.
+    #[serde(default)]
+    pub environment: Vec<EnvironmentVariable>,
+}
+
+/// A task state (a subset of Mesos `TaskState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    /// Launched, not yet running.
+    TaskStaging,
+    /// Running.
+    TaskRunning,
+    /// Ended successfully.
+    TaskFinished,
+    /// Ended with a failure.
+    TaskFailed,
+    /// Killed.
+    TaskKilled,
+    /// Lost with its agent.
+    TaskLost,
+}
+
+/// A status update (Mesos `TaskStatus`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    /// The task.
+    pub task_id: String,
+    /// The agent it ran on.
+    pub agent_id: String,
+    /// The new state.
+    pub state: TaskState,
+    /// Why, in words.
+    #[serde(default)]
+    pub message: String,
+    /// Labels; the only field a hook's decoration changes.
+    #[serde(default)]
+    pub labels: Vec<Label>,
+}
+
+/// A refusal filter (Mesos `Filters`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Filters {
+    /// For how long declined resources are not offered to the framework again. Mesos's
+    /// default is 5 seconds; 0 means no filter.
+    pub refuse_seconds: f64,
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Filters { refuse_seconds: 5.0 }
+    }
+}
+
+/// What the host tells an allocator at start (Mesos `Allocator::Options`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocatorOptions {
+    /// Seconds between allocation rounds (Mesos's default is 1).
+    pub allocation_interval: f64,
+    /// An agent's free resources are offered only if they hold at least one of these
+    /// (Mesos's default: cpus 0.01 or mem 32).
+    pub min_allocatable_resources: Vec<Resources>,
+    /// Resource names left out of DRF shares (Mesos `--fair_sharing_excluded_resource_names`).
+    #[serde(default)]
+    pub fairness_excluded_resource_names: Vec<String>,
+    /// Seeds the allocator's random choices (the agent shuffle), for deterministic runs.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Default for AllocatorOptions {
+    fn default() -> Self {
+        AllocatorOptions {
+            allocation_interval: 1.0,
+            min_allocatable_resources: vec![Resources::new().with("cpus", 0.01), Resources::new().with("mem", 32.0)],
+            fairness_excluded_resource_names: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+/// Resources an allocator offers a framework on one agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    /// The framework.
+    pub framework_id: String,
+    /// The agent.
+    pub agent_id: String,
+    /// What is offered.
+    pub resources: Resources,
+}
+
+/// A role's weight (Mesos `WeightInfo`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WeightInfo {
+    /// The role.
+    pub role: String,
+    /// Its weight (default 1); DRF shares are divided by it.
+    pub weight: f64,
+}
+
+/// A container's configuration for isolators (Mesos `ContainerConfig`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// The container.
+    pub container_id: String,
+    /// The task it runs.
+    pub task: TaskInfo,
+    /// Its executor.
+    pub executor: ExecutorInfo,
+    /// Its resources.
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// What an isolator may ask for at launch (Mesos `ContainerLaunchInfo`, the environment part).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerLaunchInfo {
+    /// Extra environment for the container.
+    #[serde(default)]
+    pub environment: Vec<EnvironmentVariable>,
+}
+
+/// A limit a container hit (Mesos `ContainerLimitation`); the task is then failed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerLimitation {
+    /// The resources over their limit.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Why, in words.
+    pub message: String,
+}
+
+/// Usage figures (a subset of Mesos `ResourceStatistics`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceStatistics {
+    /// When the figures were taken, in seconds of the host's clock.
+    #[serde(default)]
+    pub timestamp: f64,
+    /// Resources in use, by name.
+    #[serde(default)]
+    pub used: Resources,
+    /// Resource limits, by name.
+    #[serde(default)]
+    pub limits: Resources,
+}
+
+/// A container's status (a subset of Mesos `ContainerStatus`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    /// The container.
+    pub container_id: String,
+    /// Free-form details from the isolator.
+    #[serde(default)]
+    pub labels: Vec<Label>,
+}
+
+/// A container known to an agent when it restarts (Mesos `ContainerState`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// The container.
+    pub container_id: String,
+    /// Its executor.
+    pub executor: ExecutorInfo,
+    /// Its process id.
+    #[serde(default)]
+    pub pid: u32,
+}

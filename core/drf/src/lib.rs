@@ -1,0 +1,616 @@
+//! The hierarchical DRF allocator, Mesos's `hierarchical` (the `HierarchicalDRF` allocator
+//! with the `drf` role and framework sorters), as a type implementing
+//! [`modhost_abi::Allocator`].
+//!
+//! The host uses it as its built-in allocator, and `modhost-examples` exports the very same
+//! type as a module, so that the cost of the module boundary is measured on real work.
+//!
+//! One allocation round, as in Mesos's stage 2 (there is no quota stage here):
+//! 1. the active agents are shuffled (SplitMix64 seeded from `AllocatorOptions::seed`);
+//! 2. for each agent, its free resources (total minus allocated) are offered, if they hold at
+//!    least one of the minimum allocatable resources, to the first eligible framework: roles
+//!    in DRF order, then the frameworks of the role in DRF order;
+//! 3. a framework is eligible if it is active, not suppressed, and has no live refusal filter
+//!    for this agent that covers the free resources;
+//! 4. the whole free amount goes to that framework, which raises its share and its role's.
+//!
+//! DRF order: dominant share (the largest `allocated / total` over the resource names not
+//! excluded from fairness, divided by the role's weight for roles), then the number of
+//! allocations made to the client, then its name. Ties therefore break the same way on every
+//! run.
+
+mod rng;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
+
+use modhost_abi::messages::{AllocatorOptions, Offer, Resources, round_scalar};
+use modhost_abi::{
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, CallError, Construct, Empty,
+    FrameworkRequest, Parameters, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework, UpdateWeights,
+};
+pub use rng::SplitMix64;
+
+/// Amounts per resource name, indexed by the allocator's interned names.
+type Amounts = Vec<f64>;
+
+#[derive(Debug)]
+struct Agent {
+    id: String,
+    total: Amounts,
+    allocated: Amounts,
+    /// What each framework holds here, for removing an agent or a framework.
+    by_framework: HashMap<usize, Amounts>,
+    active: bool,
+    removed: bool,
+}
+
+#[derive(Debug)]
+struct Filter {
+    expires: f64,
+    refused: Amounts,
+}
+
+#[derive(Debug)]
+struct Framework {
+    id: String,
+    role: usize,
+    active: bool,
+    suppressed: bool,
+    removed: bool,
+    allocated: Amounts,
+    allocations: u64,
+    filters: HashMap<usize, Filter>,
+}
+
+#[derive(Debug)]
+struct Role {
+    name: String,
+    weight: f64,
+    allocated: Amounts,
+    allocations: u64,
+    frameworks: Vec<usize>,
+}
+
+/// A position in DRF order: share, then allocation count, then name.
+#[derive(Debug, Clone)]
+struct Key {
+    share: f64,
+    allocations: u64,
+    name: String,
+    index: usize,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.share
+            .total_cmp(&other.share)
+            .then(self.allocations.cmp(&other.allocations))
+            .then_with(|| self.name.cmp(&other.name))
+            .then(self.index.cmp(&other.index))
+    }
+}
+
+/// The hierarchical DRF allocator.
+#[derive(Debug)]
+pub struct HierarchicalDrf {
+    options: AllocatorOptions,
+    rng: SplitMix64,
+    paused: bool,
+    /// The time of the latest round; refusal filters count from it.
+    now: f64,
+    names: Vec<String>,
+    name_index: HashMap<String, usize>,
+    /// Per interned name: whether it counts towards shares.
+    fair: Vec<bool>,
+    min_allocatable: Vec<Amounts>,
+    total: Amounts,
+    agents: Vec<Agent>,
+    agent_index: HashMap<String, usize>,
+    frameworks: Vec<Framework>,
+    framework_index: HashMap<String, usize>,
+    roles: Vec<Role>,
+    role_index: HashMap<String, usize>,
+}
+
+impl Default for HierarchicalDrf {
+    fn default() -> Self {
+        Self::new(AllocatorOptions::default())
+    }
+}
+
+impl Construct for HierarchicalDrf {
+    fn create(_: Parameters) -> Result<Self, CallError> {
+        Ok(Self::default())
+    }
+}
+
+fn unknown(what: &str, id: &str) -> CallError {
+    CallError::failed(format!("unknown {what} '{id}'"))
+}
+
+impl HierarchicalDrf {
+    /// An allocator with `options` (also settable later through `initialize`).
+    pub fn new(options: AllocatorOptions) -> Self {
+        let mut allocator = HierarchicalDrf {
+            rng: SplitMix64::new(options.seed),
+            options: options.clone(),
+            paused: false,
+            now: 0.0,
+            names: Vec::new(),
+            name_index: HashMap::new(),
+            fair: Vec::new(),
+            min_allocatable: Vec::new(),
+            total: Vec::new(),
+            agents: Vec::new(),
+            agent_index: HashMap::new(),
+            frameworks: Vec::new(),
+            framework_index: HashMap::new(),
+            roles: Vec::new(),
+            role_index: HashMap::new(),
+        };
+        allocator.apply_options(options);
+        allocator
+    }
+
+    fn apply_options(&mut self, options: AllocatorOptions) {
+        self.rng = SplitMix64::new(options.seed);
+        self.min_allocatable = options.min_allocatable_resources.iter().map(|r| self.amounts(r)).collect();
+        for index in 0..self.names.len() {
+            self.fair[index] = !options.fairness_excluded_resource_names.contains(&self.names[index]);
+        }
+        self.options = options;
+    }
+
+    /// The interned index of a resource name, adding it (to every vector) if new.
+    fn intern(&mut self, name: &str) -> usize {
+        if let Some(&index) = self.name_index.get(name) {
+            return index;
+        }
+        let index = self.names.len();
+        self.names.push(name.to_owned());
+        self.name_index.insert(name.to_owned(), index);
+        self.fair.push(!self.options.fairness_excluded_resource_names.iter().any(|n| n == name));
+        self.total.push(0.0);
+        for agent in &mut self.agents {
+            agent.total.push(0.0);
+            agent.allocated.push(0.0);
+            for amounts in agent.by_framework.values_mut() {
+                amounts.push(0.0);
+            }
+        }
+        for framework in &mut self.frameworks {
+            framework.allocated.push(0.0);
+            for filter in framework.filters.values_mut() {
+                filter.refused.push(0.0);
+            }
+        }
+        for role in &mut self.roles {
+            role.allocated.push(0.0);
+        }
+        for min in &mut self.min_allocatable {
+            min.push(0.0);
+        }
+        index
+    }
+
+    fn amounts(&mut self, resources: &Resources) -> Amounts {
+        for name in resources.0.keys() {
+            self.intern(name);
+        }
+        let mut amounts = vec![0.0; self.names.len()];
+        for (name, amount) in &resources.0 {
+            amounts[self.name_index[name]] = *amount;
+        }
+        amounts
+    }
+
+    fn resources(&self, amounts: &[f64]) -> Resources {
+        let mut resources = Resources::new();
+        for (name, amount) in self.names.iter().zip(amounts) {
+            if *amount > 0.0 {
+                resources.0.insert(name.clone(), *amount);
+            }
+        }
+        resources
+    }
+
+    fn role(&mut self, name: &str) -> usize {
+        if let Some(&index) = self.role_index.get(name) {
+            return index;
+        }
+        let index = self.roles.len();
+        self.roles.push(Role {
+            name: name.to_owned(),
+            weight: 1.0,
+            allocated: vec![0.0; self.names.len()],
+            allocations: 0,
+            frameworks: Vec::new(),
+        });
+        self.role_index.insert(name.to_owned(), index);
+        index
+    }
+
+    fn framework(&self, id: &str) -> Result<usize, CallError> {
+        self.framework_index.get(id).copied().ok_or_else(|| unknown("framework", id))
+    }
+
+    fn agent(&self, id: &str) -> Result<usize, CallError> {
+        self.agent_index.get(id).copied().ok_or_else(|| unknown("agent", id))
+    }
+
+    fn share(&self, allocated: &[f64], weight: f64) -> f64 {
+        let mut share: f64 = 0.0;
+        for (index, amount) in allocated.iter().enumerate() {
+            if self.fair[index] && self.total[index] > 0.0 {
+                share = share.max(amount / self.total[index]);
+            }
+        }
+        share / weight
+    }
+
+    /// Adds (or, with `sign` -1, removes) `amounts` held by `framework` on `agent`.
+    fn account(&mut self, framework: usize, agent: usize, amounts: &[f64], sign: f64) {
+        let add = |into: &mut Amounts| {
+            for (slot, amount) in into.iter_mut().zip(amounts) {
+                *slot = round_scalar(*slot + sign * amount);
+            }
+        };
+        let role = self.frameworks[framework].role;
+        add(&mut self.frameworks[framework].allocated);
+        add(&mut self.roles[role].allocated);
+        add(&mut self.agents[agent].allocated);
+        let width = self.names.len();
+        let held = self.agents[agent].by_framework.entry(framework).or_insert_with(|| vec![0.0; width]);
+        add(held);
+        if held.iter().all(|amount| *amount <= 0.0) {
+            self.agents[agent].by_framework.remove(&framework);
+        }
+    }
+
+    fn allocatable(&self, free: &[f64]) -> bool {
+        self.min_allocatable.iter().any(|min| {
+            min.iter().zip(free).all(|(needed, have)| *needed <= 0.0 || *have >= *needed)
+                && min.iter().any(|needed| *needed > 0.0)
+        })
+    }
+
+    fn eligible(&self, framework: usize, agent: usize, free: &[f64]) -> bool {
+        let f = &self.frameworks[framework];
+        if !f.active || f.suppressed || f.removed {
+            return false;
+        }
+        match f.filters.get(&agent) {
+            Some(filter) if filter.expires > self.now => {
+                // Filtered only if the refused resources cover what is free now.
+                free.iter().zip(&filter.refused).any(|(have, refused)| round_scalar(have - refused) > 0.0)
+            }
+            _ => true,
+        }
+    }
+
+    fn framework_key(&self, index: usize) -> Key {
+        let f = &self.frameworks[index];
+        Key { share: self.share(&f.allocated, 1.0), allocations: f.allocations, name: f.id.clone(), index }
+    }
+
+    fn role_key(&self, index: usize) -> Key {
+        let r = &self.roles[index];
+        Key { share: self.share(&r.allocated, r.weight), allocations: r.allocations, name: r.name.clone(), index }
+    }
+
+    fn round(&mut self, now: f64) -> Vec<Offer> {
+        self.now = now;
+        for framework in &mut self.frameworks {
+            framework.filters.retain(|_, filter| filter.expires > now);
+        }
+        let mut order: Vec<usize> =
+            (0..self.agents.len()).filter(|&a| self.agents[a].active && !self.agents[a].removed).collect();
+        self.rng.shuffle(&mut order);
+
+        // DRF order of roles, and of the frameworks of each role that could take an offer.
+        let mut role_order = BTreeSet::new();
+        let mut framework_order: Vec<BTreeSet<Key>> = vec![BTreeSet::new(); self.roles.len()];
+        for (role, frameworks) in framework_order.iter_mut().enumerate() {
+            for &framework in &self.roles[role].frameworks {
+                let f = &self.frameworks[framework];
+                if f.active && !f.suppressed && !f.removed {
+                    frameworks.insert(self.framework_key(framework));
+                }
+            }
+            if !frameworks.is_empty() {
+                role_order.insert(self.role_key(role));
+            }
+        }
+
+        let mut offers = Vec::new();
+        for agent in order {
+            let free: Amounts = self.agents[agent]
+                .total
+                .iter()
+                .zip(&self.agents[agent].allocated)
+                .map(|(total, allocated)| round_scalar(total - allocated))
+                .collect();
+            if !self.allocatable(&free) {
+                continue;
+            }
+            let chosen = role_order.iter().find_map(|role_key| {
+                framework_order[role_key.index]
+                    .iter()
+                    .find(|key| self.eligible(key.index, agent, &free))
+                    .map(|key| (role_key.clone(), key.clone()))
+            });
+            let Some((role_key, framework_key)) = chosen else { continue };
+            let (role, framework) = (role_key.index, framework_key.index);
+            role_order.remove(&role_key);
+            framework_order[role].remove(&framework_key);
+            self.account(framework, agent, &free, 1.0);
+            self.frameworks[framework].allocations += 1;
+            self.roles[role].allocations += 1;
+            framework_order[role].insert(self.framework_key(framework));
+            role_order.insert(self.role_key(role));
+            offers.push(Offer {
+                framework_id: self.frameworks[framework].id.clone(),
+                agent_id: self.agents[agent].id.clone(),
+                resources: self.resources(&free),
+            });
+        }
+        offers
+    }
+
+    fn add_used(&mut self, used: &[Allocation]) -> Result<(), CallError> {
+        for allocation in used {
+            let framework = self.framework(&allocation.framework_id)?;
+            let agent = self.agent(&allocation.agent_id)?;
+            let amounts = self.amounts(&allocation.resources);
+            self.account(framework, agent, &amounts, 1.0);
+        }
+        Ok(())
+    }
+
+    /// Everything allocated on each agent, summed: for checking that nothing is lost.
+    pub fn allocated_total(&self) -> Resources {
+        let mut sum = vec![0.0; self.names.len()];
+        for agent in self.agents.iter().filter(|a| !a.removed) {
+            for (slot, amount) in sum.iter_mut().zip(&agent.allocated) {
+                *slot = round_scalar(*slot + amount);
+            }
+        }
+        self.resources(&sum)
+    }
+
+    /// The total of the agents currently known.
+    pub fn cluster_total(&self) -> Resources {
+        self.resources(&self.total)
+    }
+}
+
+impl Allocator for HierarchicalDrf {
+    fn initialize(&mut self, options: AllocatorOptions) -> Result<(), CallError> {
+        self.apply_options(options);
+        Ok(())
+    }
+
+    fn add_framework(&mut self, request: AddFramework) -> Result<(), CallError> {
+        let id = request.framework.id;
+        if let Some(&existing) = self.framework_index.get(&id)
+            && !self.frameworks[existing].removed
+        {
+            return Err(CallError::failed(format!("framework '{id}' was already added")));
+        }
+        let role = self.role(&request.framework.role);
+        let index = self.frameworks.len();
+        self.frameworks.push(Framework {
+            id: id.clone(),
+            role,
+            active: request.active,
+            suppressed: false,
+            removed: false,
+            allocated: vec![0.0; self.names.len()],
+            allocations: 0,
+            filters: HashMap::new(),
+        });
+        self.framework_index.insert(id, index);
+        self.roles[role].frameworks.push(index);
+        self.add_used(&request.used)
+    }
+
+    fn remove_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        let framework = self.framework(&request.framework_id)?;
+        for agent in 0..self.agents.len() {
+            if let Some(held) = self.agents[agent].by_framework.get(&framework).cloned() {
+                self.account(framework, agent, &held, -1.0);
+            }
+        }
+        let role = self.frameworks[framework].role;
+        self.roles[role].frameworks.retain(|&f| f != framework);
+        self.frameworks[framework].removed = true;
+        self.framework_index.remove(&request.framework_id);
+        Ok(())
+    }
+
+    fn activate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        let framework = self.framework(&request.framework_id)?;
+        self.frameworks[framework].active = true;
+        Ok(())
+    }
+
+    fn deactivate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        let framework = self.framework(&request.framework_id)?;
+        self.frameworks[framework].active = false;
+        Ok(())
+    }
+
+    fn update_framework(&mut self, request: UpdateFramework) -> Result<(), CallError> {
+        let framework = self.framework(&request.framework.id)?;
+        let old = self.frameworks[framework].role;
+        let new = self.role(&request.framework.role);
+        if old != new {
+            let held = self.frameworks[framework].allocated.clone();
+            for (slot, amount) in self.roles[old].allocated.iter_mut().zip(&held) {
+                *slot = round_scalar(*slot - amount);
+            }
+            for (slot, amount) in self.roles[new].allocated.iter_mut().zip(&held) {
+                *slot = round_scalar(*slot + amount);
+            }
+            self.roles[old].frameworks.retain(|&f| f != framework);
+            self.roles[new].frameworks.push(framework);
+            self.frameworks[framework].role = new;
+        }
+        Ok(())
+    }
+
+    fn add_agent(&mut self, request: AddAgent) -> Result<(), CallError> {
+        let id = request.agent.id.clone();
+        if self.agent_index.get(&id).is_some_and(|&a| !self.agents[a].removed) {
+            return Err(CallError::failed(format!("agent '{id}' was already added")));
+        }
+        let total = self.amounts(&request.agent.resources);
+        for (slot, amount) in self.total.iter_mut().zip(&total) {
+            *slot = round_scalar(*slot + amount);
+        }
+        let index = self.agents.len();
+        self.agents.push(Agent {
+            id: id.clone(),
+            allocated: vec![0.0; total.len()],
+            total,
+            by_framework: HashMap::new(),
+            active: true,
+            removed: false,
+        });
+        self.agent_index.insert(id, index);
+        self.add_used(&request.used)
+    }
+
+    fn remove_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        let agent = self.agent(&request.agent_id)?;
+        let held: Vec<(usize, Amounts)> = self.agents[agent].by_framework.iter().map(|(f, a)| (*f, a.clone())).collect();
+        for (framework, amounts) in held {
+            self.account(framework, agent, &amounts, -1.0);
+        }
+        for (slot, amount) in self.total.iter_mut().zip(&self.agents[agent].total) {
+            *slot = round_scalar(*slot - amount);
+        }
+        self.agents[agent].removed = true;
+        self.agent_index.remove(&request.agent_id);
+        for framework in &mut self.frameworks {
+            framework.filters.remove(&agent);
+        }
+        Ok(())
+    }
+
+    fn update_agent(&mut self, request: UpdateAgent) -> Result<(), CallError> {
+        let agent = self.agent(&request.agent.id)?;
+        let total = self.amounts(&request.agent.resources);
+        for ((slot, old), new) in self.total.iter_mut().zip(&self.agents[agent].total).zip(&total) {
+            *slot = round_scalar(*slot - old + new);
+        }
+        self.agents[agent].total = total;
+        Ok(())
+    }
+
+    fn activate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        let agent = self.agent(&request.agent_id)?;
+        self.agents[agent].active = true;
+        Ok(())
+    }
+
+    fn deactivate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        let agent = self.agent(&request.agent_id)?;
+        self.agents[agent].active = false;
+        Ok(())
+    }
+
+    fn recover_resources(&mut self, request: RecoverResources) -> Result<(), CallError> {
+        // Resources of a framework or an agent that is gone were released with it (Mesos
+        // ignores such calls too).
+        let (Some(&framework), Some(&agent)) =
+            (self.framework_index.get(&request.framework_id), self.agent_index.get(&request.agent_id))
+        else {
+            return Ok(());
+        };
+        let amounts = self.amounts(&request.resources);
+        let width = self.names.len();
+        let held = self.agents[agent].by_framework.get(&framework).cloned().unwrap_or_else(|| vec![0.0; width]);
+        if amounts.iter().zip(&held).any(|(back, held)| round_scalar(held - back) < 0.0) {
+            return Err(CallError::failed(format!(
+                "framework '{}' gives back {} on agent '{}', more than the {} it holds there",
+                request.framework_id,
+                request.resources,
+                request.agent_id,
+                self.resources(&held)
+            )));
+        }
+        self.account(framework, agent, &amounts, -1.0);
+        if let Some(filters) = request.filters {
+            // Mesos: a negative or invalid value means the default, 0 means no filter, and
+            // the filter lasts at least one allocation interval.
+            let refuse = if filters.refuse_seconds.is_finite() && filters.refuse_seconds >= 0.0 {
+                filters.refuse_seconds.min(365.0 * 24.0 * 3600.0)
+            } else {
+                5.0
+            };
+            if refuse > 0.0 {
+                let expires = self.now + refuse.max(self.options.allocation_interval);
+                self.frameworks[framework].filters.insert(agent, Filter { expires, refused: amounts });
+            }
+        }
+        Ok(())
+    }
+
+    fn suppress_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+        let framework = self.framework(&request.framework_id)?;
+        self.frameworks[framework].suppressed = true;
+        Ok(())
+    }
+
+    fn revive_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+        let framework = self.framework(&request.framework_id)?;
+        self.frameworks[framework].suppressed = false;
+        self.frameworks[framework].filters.clear();
+        Ok(())
+    }
+
+    fn update_weights(&mut self, request: UpdateWeights) -> Result<(), CallError> {
+        for weight in request.weights {
+            if !(weight.weight.is_finite() && weight.weight > 0.0) {
+                return Err(CallError::failed(format!(
+                    "role '{}': weight {} must be a positive number",
+                    weight.role, weight.weight
+                )));
+            }
+            let role = self.role(&weight.role);
+            self.roles[role].weight = weight.weight;
+        }
+        Ok(())
+    }
+
+    fn pause(&mut self, _: Empty) -> Result<(), CallError> {
+        self.paused = true;
+        Ok(())
+    }
+
+    fn resume(&mut self, _: Empty) -> Result<(), CallError> {
+        self.paused = false;
+        Ok(())
+    }
+
+    fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError> {
+        if self.paused {
+            self.now = request.now;
+            return Ok(Vec::new());
+        }
+        Ok(self.round(request.now))
+    }
+}
