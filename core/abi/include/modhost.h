@@ -113,6 +113,68 @@ typedef struct modhost_anonymous_vtable {
     void (*destroy)(void *self);
 } modhost_anonymous_vtable;
 
+/*
+ * The message kinds: Allocator, Hook, Isolator. Every method takes a JSON request (borrowed)
+ * and, on MODHOST_OK, fills `output` with a JSON response in a module-owned buffer. The
+ * request and response of each method are the serde forms of the Rust types in
+ * core/abi/src/kinds/{allocator,hook,isolator}.rs; a response of "null" means "nothing"
+ * (for a decorator: leave the field as it is). Entries are in the order of the Rust traits
+ * and are only ever appended.
+ */
+typedef modhost_status (*modhost_message_fn)(void *self, modhost_bytes input, modhost_buffer *output,
+                                             modhost_buffer *error);
+
+typedef struct modhost_allocator_vtable {
+    size_t size;
+    void (*destroy)(void *self);
+    modhost_message_fn initialize;
+    modhost_message_fn add_framework;
+    modhost_message_fn remove_framework;
+    modhost_message_fn activate_framework;
+    modhost_message_fn deactivate_framework;
+    modhost_message_fn update_framework;
+    modhost_message_fn add_agent;
+    modhost_message_fn remove_agent;
+    modhost_message_fn update_agent;
+    modhost_message_fn activate_agent;
+    modhost_message_fn deactivate_agent;
+    modhost_message_fn recover_resources;
+    modhost_message_fn suppress_offers;
+    modhost_message_fn revive_offers;
+    modhost_message_fn update_weights;
+    modhost_message_fn pause;
+    modhost_message_fn resume;
+    modhost_message_fn allocate; /* {"now": seconds} -> [{"framework_id","agent_id","resources"}] */
+} modhost_allocator_vtable;
+
+typedef struct modhost_hook_vtable {
+    size_t size;
+    void (*destroy)(void *self);
+    modhost_message_fn master_launch_task_label_decorator;
+    modhost_message_fn master_launch_task_resource_decorator;
+    modhost_message_fn agent_run_task_label_decorator;
+    modhost_message_fn agent_executor_environment_decorator;
+    modhost_message_fn master_agent_lost_hook;
+    modhost_message_fn agent_task_status_decorator;
+    modhost_message_fn agent_resources_decorator;
+    modhost_message_fn agent_attributes_decorator;
+    modhost_message_fn agent_remove_executor_hook;
+    modhost_message_fn agent_post_fetch_hook;
+} modhost_hook_vtable;
+
+typedef struct modhost_isolator_vtable {
+    size_t size;
+    void (*destroy)(void *self);
+    modhost_message_fn recover;
+    modhost_message_fn prepare;
+    modhost_message_fn isolate;
+    modhost_message_fn watch;
+    modhost_message_fn update;
+    modhost_message_fn usage;
+    modhost_message_fn status;
+    modhost_message_fn cleanup;
+} modhost_isolator_vtable;
+
 #ifdef __cplusplus
 }
 #endif

@@ -89,6 +89,28 @@ impl Buffer {
         bytes
     }
 
+    /// Lets `read` see the bytes in place, then releases the buffer through its owner's
+    /// `release` (saving the copy [`Buffer::into_vec`] makes).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Buffer::into_vec`].
+    pub unsafe fn read_and_release<R>(self, read: impl FnOnce(&[u8]) -> R) -> R {
+        let bytes: &[u8] = if self.ptr.is_null() || self.len == 0 {
+            &[]
+        } else {
+            // SAFETY: the caller guarantees `ptr`/`len` describe initialised, unreleased bytes.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        };
+        let result = read(bytes);
+        if let (Some(release), false) = (self.release, self.ptr.is_null()) {
+            // SAFETY: `release` belongs to the buffer's owner and is called once, after the
+            // last use of `bytes`.
+            unsafe { release(self.ptr, self.len, self.cap) };
+        }
+        result
+    }
+
     /// Like [`Buffer::into_vec`], decoding the bytes as UTF-8 (lossily: an error text with a
     /// broken byte is still worth showing).
     ///

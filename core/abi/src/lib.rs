@@ -92,7 +92,7 @@ pub use kinds::hook::{
 pub use kinds::isolator::{
     ContainerRequest, ISOLATOR_METHODS, Isolate, Isolator, IsolatorGlue, IsolatorVtable, Prepare, Recover, Update,
 };
-pub use kinds::message::MessageFn;
+pub use kinds::message::{MessageFn, MessageTransport, Remote};
 pub use kinds::test_module::{TestModule, TestModuleGlue, TestModuleVtable};
 pub use kinds::{Construct, KindGlue};
 pub use params::{Parameter, Parameters, RawParameter};

@@ -1,7 +1,10 @@
 //! `include/modhost.h` states the same constants as the Rust crate. (The layouts are checked
 //! by the host's tests, which compile a C module against the header and load it.)
 
-use modhost_abi::{ABI_MAJOR, ABI_MINOR, FLAG_SINGLETON, FLAG_THREAD_SAFE, HOST_VERSION, Kind, MAGIC, Status};
+use modhost_abi::{
+    ABI_MAJOR, ABI_MINOR, ALLOCATOR_METHODS, FLAG_SINGLETON, FLAG_THREAD_SAFE, HOOK_METHODS, HOST_VERSION,
+    ISOLATOR_METHODS, Kind, MAGIC, Status,
+};
 
 fn define(header: &str, name: &str) -> String {
     let prefix = format!("#define {name} ");
@@ -33,5 +36,25 @@ fn header_constants_match_the_crate() {
         };
         let entry = format!("MODHOST_KIND_{c_name} = {}", kind as u32);
         assert!(header.contains(&entry), "modhost.h lacks `{entry}`");
+    }
+}
+
+/// The message vtables list the same methods, in the same order, as the Rust traits.
+#[test]
+fn header_vtables_match_the_traits() {
+    let header = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/modhost.h")).unwrap();
+    for (name, methods) in [
+        ("modhost_allocator_vtable", ALLOCATOR_METHODS),
+        ("modhost_hook_vtable", HOOK_METHODS),
+        ("modhost_isolator_vtable", ISOLATOR_METHODS),
+    ] {
+        let start = header.find(&format!("typedef struct {name} {{")).unwrap_or_else(|| panic!("no {name}"));
+        let body = &header[start..start + header[start..].find('}').unwrap()];
+        let fields: Vec<&str> = body
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("modhost_message_fn "))
+            .map(|rest| rest.split(';').next().unwrap().trim())
+            .collect();
+        assert_eq!(fields, methods, "{name}");
     }
 }

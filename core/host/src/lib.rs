@@ -22,10 +22,13 @@
 //! ```
 
 mod error;
+pub mod hooks;
+pub mod isolators;
 pub mod kinds;
 mod loader;
 mod manager;
 pub mod manifest;
+pub mod sim;
 pub mod version;
 
 pub use error::{CreateError, LoadError, UnloadError};

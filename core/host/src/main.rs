@@ -8,11 +8,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let command = cli::Command::parse();
-    match cli::run(command) {
+    cli::logger::install();
+    let code = match cli::run(command) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("modhost: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    cli::logger::finish();
+    code
 }

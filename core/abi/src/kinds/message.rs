@@ -100,6 +100,16 @@ macro_rules! message_kind {
             const VTABLE: *const ::std::ffi::c_void = (&Self::TABLE as *const $vtable).cast();
         }
 
+        impl<T: $crate::MessageTransport<$vtable>> $trait for $crate::Remote<T> {
+            $(
+                fn $method(&mut self, request: $request) -> Result<$response, $crate::CallError> {
+                    $crate::kinds::message::remote_call(
+                        &mut self.0, stringify!($method), |vtable: &$vtable| vtable.$method, &request,
+                    )
+                }
+            )*
+        }
+
         mod shims {
             use super::*;
             $(
@@ -126,3 +136,49 @@ macro_rules! message_kind {
 }
 
 pub(crate) use message_kind;
+
+/// Carries a message call to whatever implements a kind on the far side: a module's vtable
+/// (in the host), or a script (through the host's adapter). [`Remote`] turns any transport
+/// into an implementation of the kind's trait, so every caller sees the same trait.
+pub trait MessageTransport<V>: Send {
+    /// Calls `method` with a JSON `request` and hands the JSON response to `response` (which
+    /// decodes it) while the bytes are still borrowed from the far side. `entry` picks the
+    /// method's function out of a vtable, for transports that have one.
+    fn call(
+        &mut self,
+        method: &'static str,
+        entry: fn(&V) -> MessageFn,
+        request: &[u8],
+        response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
+    ) -> Result<(), CallError>;
+}
+
+/// Implements a message kind's trait over a [`MessageTransport`]: each method encodes its
+/// request, calls the transport, and decodes the response.
+#[derive(Debug)]
+pub struct Remote<T>(pub T);
+
+/// One method call through a transport.
+pub fn remote_call<V, T, Request, Response>(
+    transport: &mut T,
+    method: &'static str,
+    entry: fn(&V) -> MessageFn,
+    request: &Request,
+) -> Result<Response, CallError>
+where
+    T: MessageTransport<V> + ?Sized,
+    Request: Serialize,
+    Response: DeserializeOwned,
+{
+    let bytes = serde_json::to_vec(request).map_err(|e| CallError::Malformed {
+        message: format!("cannot encode the request of {method}: {e}"),
+    })?;
+    let mut decoded = None;
+    transport.call(method, entry, &bytes, &mut |answer| {
+        decoded = Some(serde_json::from_slice(answer).map_err(|e| CallError::Malformed {
+            message: format!("the answer of {method} is not what it should be: {e}"),
+        })?);
+        Ok(())
+    })?;
+    decoded.ok_or_else(|| CallError::Malformed { message: format!("{method} gave no answer") })
+}

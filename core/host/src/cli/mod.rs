@@ -1,6 +1,9 @@
 //! Command-line parsing; each subcommand lives in its own module.
 
 mod check;
+pub mod logger;
+mod simulate;
+mod workload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +23,11 @@ enum Action {
     /// Work with module manifests and libraries.
     #[command(subcommand)]
     Modules(ModulesAction),
+    /// Run a workload on a simulated cluster with an allocator, hooks and isolators.
+    Simulate(simulate::SimulateArgs),
+    /// Generate or check workload files.
+    #[command(subcommand)]
+    Workload(workload::WorkloadAction),
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,5 +61,7 @@ pub struct CheckArgs {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command.action {
         Action::Modules(ModulesAction::Check(args)) => check::run(&args.sources, args.json),
+        Action::Simulate(args) => simulate::run(args),
+        Action::Workload(action) => workload::run(action),
     }
 }

@@ -5,6 +5,7 @@
 //! through `extern "C"` functions; statuses and error texts come back as [`CallError`]s.
 
 mod anonymous;
+mod message;
 mod test_module;
 
 use std::ffi::c_void;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use anonymous::AnonymousHandle;
+pub use message::{AllocatorHandle, HookHandle, IsolatorHandle, VtableTransport};
 use modhost_abi::{Buffer, CallError, Instance, Kind, Status};
 pub use test_module::TestModuleHandle;
 
@@ -27,7 +29,7 @@ pub trait KindHandle: Sized + sealed::Sealed {
     fn from_raw(raw: RawInstance) -> Result<Self, String>;
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
     impl Sealed for super::AnonymousHandle {}
     impl Sealed for super::TestModuleHandle {}

@@ -1,0 +1,212 @@
+//! `--hooks`: the installed Hook modules and Mesos's decorator semantics.
+//!
+//! Hooks run in `--hooks` order and each sees the result of the ones before. A decorator's
+//! `Some` replaces the field, `None` leaves it; an error is logged as a warning naming the
+//! module and ignored (Mesos's rules since 0.23), and counted for the report.
+
+use std::collections::BTreeMap;
+
+use modhost_abi::messages::{AgentInfo, ExecutorInfo, FrameworkInfo, Resources, TaskInfo, TaskStatus};
+use modhost_abi::{
+    AgentEvent, CallError, ExecutorEnvironment, Hook, LaunchTask, LaunchTaskResources, RemoveExecutor, RunTask,
+    TaskStatusUpdate,
+};
+
+use crate::kinds::HookHandle;
+use crate::{CreateError, Kind, ModuleManager};
+
+/// Why `--hooks` could not be installed (Mesos's messages).
+#[derive(Debug, thiserror::Error)]
+pub enum HooksError {
+    /// A name appears twice in the list.
+    #[error("Error installing hooks: Hook module '{0}' already loaded")]
+    ListedTwice(String),
+    /// No loaded Hook module has that name.
+    #[error("Error installing hooks: No hook module named '{0}' available")]
+    Unknown(String),
+    /// The module's `create` failed.
+    #[error("Error installing hooks: Failed to instantiate hook module '{name}': {source}")]
+    Create {
+        /// The module.
+        name: String,
+        /// Why.
+        source: CreateError,
+    },
+}
+
+struct Installed {
+    name: String,
+    hook: Box<dyn Hook>,
+    errors: u64,
+}
+
+/// The installed hooks, in order.
+#[derive(Default)]
+pub struct HookChain {
+    hooks: Vec<Installed>,
+}
+
+impl HookChain {
+    /// Creates the hooks named in a `--hooks` value (comma-separated; as in Mesos an empty
+    /// item is a name, and fails).
+    pub fn install(manager: &ModuleManager, list: &str) -> Result<Self, HooksError> {
+        let mut chain = HookChain::default();
+        if list.is_empty() {
+            return Ok(chain);
+        }
+        for name in list.split(',') {
+            if chain.hooks.iter().any(|h| h.name == name) {
+                return Err(HooksError::ListedTwice(name.to_owned()));
+            }
+            if !manager.contains(name, Kind::Hook) {
+                return Err(HooksError::Unknown(name.to_owned()));
+            }
+            let hook: HookHandle =
+                manager.create(name, None).map_err(|source| HooksError::Create { name: name.to_owned(), source })?;
+            chain.push(name, Box::new(hook));
+        }
+        Ok(chain)
+    }
+
+    /// Appends a hook (the script adapter and tests use this for hooks made elsewhere).
+    pub fn push(&mut self, name: &str, hook: Box<dyn Hook>) {
+        self.hooks.push(Installed { name: name.to_owned(), hook, errors: 0 });
+    }
+
+    /// Whether no hook is installed.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+
+    /// Errors per hook so far, in installation order.
+    pub fn errors(&self) -> Vec<(String, u64)> {
+        self.hooks.iter().map(|h| (h.name.clone(), h.errors)).collect()
+    }
+
+    /// Runs one decorator over every hook: `Some` replaces `field`, `None` keeps it, an
+    /// error is logged and counted.
+    fn decorate<T>(
+        &mut self,
+        method: &str,
+        field: &mut T,
+        call: impl Fn(&mut dyn Hook, &T) -> Result<Option<T>, CallError>,
+    ) {
+        for installed in &mut self.hooks {
+            match call(installed.hook.as_mut(), field) {
+                Ok(Some(value)) => *field = value,
+                Ok(None) => {}
+                Err(e) => {
+                    installed.errors += 1;
+                    log::warn!("hook '{}': {method} failed, field left unchanged: {e}", installed.name);
+                }
+            }
+        }
+    }
+
+    /// Runs a hook that returns nothing on every hook, logging errors.
+    fn notify(&mut self, method: &str, call: impl Fn(&mut dyn Hook) -> Result<(), CallError>) {
+        for installed in &mut self.hooks {
+            if let Err(e) = call(installed.hook.as_mut()) {
+                installed.errors += 1;
+                log::warn!("hook '{}': {method} failed: {e}", installed.name);
+            }
+        }
+    }
+
+    /// Master, on launch: the task's labels.
+    pub fn launch_task_labels(&mut self, task: &mut TaskInfo, framework: &FrameworkInfo, agent: &AgentInfo) {
+        let mut labels = std::mem::take(&mut task.labels);
+        let base = task.clone();
+        self.decorate("master_launch_task_label_decorator", &mut labels, |hook, labels| {
+            let task = TaskInfo { labels: labels.clone(), ..base.clone() };
+            hook.master_launch_task_label_decorator(LaunchTask { task, framework: framework.clone(), agent: agent.clone() })
+        });
+        task.labels = labels;
+    }
+
+    /// Master, on launch: the task's resources.
+    pub fn launch_task_resources(&mut self, task: &mut TaskInfo, agent_resources: &Resources) {
+        let mut resources = std::mem::take(&mut task.resources);
+        let base = task.clone();
+        self.decorate("master_launch_task_resource_decorator", &mut resources, |hook, resources| {
+            let task = TaskInfo { resources: resources.clone(), ..base.clone() };
+            hook.master_launch_task_resource_decorator(LaunchTaskResources {
+                task,
+                agent_resources: agent_resources.clone(),
+            })
+        });
+        task.resources = resources;
+    }
+
+    /// Agent, on run-task: the task's labels.
+    pub fn run_task_labels(
+        &mut self,
+        task: &mut TaskInfo,
+        executor: &ExecutorInfo,
+        framework: &FrameworkInfo,
+        agent: &AgentInfo,
+    ) {
+        let mut labels = std::mem::take(&mut task.labels);
+        let base = task.clone();
+        self.decorate("agent_run_task_label_decorator", &mut labels, |hook, labels| {
+            hook.agent_run_task_label_decorator(RunTask {
+                task: TaskInfo { labels: labels.clone(), ..base.clone() },
+                executor: executor.clone(),
+                framework: framework.clone(),
+                agent: agent.clone(),
+            })
+        });
+        task.labels = labels;
+    }
+
+    /// Agent, on executor launch: the executor's environment.
+    pub fn executor_environment(&mut self, executor: &mut ExecutorInfo) {
+        let mut environment = std::mem::take(&mut executor.environment);
+        let base = executor.clone();
+        self.decorate("agent_executor_environment_decorator", &mut environment, |hook, environment| {
+            let executor = ExecutorInfo { environment: environment.clone(), ..base.clone() };
+            hook.agent_executor_environment_decorator(ExecutorEnvironment { executor })
+        });
+        executor.environment = environment;
+    }
+
+    /// Agent, before a status update goes out: only labels are taken from a decoration.
+    pub fn task_status(&mut self, framework_id: &str, status: &mut TaskStatus) {
+        let mut labels = std::mem::take(&mut status.labels);
+        let base = status.clone();
+        self.decorate("agent_task_status_decorator", &mut labels, |hook, labels| {
+            let status = TaskStatus { labels: labels.clone(), ..base.clone() };
+            let decorated = hook.agent_task_status_decorator(TaskStatusUpdate { framework_id: framework_id.to_owned(), status })?;
+            Ok(decorated.map(|s| s.labels))
+        });
+        status.labels = labels;
+    }
+
+    /// Agent, at start: its resources, then its attributes.
+    pub fn agent_start(&mut self, agent: &mut AgentInfo) {
+        let mut resources = std::mem::take(&mut agent.resources);
+        let base = agent.clone();
+        self.decorate("agent_resources_decorator", &mut resources, |hook, resources| {
+            hook.agent_resources_decorator(AgentEvent { agent: AgentInfo { resources: resources.clone(), ..base.clone() } })
+        });
+        agent.resources = resources;
+        let mut attributes: BTreeMap<String, String> = std::mem::take(&mut agent.attributes);
+        let base = agent.clone();
+        self.decorate("agent_attributes_decorator", &mut attributes, |hook, attributes| {
+            hook.agent_attributes_decorator(AgentEvent { agent: AgentInfo { attributes: attributes.clone(), ..base.clone() } })
+        });
+        agent.attributes = attributes;
+    }
+
+    /// Master, after an agent is lost.
+    pub fn agent_lost(&mut self, agent: &AgentInfo) {
+        self.notify("master_agent_lost_hook", |hook| hook.master_agent_lost_hook(AgentEvent { agent: agent.clone() }));
+    }
+
+    /// Agent, when an executor is removed.
+    pub fn remove_executor(&mut self, framework: &FrameworkInfo, executor: &ExecutorInfo) {
+        self.notify("agent_remove_executor_hook", |hook| {
+            hook.agent_remove_executor_hook(RemoveExecutor { framework: framework.clone(), executor: executor.clone() })
+        });
+    }
+}

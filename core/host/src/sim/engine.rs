@@ -1,0 +1,786 @@
+//! The simulated cluster: a virtual clock, agents, frameworks that take or decline offers,
+//! tasks that pass the hooks and isolators, and the allocator in the middle.
+//!
+//! The engine keeps the canonical ledger of the cluster (each agent's total and what its
+//! tasks use). Every offer is checked against it before a framework sees it: an offer to an
+//! unknown framework or agent, or of resources that are not free (including resources
+//! offered twice in one round), is refused, logged and counted, and the run goes on.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::time::Instant;
+
+use modhost_abi::messages::{
+    AgentInfo, ContainerConfig, ExecutorInfo, Filters, FrameworkInfo, Offer, Resources, TaskInfo, TaskState,
+    TaskStatus, WeightInfo,
+};
+use modhost_abi::{
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, CallError, FrameworkRequest, RecoverResources,
+    RolesRequest, UpdateWeights,
+};
+use modhost_drf::SplitMix64;
+
+use super::report::{Distribution, FrameworkSummary, Report, RoleSummary, RoundRecord, SampleTask, Totals};
+use super::workload::{Duration, Event, Workload};
+use crate::hooks::HookChain;
+use crate::isolators::Isolators;
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Seconds between allocation rounds.
+    pub allocation_interval: f64,
+    /// Seeds task durations (and is passed to the allocator).
+    pub seed: u64,
+    /// Stop after this virtual time.
+    pub until: Option<f64>,
+    /// Stop after this many rounds.
+    pub max_rounds: usize,
+    /// The allocator's name, for the report.
+    pub allocator_name: String,
+}
+
+/// What an observer sees after each round.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Virtual time.
+    pub t: f64,
+    /// Tasks that ended so far.
+    pub ended: u64,
+    /// Tasks in the workload.
+    pub total: u64,
+    /// Tasks running.
+    pub running: u64,
+}
+
+struct AgentState {
+    info: AgentInfo,
+    used: Resources,
+    alive: bool,
+}
+
+struct FrameworkState {
+    info: FrameworkInfo,
+    role: usize,
+    registered: bool,
+    left: bool,
+    suppressed: bool,
+    /// Runs of pending tasks: (pending since, how many), oldest first.
+    pending: VecDeque<(f64, u64)>,
+    pending_count: u64,
+    running: u64,
+    launched: u64,
+    finished: u64,
+    next_task: u64,
+    used: Resources,
+    share_sum: f64,
+    share_rounds: u64,
+    share_peak: f64,
+    wait_sum: f64,
+}
+
+struct Task {
+    id: String,
+    framework: usize,
+    agent: usize,
+    resources: Resources,
+    started: f64,
+    executor: ExecutorInfo,
+}
+
+/// A task completion on the clock, ordered by time then launch order.
+#[derive(PartialEq)]
+struct Due(f64, u64);
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// One run of a workload.
+pub struct Simulation<'w> {
+    config: SimConfig,
+    workload: &'w Workload,
+    allocator: Box<dyn Allocator + 'w>,
+    hooks: HookChain,
+    isolators: Isolators,
+    rng: SplitMix64,
+    agents: Vec<AgentState>,
+    agent_index: HashMap<String, usize>,
+    frameworks: Vec<FrameworkState>,
+    framework_index: HashMap<String, usize>,
+    roles: Vec<String>,
+    role_weights: Vec<f64>,
+    role_used: Vec<Resources>,
+    total: Resources,
+    in_use: Resources,
+    tasks: HashMap<u64, Task>,
+    due: BinaryHeap<Reverse<Due>>,
+    next_event: usize,
+    next_seq: u64,
+    totals: Totals,
+    allocator_us: Vec<f64>,
+    waits: Vec<f64>,
+    series: Vec<RoundRecord>,
+    events: Vec<(f64, String)>,
+    digest: u64,
+    sample: Option<SampleTask>,
+    round_ended: u32,
+}
+
+/// FNV-1a, 64 bits: a stable digest of the decisions without a dependency.
+fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The largest `used / total` over the resources with a positive total.
+fn dominant_share(used: &Resources, total: &Resources) -> f64 {
+    used.0.iter().filter(|(name, _)| total.get(name) > 0.0).map(|(name, amount)| amount / total.get(name)).fold(0.0, f64::max)
+}
+
+impl<'w> Simulation<'w> {
+    /// Prepares a run; the allocator is initialised by [`Simulation::run`].
+    pub fn new(
+        config: SimConfig,
+        workload: &'w Workload,
+        allocator: Box<dyn Allocator + 'w>,
+        hooks: HookChain,
+        isolators: Isolators,
+    ) -> Self {
+        let mut roles: Vec<String> = workload.frameworks.iter().map(|f| f.info.role.clone()).collect();
+        roles.extend(workload.weights.iter().map(|w| w.role.clone()));
+        roles.sort();
+        roles.dedup();
+        let role_of: HashMap<&str, usize> = roles.iter().enumerate().map(|(i, r)| (r.as_str(), i)).collect();
+        let frameworks = workload
+            .frameworks
+            .iter()
+            .map(|spec| FrameworkState {
+                info: spec.info.clone(),
+                role: role_of[spec.info.role.as_str()],
+                registered: false,
+                left: false,
+                suppressed: false,
+                pending: VecDeque::new(),
+                pending_count: 0,
+                running: 0,
+                launched: 0,
+                finished: 0,
+                next_task: 0,
+                used: Resources::new(),
+                share_sum: 0.0,
+                share_rounds: 0,
+                share_peak: 0.0,
+                wait_sum: 0.0,
+            })
+            .collect();
+        let mut role_weights = vec![1.0; roles.len()];
+        for weight in &workload.weights {
+            role_weights[role_of[weight.role.as_str()]] = weight.weight;
+        }
+        Simulation {
+            rng: SplitMix64::new(config.seed ^ 0x5eed_5eed_5eed_5eed),
+            config,
+            workload,
+            allocator,
+            hooks,
+            isolators,
+            agents: Vec::new(),
+            agent_index: HashMap::new(),
+            framework_index: workload.frameworks.iter().enumerate().map(|(i, f)| (f.info.id.clone(), i)).collect(),
+            frameworks,
+            role_used: vec![Resources::new(); roles.len()],
+            roles,
+            role_weights,
+            total: Resources::new(),
+            in_use: Resources::new(),
+            tasks: HashMap::new(),
+            due: BinaryHeap::new(),
+            next_event: 0,
+            next_seq: 0,
+            totals: Totals::default(),
+            allocator_us: Vec::new(),
+            waits: Vec::new(),
+            series: Vec::new(),
+            events: Vec::new(),
+            digest: 0xcbf2_9ce4_8422_2325,
+            sample: None,
+            round_ended: 0,
+        }
+    }
+
+    /// Logs and counts a failed allocator call.
+    fn allocator_call(&mut self, what: &str, result: Result<(), CallError>) {
+        if let Err(e) = result {
+            self.totals.allocator_call_errors += 1;
+            log::warn!("allocator '{}': {what} failed: {e}", self.config.allocator_name);
+        }
+    }
+
+    /// Runs to the end and reports; `observe` sees each round.
+    pub fn run(mut self, mut observe: impl FnMut(Progress)) -> Report {
+        let options = modhost_abi::messages::AllocatorOptions {
+            allocation_interval: self.config.allocation_interval,
+            seed: self.config.seed,
+            ..Default::default()
+        };
+        let result = self.allocator.initialize(options);
+        self.allocator_call("initialize", result);
+        for info in &self.workload.agents {
+            self.add_agent(info.clone());
+        }
+        if !self.workload.weights.is_empty() {
+            let result = self.allocator.update_weights(UpdateWeights { weights: self.workload.weights.clone() });
+            self.allocator_call("update_weights", result);
+        }
+        for index in 0..self.frameworks.len() {
+            if self.workload.frameworks[index].arrive_at == 0.0
+                && !self.workload.events.iter().any(|(_, e)| matches!(e, Event::FrameworkArrives { index: i } if *i == index))
+            {
+                self.register(index, 0.0);
+            }
+        }
+
+        let total_tasks = self.workload.total_tasks();
+        let mut stopped = format!("reached the limit of {} rounds", self.config.max_rounds);
+        let mut t = 0.0;
+        for round in 0..self.config.max_rounds {
+            t = round as f64 * self.config.allocation_interval;
+            if let Some(until) = self.config.until
+                && t > until
+            {
+                stopped = format!("reached --until={until}");
+                t = until;
+                break;
+            }
+            self.advance_to(t);
+            self.allocation_round(t);
+            let ended = self.totals.finished + self.totals.failed + self.totals.killed + self.totals.lost;
+            observe(Progress { t, ended, total: total_tasks, running: self.tasks.len() as u64 });
+            if self.finished() {
+                stopped = "every task has ended".into();
+                break;
+            }
+        }
+        self.report(t, stopped)
+    }
+
+    fn add_agent(&mut self, mut info: AgentInfo) {
+        if !self.hooks.is_empty() {
+            self.hooks.agent_start(&mut info);
+        }
+        self.total.add(&info.resources);
+        let result = self.allocator.add_agent(AddAgent { agent: info.clone(), used: Vec::new() });
+        self.allocator_call("add_agent", result);
+        self.agent_index.insert(info.id.clone(), self.agents.len());
+        self.agents.push(AgentState { info, used: Resources::new(), alive: true });
+    }
+
+    fn register(&mut self, index: usize, t: f64) {
+        let spec = &self.workload.frameworks[index];
+        let framework = &mut self.frameworks[index];
+        framework.registered = true;
+        framework.pending.push_back((t, spec.tasks));
+        framework.pending_count = spec.tasks;
+        let request = AddFramework { framework: framework.info.clone(), used: Vec::new(), active: true };
+        let result = self.allocator.add_framework(request);
+        self.allocator_call("add_framework", result);
+    }
+
+    /// Whether nothing is left to do: no task pending or running, no framework to come.
+    fn finished(&self) -> bool {
+        let arrivals_ahead =
+            self.workload.events[self.next_event..].iter().any(|(_, e)| matches!(e, Event::FrameworkArrives { .. }));
+        !arrivals_ahead && self.tasks.is_empty() && self.frameworks.iter().all(|f| f.left || f.pending_count == 0)
+    }
+
+    /// Processes task completions and events up to `t`, in time order (completions first
+    /// on ties).
+    fn advance_to(&mut self, t: f64) {
+        self.round_ended = 0;
+        loop {
+            let next_due = self.due.peek().map(|Reverse(d)| d.0).filter(|at| *at <= t);
+            let next_event = self.workload.events.get(self.next_event).map(|(at, _)| *at).filter(|at| *at <= t);
+            match (next_due, next_event) {
+                (Some(due), Some(event)) if due <= event => self.complete_next(),
+                (Some(_), None) => self.complete_next(),
+                (_, Some(at)) => {
+                    let event = self.workload.events[self.next_event].1.clone();
+                    self.next_event += 1;
+                    self.apply(at, event);
+                }
+                (None, None) => break,
+            }
+        }
+    }
+
+    fn complete_next(&mut self) {
+        let Some(Reverse(Due(at, seq))) = self.due.pop() else { return };
+        // A task lost or killed earlier is no longer in `tasks`.
+        if let Some(task) = self.tasks.remove(&seq) {
+            self.end_task(task, at, TaskState::TaskFinished, "");
+        }
+    }
+
+    /// Takes a task out of the cluster. `recover`: give its resources back to the allocator
+    /// (not when its agent or framework is gone: removing those released everything).
+    fn end_task(&mut self, task: Task, at: f64, state: TaskState, message: &str) {
+        let framework = task.framework;
+        let container = format!("{}.container", task.id);
+        if state != TaskState::TaskLost && !self.isolators.is_empty() {
+            self.isolators.finish(&container, at - task.started);
+        }
+        if state != TaskState::TaskLost && !self.hooks.is_empty() {
+            let mut status = TaskStatus {
+                task_id: task.id.clone(),
+                agent_id: self.agents[task.agent].info.id.clone(),
+                state,
+                message: message.to_owned(),
+                labels: Vec::new(),
+            };
+            let framework_id = self.frameworks[framework].info.id.clone();
+            self.hooks.task_status(&framework_id, &mut status);
+            self.hooks.remove_executor(&self.frameworks[framework].info.clone(), &task.executor);
+        }
+        self.agents[task.agent].used.subtract(&task.resources);
+        self.in_use.subtract(&task.resources);
+        let role = self.frameworks[framework].role;
+        self.role_used[role].subtract(&task.resources);
+        let f = &mut self.frameworks[framework];
+        f.used.subtract(&task.resources);
+        f.running -= 1;
+        self.round_ended += 1;
+        match state {
+            TaskState::TaskFinished => {
+                f.finished += 1;
+                self.totals.finished += 1;
+            }
+            TaskState::TaskFailed => self.totals.failed += 1,
+            TaskState::TaskKilled => self.totals.killed += 1,
+            TaskState::TaskLost => self.totals.lost += 1,
+            TaskState::TaskStaging | TaskState::TaskRunning => {}
+        }
+        if matches!(state, TaskState::TaskFinished | TaskState::TaskFailed) {
+            let request = RecoverResources {
+                framework_id: f.info.id.clone(),
+                agent_id: self.agents[task.agent].info.id.clone(),
+                resources: task.resources,
+                filters: None,
+            };
+            let result = self.allocator.recover_resources(request);
+            self.allocator_call("recover_resources", result);
+        }
+    }
+
+    fn apply(&mut self, at: f64, event: Event) {
+        match event {
+            Event::AgentLost { agent } => {
+                let Some(&index) = self.agent_index.get(&agent) else { return };
+                if !self.agents[index].alive {
+                    return;
+                }
+                self.agents[index].alive = false;
+                let mut lost: Vec<u64> = self.tasks.iter().filter(|(_, t)| t.agent == index).map(|(s, _)| *s).collect();
+                lost.sort_unstable();
+                for seq in &lost {
+                    let task = self.tasks.remove(seq).expect("listed above");
+                    let framework = task.framework;
+                    self.end_task(task, at, TaskState::TaskLost, "agent lost");
+                    if self.workload.frameworks[framework].relaunch_lost && !self.frameworks[framework].left {
+                        self.add_pending(framework, at, 1);
+                    }
+                }
+                self.total.subtract(&self.agents[index].info.resources);
+                let result = self.allocator.remove_agent(AgentRequest { agent_id: agent.clone() });
+                self.allocator_call("remove_agent", result);
+                if !self.hooks.is_empty() {
+                    self.hooks.agent_lost(&self.agents[index].info.clone());
+                }
+                self.events.push((at, format!("agent {agent} lost with {} task(s)", lost.len())));
+            }
+            Event::FrameworkArrives { index } => {
+                self.register(index, at);
+                let f = &self.frameworks[index];
+                self.events.push((at, format!("framework {} arrives in role {}", f.info.id, f.info.role)));
+            }
+            Event::FrameworkLeaves { framework } => {
+                let index = self.framework_index[&framework];
+                if self.frameworks[index].left || !self.frameworks[index].registered {
+                    return;
+                }
+                let mut killed: Vec<u64> =
+                    self.tasks.iter().filter(|(_, t)| t.framework == index).map(|(s, _)| *s).collect();
+                killed.sort_unstable();
+                for seq in &killed {
+                    let task = self.tasks.remove(seq).expect("listed above");
+                    self.end_task(task, at, TaskState::TaskKilled, "framework left");
+                }
+                let f = &mut self.frameworks[index];
+                f.left = true;
+                f.pending.clear();
+                f.pending_count = 0;
+                let result = self.allocator.remove_framework(FrameworkRequest { framework_id: framework.clone() });
+                self.allocator_call("remove_framework", result);
+                self.events.push((at, format!("framework {framework} leaves; {} task(s) killed", killed.len())));
+            }
+            Event::WeightChange { role, weight } => {
+                if let Some(index) = self.roles.iter().position(|r| *r == role) {
+                    self.role_weights[index] = weight;
+                }
+                let request = UpdateWeights { weights: vec![WeightInfo { role: role.clone(), weight }] };
+                let result = self.allocator.update_weights(request);
+                self.allocator_call("update_weights", result);
+                self.events.push((at, format!("role {role} weight set to {weight}")));
+            }
+        }
+    }
+
+    fn add_pending(&mut self, framework: usize, since: f64, count: u64) {
+        let f = &mut self.frameworks[framework];
+        f.pending.push_back((since, count));
+        f.pending_count += count;
+        if f.suppressed {
+            f.suppressed = false;
+            let request = RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() };
+            let result = self.allocator.revive_offers(request);
+            self.allocator_call("revive_offers", result);
+        }
+    }
+
+    /// Checks every offer of a round against the ledger before any is used, so that
+    /// resources offered twice in one round are caught.
+    fn check_offers(&mut self, offers: Vec<Offer>) -> Vec<(usize, usize, Offer)> {
+        let mut offered: HashMap<usize, Resources> = HashMap::new();
+        let mut valid = Vec::with_capacity(offers.len());
+        for offer in offers {
+            let verdict = (|| {
+                let framework = *self
+                    .framework_index
+                    .get(&offer.framework_id)
+                    .ok_or_else(|| format!("offers to unknown framework '{}'", offer.framework_id))?;
+                let f = &self.frameworks[framework];
+                if !f.registered || f.left {
+                    return Err(format!("offers to framework '{}', which is not registered", offer.framework_id));
+                }
+                let agent = *self
+                    .agent_index
+                    .get(&offer.agent_id)
+                    .ok_or_else(|| format!("offers resources of unknown agent '{}'", offer.agent_id))?;
+                if !self.agents[agent].alive {
+                    return Err(format!("offers resources of agent '{}', which is lost", offer.agent_id));
+                }
+                if offer.resources.has_negative() || offer.resources.is_empty() {
+                    return Err(format!("offers '{}' on agent '{}': nothing, or a negative amount", offer.resources, offer.agent_id));
+                }
+                let a = &self.agents[agent];
+                let mut free = a.info.resources.clone();
+                free.subtract(&a.used);
+                let already = offered.entry(agent).or_default();
+                free.subtract(already);
+                if !free.contains(&offer.resources) {
+                    return Err(format!(
+                        "offers {} on agent '{}' to '{}', but only {} is free{}",
+                        offer.resources,
+                        offer.agent_id,
+                        offer.framework_id,
+                        if free.is_empty() { "nothing".to_owned() } else { free.to_string() },
+                        if already.is_empty() { String::new() } else { format!(" (already offered this round: {already})") }
+                    ));
+                }
+                already.add(&offer.resources);
+                Ok((framework, agent))
+            })();
+            match verdict {
+                Ok((framework, agent)) => valid.push((framework, agent, offer)),
+                Err(reason) => {
+                    self.totals.rejected_offers += 1;
+                    log::warn!("allocator '{}' {reason}; offer refused", self.config.allocator_name);
+                }
+            }
+        }
+        valid
+    }
+
+    fn allocation_round(&mut self, t: f64) {
+        let started = Instant::now();
+        let result = self.allocator.allocate(Allocate { now: t });
+        let elapsed = started.elapsed().as_secs_f64() * 1e6;
+        self.allocator_us.push(elapsed);
+        let offers = match result {
+            Ok(offers) => offers,
+            Err(e) => {
+                self.totals.allocator_errors += 1;
+                log::warn!("allocator '{}': allocate failed at t={t}: {e}; no offers this round", self.config.allocator_name);
+                Vec::new()
+            }
+        };
+        let (made, rejected_before) = (offers.len() as u32, self.totals.rejected_offers);
+        let mut declined = 0;
+        let mut launched = 0;
+        for (framework, agent, offer) in self.check_offers(offers) {
+            let line = format!("{t}|{}|{}|{}\n", offer.framework_id, offer.agent_id, offer.resources);
+            self.digest = fnv(self.digest, line.as_bytes());
+            let n = self.use_offer(framework, agent, offer, t);
+            launched += n;
+            if n == 0 {
+                declined += 1;
+            }
+        }
+        self.totals.offers += u64::from(made);
+        self.totals.declined += u64::from(declined);
+        self.record(t, made, declined, (self.totals.rejected_offers - rejected_before) as u32, launched, elapsed);
+    }
+
+    /// The framework's answer to an offer: launch what fits, decline the rest.
+    fn use_offer(&mut self, framework: usize, agent: usize, offer: Offer, t: f64) -> u32 {
+        let spec = &self.workload.frameworks[framework];
+        let mut remaining = offer.resources;
+        let mut launched = 0;
+        while u64::from(launched) < spec.tasks_per_offer
+            && self.frameworks[framework].pending_count > 0
+            && remaining.contains(&spec.task_resources)
+        {
+            self.launch(framework, agent, &mut remaining, t);
+            launched += 1;
+        }
+        if !remaining.is_empty() {
+            let request = RecoverResources {
+                framework_id: offer.framework_id,
+                agent_id: offer.agent_id,
+                resources: remaining,
+                filters: Some(Filters { refuse_seconds: spec.refuse_seconds }),
+            };
+            let result = self.allocator.recover_resources(request);
+            self.allocator_call("recover_resources", result);
+        }
+        let f = &mut self.frameworks[framework];
+        if f.pending_count == 0 && spec.suppress_when_idle && !f.suppressed {
+            f.suppressed = true;
+            let request = RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() };
+            let result = self.allocator.suppress_offers(request);
+            self.allocator_call("suppress_offers", result);
+        }
+        launched
+    }
+
+    fn sample_duration(&mut self, duration: &Duration) -> f64 {
+        let unit = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        match *duration {
+            Duration::Constant { seconds } => seconds,
+            Duration::Uniform { min, max } => min + unit * (max - min),
+            Duration::Exponential { mean } => -mean * (1.0 - unit).ln(),
+        }
+    }
+
+    /// One task: master hooks, agent hooks, isolators, then it runs.
+    fn launch(&mut self, framework: usize, agent: usize, remaining: &mut Resources, t: f64) {
+        let spec = &self.workload.frameworks[framework];
+        let f = &mut self.frameworks[framework];
+        let (since, count) = f.pending.front_mut().expect("pending_count > 0");
+        let wait = t - *since;
+        *count -= 1;
+        if *count == 0 {
+            f.pending.pop_front();
+        }
+        f.pending_count -= 1;
+        let id = format!("{}.task-{}", f.info.id, f.next_task);
+        f.next_task += 1;
+        let mut task = TaskInfo {
+            id: id.clone(),
+            name: id.clone(),
+            framework_id: f.info.id.clone(),
+            agent_id: self.agents[agent].info.id.clone(),
+            resources: spec.task_resources.clone(),
+            labels: Vec::new(),
+        };
+        let mut executor =
+            ExecutorInfo { id: format!("{id}.executor"), framework_id: f.info.id.clone(), environment: Vec::new() };
+        let framework_info = f.info.clone();
+        if !self.hooks.is_empty() {
+            let agent_info = &self.agents[agent].info;
+            self.hooks.launch_task_labels(&mut task, &framework_info, agent_info);
+            self.hooks.launch_task_resources(&mut task, &agent_info.resources.clone());
+            if !remaining.contains(&task.resources) {
+                log::warn!("task {id}: hooks set its resources to {}, which do not fit the offer; task failed", task.resources);
+                self.totals.failed += 1;
+                return;
+            }
+            let agent_info = self.agents[agent].info.clone();
+            self.hooks.run_task_labels(&mut task, &executor, &framework_info, &agent_info);
+            self.hooks.executor_environment(&mut executor);
+        }
+        let resources = task.resources.clone();
+        if !self.isolators.is_empty() {
+            let config = ContainerConfig {
+                container_id: format!("{id}.container"),
+                task: task.clone(),
+                executor: executor.clone(),
+                resources: resources.clone(),
+            };
+            if let Err(reason) = self.isolators.launch(&config, self.next_seq as u32 + 1000) {
+                log::warn!("task {id}: {reason}; task failed");
+                self.isolators.cleanup(&config.container_id);
+                self.totals.failed += 1;
+                return;
+            }
+        }
+        if self.sample.is_none() {
+            self.sample =
+                Some(SampleTask { id: id.clone(), labels: task.labels.clone(), environment: executor.environment.clone() });
+        }
+        remaining.subtract(&resources);
+        self.agents[agent].used.add(&resources);
+        self.in_use.add(&resources);
+        let f = &mut self.frameworks[framework];
+        self.role_used[f.role].add(&resources);
+        f.used.add(&resources);
+        f.running += 1;
+        f.launched += 1;
+        f.wait_sum += wait;
+        self.waits.push(wait);
+        self.totals.launched += 1;
+        if !self.hooks.is_empty() {
+            let mut status = TaskStatus {
+                task_id: id.clone(),
+                agent_id: task.agent_id.clone(),
+                state: TaskState::TaskRunning,
+                message: String::new(),
+                labels: Vec::new(),
+            };
+            self.hooks.task_status(&framework_info.id, &mut status);
+        }
+        let duration = self.sample_duration(&spec.duration);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.due.push(Reverse(Due(t + duration, seq)));
+        self.tasks.insert(seq, Task { id, framework, agent, resources, started: t, executor });
+    }
+
+    fn record(&mut self, t: f64, offers: u32, declined: u32, rejected: u32, launched: u32, allocator_us: f64) {
+        let utilisation: BTreeMap<String, f64> = self
+            .total
+            .0
+            .iter()
+            .filter(|(_, total)| **total > 0.0)
+            .map(|(name, total)| (name.clone(), self.in_use.get(name) / total))
+            .collect();
+        let role_shares: Vec<f64> = self.role_used.iter().map(|used| dominant_share(used, &self.total)).collect();
+        let mut framework_shares = Vec::with_capacity(self.frameworks.len());
+        for f in &mut self.frameworks {
+            let share = dominant_share(&f.used, &self.total);
+            if f.registered && !f.left {
+                f.share_sum += share;
+                f.share_rounds += 1;
+                f.share_peak = f.share_peak.max(share);
+            }
+            framework_shares.push(share as f32);
+        }
+        self.series.push(RoundRecord {
+            t,
+            offers,
+            declined,
+            rejected,
+            launched,
+            ended: self.round_ended,
+            running: self.tasks.len() as u64,
+            allocator_us,
+            utilisation,
+            role_shares,
+            framework_shares,
+        });
+    }
+
+    fn report(self, end_time: f64, stopped: String) -> Report {
+        let rounds = self.series.len().max(1) as f64;
+        let mut utilisation_mean: BTreeMap<String, f64> = BTreeMap::new();
+        let mut utilisation_peak: BTreeMap<String, f64> = BTreeMap::new();
+        for round in &self.series {
+            for (name, value) in &round.utilisation {
+                *utilisation_mean.entry(name.clone()).or_default() += value / rounds;
+                let peak = utilisation_peak.entry(name.clone()).or_default();
+                *peak = peak.max(*value);
+            }
+        }
+        let roles = self
+            .roles
+            .iter()
+            .enumerate()
+            .map(|(i, role)| {
+                let shares: Vec<f64> = self.series.iter().map(|r| r.role_shares[i]).collect();
+                RoleSummary {
+                    role: role.clone(),
+                    weight: self.role_weights[i],
+                    frameworks: self.frameworks.iter().filter(|f| f.role == i).count(),
+                    launched: self.frameworks.iter().filter(|f| f.role == i).map(|f| f.launched).sum(),
+                    share_mean: shares.iter().sum::<f64>() / rounds,
+                    share_peak: shares.iter().copied().fold(0.0, f64::max),
+                    share_final: shares.last().copied().unwrap_or(0.0),
+                }
+            })
+            .collect();
+        let frameworks = self
+            .frameworks
+            .iter()
+            .zip(&self.workload.frameworks)
+            .map(|(f, spec)| FrameworkSummary {
+                id: f.info.id.clone(),
+                role: f.info.role.clone(),
+                tasks: spec.tasks,
+                launched: f.launched,
+                finished: f.finished,
+                share_mean: if f.share_rounds == 0 { 0.0 } else { f.share_sum / f.share_rounds as f64 },
+                share_peak: f.share_peak,
+                wait_mean: if f.launched == 0 { 0.0 } else { f.wait_sum / f.launched as f64 },
+            })
+            .collect();
+        let mut totals = self.totals.clone();
+        totals.pending_at_end = self.frameworks.iter().filter(|f| !f.left).map(|f| f.pending_count).sum();
+        totals.running_at_end = self.tasks.len() as u64;
+        Report {
+            workload: self.workload.name.clone(),
+            allocator: self.config.allocator_name.clone(),
+            seed: self.config.seed,
+            allocation_interval: self.config.allocation_interval,
+            end_time,
+            rounds: self.series.len(),
+            stopped,
+            totals,
+            allocator_us: Distribution::of(self.allocator_us.clone()),
+            task_wait: Distribution::of(self.waits.clone()),
+            utilisation_mean,
+            utilisation_peak,
+            roles,
+            frameworks,
+            hook_errors: self.hooks.errors(),
+            isolators: self.isolators.summary(),
+            sample_task: self.sample.clone(),
+            events: self.events.clone(),
+            decisions_digest: format!("{:016x}", self.digest),
+            peak_rss_kib: peak_rss_kib(),
+            series: self.series,
+        }
+    }
+}
+
+/// The process's peak resident set, from getrusage (KiB on Linux).
+fn peak_rss_kib() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0;
+    if !ok {
+        return 0;
+    }
+    // SAFETY: getrusage succeeded, so the struct is initialised.
+    let usage = unsafe { usage.assume_init() };
+    u64::try_from(usage.ru_maxrss).unwrap_or(0)
+}
