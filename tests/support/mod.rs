@@ -146,3 +146,8 @@ fn middle_of_last_load_segment(elf: &[u8]) -> usize {
         .next_back()
         .expect("the fixture has a loadable segment")
 }
+
+/// The example module library (DRF allocator, hooks, isolator).
+pub fn examples() -> PathBuf {
+    fixture("modhost_examples")
+}

@@ -495,7 +495,8 @@ impl Allocator for HierarchicalDrf {
 
     fn remove_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
         let agent = self.agent(&request.agent_id)?;
-        let held: Vec<(usize, Amounts)> = self.agents[agent].by_framework.iter().map(|(f, a)| (*f, a.clone())).collect();
+        let held: Vec<(usize, Amounts)> =
+            self.agents[agent].by_framework.iter().map(|(f, a)| (*f, a.clone())).collect();
         for (framework, amounts) in held {
             self.account(framework, agent, &amounts, -1.0);
         }

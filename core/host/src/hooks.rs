@@ -119,7 +119,11 @@ impl HookChain {
         let base = task.clone();
         self.decorate("master_launch_task_label_decorator", &mut labels, |hook, labels| {
             let task = TaskInfo { labels: labels.clone(), ..base.clone() };
-            hook.master_launch_task_label_decorator(LaunchTask { task, framework: framework.clone(), agent: agent.clone() })
+            hook.master_launch_task_label_decorator(LaunchTask {
+                task,
+                framework: framework.clone(),
+                agent: agent.clone(),
+            })
         });
         task.labels = labels;
     }
@@ -176,7 +180,8 @@ impl HookChain {
         let base = status.clone();
         self.decorate("agent_task_status_decorator", &mut labels, |hook, labels| {
             let status = TaskStatus { labels: labels.clone(), ..base.clone() };
-            let decorated = hook.agent_task_status_decorator(TaskStatusUpdate { framework_id: framework_id.to_owned(), status })?;
+            let decorated =
+                hook.agent_task_status_decorator(TaskStatusUpdate { framework_id: framework_id.to_owned(), status })?;
             Ok(decorated.map(|s| s.labels))
         });
         status.labels = labels;
@@ -187,13 +192,17 @@ impl HookChain {
         let mut resources = std::mem::take(&mut agent.resources);
         let base = agent.clone();
         self.decorate("agent_resources_decorator", &mut resources, |hook, resources| {
-            hook.agent_resources_decorator(AgentEvent { agent: AgentInfo { resources: resources.clone(), ..base.clone() } })
+            hook.agent_resources_decorator(AgentEvent {
+                agent: AgentInfo { resources: resources.clone(), ..base.clone() },
+            })
         });
         agent.resources = resources;
         let mut attributes: BTreeMap<String, String> = std::mem::take(&mut agent.attributes);
         let base = agent.clone();
         self.decorate("agent_attributes_decorator", &mut attributes, |hook, attributes| {
-            hook.agent_attributes_decorator(AgentEvent { agent: AgentInfo { attributes: attributes.clone(), ..base.clone() } })
+            hook.agent_attributes_decorator(AgentEvent {
+                agent: AgentInfo { attributes: attributes.clone(), ..base.clone() },
+            })
         });
         agent.attributes = attributes;
     }

@@ -65,8 +65,9 @@ impl Isolators {
             if !manager.contains(name, Kind::Isolator) {
                 return Err(IsolationError::Unknown(name.to_owned()));
             }
-            let isolator: IsolatorHandle =
-                manager.create(name, None).map_err(|source| IsolationError::Create { name: name.to_owned(), source })?;
+            let isolator: IsolatorHandle = manager
+                .create(name, None)
+                .map_err(|source| IsolationError::Create { name: name.to_owned(), source })?;
             isolators.push(name, Box::new(isolator));
         }
         Ok(isolators)
@@ -90,7 +91,11 @@ impl Isolators {
 
     /// Runs `call` on each isolator in order; the first error stops the launch and says which
     /// isolator failed.
-    fn each(&mut self, method: &str, mut call: impl FnMut(&mut dyn Isolator) -> Result<(), CallError>) -> Result<(), String> {
+    fn each(
+        &mut self,
+        method: &str,
+        mut call: impl FnMut(&mut dyn Isolator) -> Result<(), CallError>,
+    ) -> Result<(), String> {
         for installed in &mut self.list {
             if let Err(e) = call(installed.isolator.as_mut()) {
                 installed.errors += 1;
@@ -169,7 +174,9 @@ impl Isolators {
                 name: i.name.clone(),
                 containers: i.containers,
                 errors: i.errors,
-                usage_seconds: Resources(i.usage.0.iter().map(|(k, v)| (k.clone(), (v * 1000.0).round() / 1000.0)).collect()),
+                usage_seconds: Resources(
+                    i.usage.0.iter().map(|(k, v)| (k.clone(), (v * 1000.0).round() / 1000.0)).collect(),
+                ),
             })
             .collect()
     }

@@ -53,7 +53,10 @@ impl Construct for EnvironmentHook {
         let mut variables = Vec::new();
         for p in parameters.iter() {
             if p.key.is_empty() || p.key.contains('=') {
-                return Err(CallError::failed(format!("parameter '{}' is not a valid environment variable name", p.key)));
+                return Err(CallError::failed(format!(
+                    "parameter '{}' is not a valid environment variable name",
+                    p.key
+                )));
             }
             variables.push(EnvironmentVariable { name: p.key.clone(), value: p.value.clone() });
         }

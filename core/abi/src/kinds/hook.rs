@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::message::message_kind;
-use crate::messages::{AgentInfo, EnvironmentVariable, ExecutorInfo, FrameworkInfo, Label, Resources, TaskInfo, TaskStatus};
+use crate::messages::{
+    AgentInfo, EnvironmentVariable, ExecutorInfo, FrameworkInfo, Label, Resources, TaskInfo, TaskStatus,
+};
 use crate::{CallError, Kind};
 
 /// Request of [`Hook::master_launch_task_label_decorator`].

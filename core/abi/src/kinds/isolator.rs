@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::message::message_kind;
 use crate::messages::{
-    ContainerConfig, ContainerLaunchInfo, ContainerLimitation, ContainerState, ContainerStatus, Resources,
-    ResourceStatistics,
+    ContainerConfig, ContainerLaunchInfo, ContainerLimitation, ContainerState, ContainerStatus, ResourceStatistics,
+    Resources,
 };
 use crate::{CallError, Kind};
 

@@ -170,9 +170,8 @@ where
     Request: Serialize,
     Response: DeserializeOwned,
 {
-    let bytes = serde_json::to_vec(request).map_err(|e| CallError::Malformed {
-        message: format!("cannot encode the request of {method}: {e}"),
-    })?;
+    let bytes = serde_json::to_vec(request)
+        .map_err(|e| CallError::Malformed { message: format!("cannot encode the request of {method}: {e}") })?;
     let mut decoded = None;
     transport.call(method, entry, &bytes, &mut |answer| {
         decoded = Some(serde_json::from_slice(answer).map_err(|e| CallError::Malformed {

@@ -67,9 +67,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     // As a Mesos master does at start: create every Anonymous module, keep it for the run.
     let mut anonymous: Vec<AnonymousHandle> = Vec::new();
     for name in manager.find(Kind::Anonymous) {
-        let instance = manager
-            .create(&name, None)
-            .with_context(|| format!("Failed to create anonymous module named '{name}'"))?;
+        let instance =
+            manager.create(&name, None).with_context(|| format!("Failed to create anonymous module named '{name}'"))?;
         anonymous.push(instance);
     }
     let hooks = HookChain::install(&manager, args.hooks.as_deref().unwrap_or(""))?;
@@ -79,9 +78,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Workload::from_file(path)?,
         None => Workload::parse(workload::DEMO, "demo (bundled)")?,
     };
-    let interval = sim::parse_duration(&args.allocation_interval)
-        .map_err(|e| anyhow::anyhow!("--allocation_interval: {e}"))?;
-    let until = args.until.as_deref().map(sim::parse_duration).transpose().map_err(|e| anyhow::anyhow!("--until: {e}"))?;
+    let interval =
+        sim::parse_duration(&args.allocation_interval).map_err(|e| anyhow::anyhow!("--allocation_interval: {e}"))?;
+    let until =
+        args.until.as_deref().map(sim::parse_duration).transpose().map_err(|e| anyhow::anyhow!("--until: {e}"))?;
     let config = SimConfig {
         allocation_interval: interval,
         seed: args.seed,
@@ -161,7 +161,10 @@ fn print_report(report: &Report) {
     );
     println!("memory   peak RSS {:.1} MiB\n", report.peak_rss_kib as f64 / 1024.0);
 
-    println!("{:<20} {:>6} {:>10} {:>9} {:>11} {:>11} {:>11}", "ROLE", "WEIGHT", "FRAMEWORKS", "LAUNCHED", "MEAN SHARE", "PEAK SHARE", "FINAL SHARE");
+    println!(
+        "{:<20} {:>6} {:>10} {:>9} {:>11} {:>11} {:>11}",
+        "ROLE", "WEIGHT", "FRAMEWORKS", "LAUNCHED", "MEAN SHARE", "PEAK SHARE", "FINAL SHARE"
+    );
     for role in &report.roles {
         println!(
             "{:<20} {:>6} {:>10} {:>9} {:>11} {:>11} {:>11}",
@@ -177,7 +180,10 @@ fn print_report(report: &Report) {
     let shown = 15;
     let mut frameworks: Vec<_> = report.frameworks.iter().collect();
     frameworks.sort_by(|a, b| b.share_mean.total_cmp(&a.share_mean).then(a.id.cmp(&b.id)));
-    println!("\n{:<20} {:<14} {:>9} {:>9} {:>11} {:>11} {:>10}", "FRAMEWORK", "ROLE", "LAUNCHED", "FINISHED", "MEAN SHARE", "PEAK SHARE", "MEAN WAIT");
+    println!(
+        "\n{:<20} {:<14} {:>9} {:>9} {:>11} {:>11} {:>10}",
+        "FRAMEWORK", "ROLE", "LAUNCHED", "FINISHED", "MEAN SHARE", "PEAK SHARE", "MEAN WAIT"
+    );
     for f in frameworks.iter().take(shown) {
         println!(
             "{:<20} {:<14} {:>5}/{:<3} {:>9} {:>11} {:>11} {:>9.1}s",
@@ -195,7 +201,8 @@ fn print_report(report: &Report) {
         println!("... and {} more (all of them in --json)", frameworks.len() - shown);
     }
     if !report.hook_errors.is_empty() {
-        let hooks: Vec<String> = report.hook_errors.iter().map(|(name, errors)| format!("{name} ({errors} errors)")).collect();
+        let hooks: Vec<String> =
+            report.hook_errors.iter().map(|(name, errors)| format!("{name} ({errors} errors)")).collect();
         println!("\nhooks    {}", hooks.join(", "));
     }
     for isolator in &report.isolators {
@@ -211,7 +218,12 @@ fn print_report(report: &Report) {
         let labels: Vec<String> = sample.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect();
         let environment: Vec<String> = sample.environment.iter().map(|v| format!("{}={}", v.name, v.value)).collect();
         if !labels.is_empty() || !environment.is_empty() {
-            println!("sample   task {}: labels [{}], environment [{}]", sample.id, labels.join(", "), environment.join(", "));
+            println!(
+                "sample   task {}: labels [{}], environment [{}]",
+                sample.id,
+                labels.join(", "),
+                environment.join(", ")
+            );
         }
     }
     if !report.events.is_empty() {

@@ -12,7 +12,7 @@ fn line_chart(title: &str, series: &[(String, Vec<(f64, f64)>)], end: f64) -> Re
         let root = SVGBackend::with_string(&mut svg, (900, 360)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let top = series.iter().flat_map(|(_, points)| points.iter().map(|p| p.1)).fold(0.0, f64::max);
-        let y_max = if top > 0.0 { (top * 1.1).min(1.0).max(0.05) } else { 1.0 };
+        let y_max = if top > 0.0 { (top * 1.1).clamp(0.05, 1.0) } else { 1.0 };
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
@@ -64,7 +64,8 @@ pub fn html(report: &Report) -> Result<String, String> {
     let utilisation: Vec<(String, Vec<(f64, f64)>)> = names
         .iter()
         .map(|name| {
-            let points = report.series.iter().map(|r| (r.t, r.utilisation.get(*name).copied().unwrap_or(0.0))).collect();
+            let points =
+                report.series.iter().map(|r| (r.t, r.utilisation.get(*name).copied().unwrap_or(0.0))).collect();
             ((*name).clone(), points)
         })
         .collect();
@@ -93,8 +94,12 @@ pub fn html(report: &Report) -> Result<String, String> {
         ));
     }
     let t = &report.totals;
-    let events: String =
-        report.events.iter().map(|(at, what)| format!("<li>t={at}s: {}</li>", escape(what))).collect::<Vec<_>>().join("\n");
+    let events: String = report
+        .events
+        .iter()
+        .map(|(at, what)| format!("<li>t={at}s: {}</li>", escape(what)))
+        .collect::<Vec<_>>()
+        .join("\n");
     Ok(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>modhost simulate: {workload}</title>

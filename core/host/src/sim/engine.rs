@@ -132,7 +132,12 @@ pub struct Simulation<'w> {
     digest: u64,
     sample: Option<SampleTask>,
     round_ended: u32,
+    idle_rounds: usize,
 }
+
+/// Rounds with nothing running, nothing to come and nothing launched before a run counts
+/// as stalled.
+const IDLE_ROUNDS: usize = 1000;
 
 /// FNV-1a, 64 bits: a stable digest of the decisions without a dependency.
 fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
@@ -145,7 +150,11 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
 
 /// The largest `used / total` over the resources with a positive total.
 fn dominant_share(used: &Resources, total: &Resources) -> f64 {
-    used.0.iter().filter(|(name, _)| total.get(name) > 0.0).map(|(name, amount)| amount / total.get(name)).fold(0.0, f64::max)
+    used.0
+        .iter()
+        .filter(|(name, _)| total.get(name) > 0.0)
+        .map(|(name, amount)| amount / total.get(name))
+        .fold(0.0, f64::max)
 }
 
 impl<'w> Simulation<'w> {
@@ -216,6 +225,7 @@ impl<'w> Simulation<'w> {
             digest: 0xcbf2_9ce4_8422_2325,
             sample: None,
             round_ended: 0,
+            idle_rounds: 0,
         }
     }
 
@@ -245,7 +255,11 @@ impl<'w> Simulation<'w> {
         }
         for index in 0..self.frameworks.len() {
             if self.workload.frameworks[index].arrive_at == 0.0
-                && !self.workload.events.iter().any(|(_, e)| matches!(e, Event::FrameworkArrives { index: i } if *i == index))
+                && !self
+                    .workload
+                    .events
+                    .iter()
+                    .any(|(_, e)| matches!(e, Event::FrameworkArrives { index: i } if *i == index))
             {
                 self.register(index, 0.0);
             }
@@ -269,6 +283,10 @@ impl<'w> Simulation<'w> {
             observe(Progress { t, ended, total: total_tasks, running: self.tasks.len() as u64 });
             if self.finished() {
                 stopped = "every task has ended".into();
+                break;
+            }
+            if let Some(reason) = self.stalled() {
+                stopped = reason;
                 break;
             }
         }
@@ -302,6 +320,33 @@ impl<'w> Simulation<'w> {
         let arrivals_ahead =
             self.workload.events[self.next_event..].iter().any(|(_, e)| matches!(e, Event::FrameworkArrives { .. }));
         !arrivals_ahead && self.tasks.is_empty() && self.frameworks.iter().all(|f| f.left || f.pending_count == 0)
+    }
+
+    /// Whether the run can make no more progress: nothing runs, nothing is to come, and
+    /// either no pending task fits on any agent left, or nothing has launched for
+    /// [`IDLE_ROUNDS`] rounds.
+    fn stalled(&mut self) -> Option<String> {
+        if !self.tasks.is_empty() || self.next_event < self.workload.events.len() {
+            self.idle_rounds = 0;
+            return None;
+        }
+        let waiting: Vec<usize> = (0..self.frameworks.len())
+            .filter(|&f| {
+                self.frameworks[f].registered && !self.frameworks[f].left && self.frameworks[f].pending_count > 0
+            })
+            .collect();
+        let pending: u64 = waiting.iter().map(|&f| self.frameworks[f].pending_count).sum();
+        let fits_somewhere = waiting.iter().any(|&f| {
+            let task = &self.workload.frameworks[f].task_resources;
+            self.agents.iter().any(|a| a.alive && a.info.resources.contains(task))
+        });
+        if !fits_somewhere {
+            return Some(format!("stalled: {pending} pending task(s) fit on no remaining agent"));
+        }
+        self.idle_rounds += 1;
+        (self.idle_rounds >= IDLE_ROUNDS).then(|| {
+            format!("stalled: {pending} pending task(s), nothing running and nothing launched for {IDLE_ROUNDS} rounds")
+        })
     }
 
     /// Processes task completions and events up to `t`, in time order (completions first
@@ -480,7 +525,10 @@ impl<'w> Simulation<'w> {
                     return Err(format!("offers resources of agent '{}', which is lost", offer.agent_id));
                 }
                 if offer.resources.has_negative() || offer.resources.is_empty() {
-                    return Err(format!("offers '{}' on agent '{}': nothing, or a negative amount", offer.resources, offer.agent_id));
+                    return Err(format!(
+                        "offers '{}' on agent '{}': nothing, or a negative amount",
+                        offer.resources, offer.agent_id
+                    ));
                 }
                 let a = &self.agents[agent];
                 let mut free = a.info.resources.clone();
@@ -494,7 +542,11 @@ impl<'w> Simulation<'w> {
                         offer.agent_id,
                         offer.framework_id,
                         if free.is_empty() { "nothing".to_owned() } else { free.to_string() },
-                        if already.is_empty() { String::new() } else { format!(" (already offered this round: {already})") }
+                        if already.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (already offered this round: {already})")
+                        }
                     ));
                 }
                 already.add(&offer.resources);
@@ -520,7 +572,10 @@ impl<'w> Simulation<'w> {
             Ok(offers) => offers,
             Err(e) => {
                 self.totals.allocator_errors += 1;
-                log::warn!("allocator '{}': allocate failed at t={t}: {e}; no offers this round", self.config.allocator_name);
+                log::warn!(
+                    "allocator '{}': allocate failed at t={t}: {e}; no offers this round",
+                    self.config.allocator_name
+                );
                 Vec::new()
             }
         };
@@ -611,7 +666,10 @@ impl<'w> Simulation<'w> {
             self.hooks.launch_task_labels(&mut task, &framework_info, agent_info);
             self.hooks.launch_task_resources(&mut task, &agent_info.resources.clone());
             if !remaining.contains(&task.resources) {
-                log::warn!("task {id}: hooks set its resources to {}, which do not fit the offer; task failed", task.resources);
+                log::warn!(
+                    "task {id}: hooks set its resources to {}, which do not fit the offer; task failed",
+                    task.resources
+                );
                 self.totals.failed += 1;
                 return;
             }
@@ -635,8 +693,11 @@ impl<'w> Simulation<'w> {
             }
         }
         if self.sample.is_none() {
-            self.sample =
-                Some(SampleTask { id: id.clone(), labels: task.labels.clone(), environment: executor.environment.clone() });
+            self.sample = Some(SampleTask {
+                id: id.clone(),
+                labels: task.labels.clone(),
+                environment: executor.environment.clone(),
+            });
         }
         remaining.subtract(&resources);
         self.agents[agent].used.add(&resources);

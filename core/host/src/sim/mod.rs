@@ -57,7 +57,11 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
         other => return Err(format!("'{text}': unknown unit '{other}' (ns, us, ms, secs, mins, hrs, days, weeks)")),
     };
     let seconds = value * scale;
-    if seconds > 0.0 && seconds.is_finite() { Ok(seconds) } else { Err(format!("'{text}' must be a positive duration")) }
+    if seconds > 0.0 && seconds.is_finite() {
+        Ok(seconds)
+    } else {
+        Err(format!("'{text}' must be a positive duration"))
+    }
 }
 
 #[cfg(test)]

@@ -291,7 +291,8 @@ impl Workload {
 
     /// Checks and expands a workload.
     pub fn check(file: WorkloadFile, origin: &str) -> Result<Workload, WorkloadError> {
-        let invalid = |field: String, reason: String| WorkloadError::Invalid { origin: origin.to_owned(), field, reason };
+        let invalid =
+            |field: String, reason: String| WorkloadError::Invalid { origin: origin.to_owned(), field, reason };
 
         let mut agents = Vec::new();
         let mut numbers: BTreeMap<String, usize> = BTreeMap::new();
@@ -318,12 +319,16 @@ impl Workload {
         }
         let agent_ids: BTreeSet<&str> = agents.iter().map(|a| a.id.as_str()).collect();
         if agent_ids.len() != agents.len() {
-            return Err(invalid("agents".into(), "two groups produce the same agent ids; give them other prefixes".into()));
+            return Err(invalid(
+                "agents".into(),
+                "two groups produce the same agent ids; give them other prefixes".into(),
+            ));
         }
 
         let mut frameworks = Vec::new();
         for (g, group) in file.frameworks.iter().enumerate() {
-            expand(group, &format!("frameworks[{g}]"), 0.0, &agents, &mut frameworks).map_err(|(f, r)| invalid(f, r))?;
+            expand(group, &format!("frameworks[{g}]"), 0.0, &agents, &mut frameworks)
+                .map_err(|(f, r)| invalid(f, r))?;
         }
 
         let mut events = Vec::new();
@@ -341,7 +346,10 @@ impl Workload {
             let checked = match event {
                 EventSpec::AgentLost { agent, .. } => {
                     if !agent_ids.contains(agent.as_str()) {
-                        return Err(invalid(format!("{at_field}.agent"), format!("no agent '{agent}' in this workload")));
+                        return Err(invalid(
+                            format!("{at_field}.agent"),
+                            format!("no agent '{agent}' in this workload"),
+                        ));
                     }
                     Event::AgentLost { agent: agent.clone() }
                 }
@@ -379,7 +387,10 @@ impl Workload {
         let mut ids = BTreeSet::new();
         for framework in &frameworks {
             if !ids.insert(framework.info.id.as_str()) {
-                return Err(invalid("frameworks".into(), format!("framework id '{}' is used twice", framework.info.id)));
+                return Err(invalid(
+                    "frameworks".into(),
+                    format!("framework id '{}' is used twice", framework.info.id),
+                ));
             }
         }
         let mut weights = Vec::new();
@@ -448,7 +459,10 @@ fn expand(
             return Err(err("duration.seconds", format!("{seconds} is not a positive number of seconds")));
         }
         Duration::Uniform { min, max } if !(min.is_finite() && *min >= 0.0 && positive(*max) && min <= max) => {
-            return Err(err("duration", format!("uniform needs 0 <= min <= max and max > 0, not min {min}, max {max}")));
+            return Err(err(
+                "duration",
+                format!("uniform needs 0 <= min <= max and max > 0, not min {min}, max {max}"),
+            ));
         }
         Duration::Exponential { mean } if !positive(*mean) => {
             return Err(err("duration.mean", format!("{mean} is not a positive number of seconds")));

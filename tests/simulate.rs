@@ -1,0 +1,301 @@
+//! The host at work, through the library: hook and isolator semantics, workload checks,
+//! determinism, and the ledger's properties over random workloads.
+
+mod support;
+
+use modhost::ModuleManager;
+use modhost::hooks::{HookChain, HooksError};
+use modhost::isolators::{IsolationError, Isolators};
+use modhost::manifest::{self, Origin};
+use modhost::sim::report::Report;
+use modhost::sim::workload::{self, Workload, WorkloadError};
+use modhost::sim::{self, SimConfig, Simulation};
+use modhost_abi::messages::{AgentInfo, FrameworkInfo, Label, TaskInfo};
+
+/// A manager with the test fixture's hook and isolator under several names.
+fn manager_with(modules: serde_json::Value) -> ModuleManager {
+    let json = serde_json::json!({"libraries": [{"file": support::test_modules(), "modules": modules}]});
+    let manager = ModuleManager::new();
+    manager.load(&manifest::parse(&json.to_string(), Origin::Inline).unwrap()).unwrap();
+    manager
+}
+
+fn hook(name: &str, action: &str) -> serde_json::Value {
+    serde_json::json!({"name": name, "symbol": "org_modhost_TestHook", "parameters": [{"key": "action", "value": action}]})
+}
+
+fn hooks_manager() -> ModuleManager {
+    manager_with(serde_json::json!([
+        hook("append_a", "append:a=1"),
+        hook("append_b", "append:b=2"),
+        hook("none", "none"),
+        hook("error", "error"),
+        hook("panic", "panic"),
+        hook("bad", "explode"),
+    ]))
+}
+
+fn labels_after(chain: &mut HookChain) -> Vec<String> {
+    let mut task =
+        TaskInfo { id: "t".into(), labels: vec![Label { key: "x".into(), value: "0".into() }], ..Default::default() };
+    let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into() };
+    chain.launch_task_labels(&mut task, &framework, &AgentInfo::default());
+    task.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect()
+}
+
+#[test]
+fn hooks_run_in_flag_order_and_follow_mesos_result_semantics() {
+    let manager = hooks_manager();
+    // Some replaces (each hook sees the previous result), None leaves, an error is ignored.
+    let mut chain = HookChain::install(&manager, "append_a,none,error,panic,append_b").unwrap();
+    assert_eq!(labels_after(&mut chain), ["x=0", "a=1", "b=2"]);
+    let errors: Vec<(String, u64)> = chain.errors();
+    assert_eq!(
+        errors,
+        [("append_a", 0), ("none", 0), ("error", 1), ("panic", 1), ("append_b", 0)].map(|(n, e)| (n.to_string(), e))
+    );
+    // The order of the flag is the order of the calls.
+    let mut reversed = HookChain::install(&manager, "append_b,append_a").unwrap();
+    assert_eq!(labels_after(&mut reversed), ["x=0", "b=2", "a=1"]);
+}
+
+#[test]
+fn hooks_flag_errors_match_mesos() {
+    let manager = hooks_manager();
+    type Case = (&'static str, fn(&HooksError) -> bool, &'static str);
+    let cases: &[Case] = &[
+        ("nope", |e| matches!(e, HooksError::Unknown(n) if n == "nope"), "No hook module named 'nope' available"),
+        ("none,none", |e| matches!(e, HooksError::ListedTwice(n) if n == "none"), "Hook module 'none' already loaded"),
+        ("bad", |e| matches!(e, HooksError::Create { .. }), "Failed to instantiate hook module 'bad'"),
+        ("none,", |e| matches!(e, HooksError::Unknown(n) if n.is_empty()), "No hook module named '' available"),
+    ];
+    for (flag, is_expected, fragment) in cases {
+        let error = HookChain::install(&manager, flag).err().unwrap_or_else(|| panic!("{flag:?} installed"));
+        assert!(is_expected(&error), "{flag:?}: {error:?}");
+        assert!(error.to_string().contains(fragment), "{flag:?}: {error}");
+    }
+    assert!(HookChain::install(&manager, "").unwrap().is_empty());
+}
+
+/// A workload from JSON text.
+fn workload(text: &str) -> Workload {
+    Workload::parse(text, "test").unwrap()
+}
+
+fn run(
+    workload: &Workload,
+    allocator: Box<dyn modhost_abi::Allocator + '_>,
+    hooks: HookChain,
+    isolators: Isolators,
+    seed: u64,
+) -> Report {
+    let config =
+        SimConfig { allocation_interval: 1.0, seed, until: None, max_rounds: 100_000, allocator_name: "test".into() };
+    Simulation::new(config, workload, allocator, hooks, isolators).run(|_| {})
+}
+
+fn built_in() -> Box<dyn modhost_abi::Allocator> {
+    sim::create_allocator(&ModuleManager::new(), "hierarchical").unwrap()
+}
+
+#[test]
+fn isolators_are_called_in_launch_order_and_cleaned_up_when_tasks_end() {
+    let log = support::scratch().join("isolator.log");
+    let _ = std::fs::remove_file(&log);
+    let log_text = log.to_str().unwrap();
+    let manager = manager_with(serde_json::json!([
+        {"name": "logger", "symbol": "org_modhost_TestIsolator", "parameters": [{"key": "log", "value": log_text}]},
+        {"name": "no_log", "symbol": "org_modhost_TestIsolator"},
+    ]));
+    let w = workload(
+        r#"{"agents":[{"resources":{"cpus":4,"mem":4096}}],
+            "frameworks":[{"name":"f","role":"r","tasks":2,"task_resources":{"cpus":1,"mem":1024},
+                           "duration":{"distribution":"constant","seconds":5},"tasks_per_offer":2}]}"#,
+    );
+    let isolators = Isolators::install(&manager, "logger").unwrap();
+    let report = run(&w, built_in(), HookChain::default(), isolators, 1);
+    assert_eq!(report.totals.finished, 2);
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let expected = [
+        "prepare f.task-0.container",
+        "isolate f.task-0.container",
+        "update f.task-0.container",
+        "prepare f.task-1.container",
+        "isolate f.task-1.container",
+        "update f.task-1.container",
+        "usage f.task-0.container",
+        "cleanup f.task-0.container",
+        "usage f.task-1.container",
+        "cleanup f.task-1.container",
+    ];
+    assert_eq!(calls.lines().collect::<Vec<_>>(), expected);
+
+    type Case = (&'static str, fn(&IsolationError) -> bool, &'static str);
+    let cases: &[Case] = &[
+        ("nope", |e| matches!(e, IsolationError::Unknown(_)), "Unknown or unsupported isolator 'nope'"),
+        (
+            "logger,logger",
+            |e| matches!(e, IsolationError::ListedTwice(_)),
+            "Duplicate entries found in --isolation flag",
+        ),
+        ("no_log", |e| matches!(e, IsolationError::Create { .. }), "Failed to create isolator 'no_log'"),
+    ];
+    for (flag, is_expected, fragment) in cases {
+        let error = Isolators::install(&manager, flag).err().unwrap_or_else(|| panic!("{flag:?} installed"));
+        assert!(is_expected(&error) && error.to_string().contains(fragment), "{flag:?}: {error}");
+    }
+}
+
+#[test]
+fn malformed_or_impossible_workloads_are_refused_with_the_field() {
+    let base = |agents: &str, frameworks: &str, events: &str| {
+        format!(r#"{{"agents":[{agents}],"frameworks":[{frameworks}],"events":[{events}]}}"#)
+    };
+    let agent = r#"{"resources":{"cpus":4,"mem":4096}}"#;
+    let framework = r#"{"name":"f","role":"r","tasks":1,"task_resources":{"cpus":1},"duration":{"distribution":"constant","seconds":1}}"#;
+    let cases: &[(String, &str, &str)] = &[
+        (base(r#"{"resources":{"cpus":-4}}"#, framework, ""), "agents[0].resources.cpus", "negative"),
+        (
+            base(agent, &framework.replace(r#""cpus":1"#, r#""cpus":8"#), ""),
+            "frameworks[0].task_resources",
+            "fits on no agent",
+        ),
+        (
+            base(agent, framework, r#"{"type":"weight_change","at":5,"role":"nobody","weight":2}"#),
+            "events[0].role",
+            "unknown role 'nobody'",
+        ),
+        (
+            base(agent, framework, r#"{"type":"agent_lost","at":5,"agent":"agent-9"}"#),
+            "events[0].agent",
+            "no agent 'agent-9'",
+        ),
+        (
+            base(agent, framework, r#"{"type":"framework_leaves","at":5,"framework":"g"}"#),
+            "events[0].framework",
+            "no framework 'g'",
+        ),
+        (
+            base(agent, &framework.replace(r#""tasks":1"#, r#""tasks":1,"tasks_per_offer":0"#), ""),
+            "frameworks[0].tasks_per_offer",
+            "at least 1",
+        ),
+        (
+            base(agent, &framework.replace(r#""seconds":1"#, r#""seconds":0"#), ""),
+            "frameworks[0].duration.seconds",
+            "not a positive",
+        ),
+        (
+            base(agent, framework, r#"{"type":"weight_change","at":-1,"role":"r","weight":2}"#),
+            "events[0].at",
+            "is not a time",
+        ),
+        (base("", framework, ""), "agents", "at least one agent"),
+    ];
+    for (text, field, reason) in cases {
+        match Workload::parse(text, "test") {
+            Err(WorkloadError::Invalid { field: f, reason: r, .. }) => {
+                assert_eq!(&f, field, "{text}");
+                assert!(r.contains(reason), "{text}: {r}");
+            }
+            other => panic!("{text}: expected Invalid at {field}, got {other:?}"),
+        }
+    }
+    // A misspelt key is a syntax error with its position, not a silent default.
+    let error = Workload::parse(&base(agent, &framework.replace("tasks", "taks"), ""), "test").unwrap_err();
+    assert!(matches!(error, WorkloadError::Syntax { .. }) && error.to_string().contains("line 1"), "{error}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run_and_another_seed_another() {
+    let demo = Workload::parse(workload::DEMO, "demo").unwrap();
+    let a = run(&demo, built_in(), HookChain::default(), Isolators::default(), 7);
+    let b = run(&demo, built_in(), HookChain::default(), Isolators::default(), 7);
+    let c = run(&demo, built_in(), HookChain::default(), Isolators::default(), 8);
+    assert_eq!(a.decisions_digest, b.decisions_digest);
+    let shares = |r: &Report| r.series.iter().map(|s| (s.t, s.role_shares.clone(), s.launched)).collect::<Vec<_>>();
+    assert_eq!(shares(&a), shares(&b));
+    assert_eq!(serde_json::to_value(&a.totals).unwrap(), serde_json::to_value(&b.totals).unwrap());
+    assert_ne!(a.decisions_digest, c.decisions_digest);
+}
+
+/// The DRF module in the example library, created through the module manager.
+fn drf_module(manager: &ModuleManager) -> Box<dyn modhost_abi::Allocator> {
+    sim::create_allocator(manager, "org_modhost_HierarchicalDRF").unwrap()
+}
+
+fn examples_manager() -> ModuleManager {
+    let json = serde_json::json!({"libraries": [{"file": support::examples(), "modules": [{"name": "org_modhost_HierarchicalDRF"}]}]});
+    let manager = ModuleManager::new();
+    manager.load(&manifest::parse(&json.to_string(), Origin::Inline).unwrap()).unwrap();
+    manager
+}
+
+#[test]
+fn the_drf_module_decides_exactly_as_the_built_in_allocator() {
+    let manager = examples_manager();
+    let root = support::workspace();
+    for path in ["scripts/workloads/demo.json", "scripts/workloads/multi-framework.json"] {
+        let w = Workload::from_file(&root.join(path)).unwrap();
+        let native = run(&w, built_in(), HookChain::default(), Isolators::default(), 3);
+        let module = run(&w, drf_module(&manager), HookChain::default(), Isolators::default(), 3);
+        assert_eq!(native.decisions_digest, module.decisions_digest, "{path}");
+        assert_eq!(native.totals.launched, module.totals.launched, "{path}");
+        assert!(native.totals.launched > 0 && native.stopped == "every task has ended", "{path}: {}", native.stopped);
+    }
+}
+
+/// A random workload from a seed: a few agent groups, frameworks, and events.
+fn random_workload(seed: u64) -> Workload {
+    let mut rng = modhost_drf::SplitMix64::new(seed);
+    let mut pick = |n: u64| rng.next_u64() % n;
+    let agents: Vec<serde_json::Value> = (0..1 + pick(3))
+        .map(|g| {
+            serde_json::json!({"count": 1 + pick(6), "prefix": format!("g{g}"),
+                "resources": {"cpus": 2 + pick(30), "mem": 1024 * (1 + pick(32)), "gpus": pick(2)}})
+        })
+        .collect();
+    let frameworks: Vec<serde_json::Value> = (0..1 + pick(6))
+        .map(|i| {
+            serde_json::json!({"name": format!("f{i}"), "role": format!("r{}", pick(3)), "tasks": 1 + pick(40),
+                "task_resources": {"cpus": 0.1 * (1 + pick(15)) as f64, "mem": 128 * (1 + pick(8))},
+                "duration": {"distribution": "uniform", "min": 1, "max": 1 + pick(60)},
+                "tasks_per_offer": 1 + pick(5), "decline": {"refuse_seconds": pick(20)},
+                "suppress_when_idle": pick(2) == 0})
+        })
+        .collect();
+    let mut events =
+        vec![serde_json::json!({"type": "weight_change", "at": pick(50), "role": "r0", "weight": 1 + pick(4)})];
+    events.push(serde_json::json!({"type": "framework_leaves", "at": pick(80), "framework": "f0"}));
+    events.push(serde_json::json!({"type": "agent_lost", "at": pick(80), "agent": "g0-0"}));
+    let text = serde_json::json!({"name": format!("random-{seed}"), "agents": agents, "frameworks": frameworks,
+        "roles": {"r0": {"weight": 1}}, "events": events});
+    Workload::parse(&text.to_string(), &format!("random workload {seed}")).unwrap()
+}
+
+#[test]
+fn no_resource_is_offered_twice_or_lost_over_random_workloads() {
+    let manager = examples_manager();
+    let mut completed = 0;
+    for seed in 0..60 {
+        let w = random_workload(seed);
+        let allocator = if seed % 2 == 0 { built_in() } else { drf_module(&manager) };
+        let r = run(&w, allocator, HookChain::default(), Isolators::default(), seed);
+        let t = &r.totals;
+        // The engine refuses any offer of resources that are not free (offered twice, or
+        // never there) and counts it; the DRF must never make one.
+        assert_eq!(t.rejected_offers, 0, "seed {seed}: offers refused");
+        assert_eq!(t.allocator_errors + t.allocator_call_errors, 0, "seed {seed}: allocator errors");
+        // Every task is accounted for.
+        let ended = t.finished + t.failed + t.lost + t.killed;
+        assert_eq!(t.launched, ended + t.running_at_end, "seed {seed}: {t:?}");
+        // Nothing leaks: when every task has ended (or what is left can never run), nothing is
+        // in use.
+        assert!(r.stopped == "every task has ended" || r.stopped.starts_with("stalled"), "seed {seed}: {}", r.stopped);
+        let last = r.series.last().unwrap();
+        assert!(last.utilisation.values().all(|u| *u == 0.0), "seed {seed}: {:?}", last.utilisation);
+        completed += usize::from(r.stopped == "every task has ended");
+    }
+    // Most random workloads must run to completion, or the property says little.
+    assert!(completed >= 40, "only {completed} of 60 random workloads ran to completion");
+}
