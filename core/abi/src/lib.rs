@@ -85,6 +85,7 @@ pub use kinds::allocator::{
     UpdateWeights,
 };
 pub use kinds::anonymous::{Anonymous, AnonymousGlue, AnonymousVtable};
+pub use kinds::codec::{Codec, Json, PackedOffers};
 pub use kinds::hook::{
     AgentEvent, ExecutorEnvironment, HOOK_METHODS, Hook, HookGlue, HookVtable, LaunchTask, LaunchTaskResources,
     PostFetch, RemoveExecutor, RunTask, TaskStatusUpdate,

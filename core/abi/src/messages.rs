@@ -10,16 +10,19 @@
 //! name); ranges (ports) and sets are left out, as are reservations and persistent volumes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 /// Scalar resources by name, such as `{"cpus": 4, "mem": 4096}`.
 ///
 /// Arithmetic rounds to three decimal places, as Mesos's fixed-point scalars do, so that
-/// adding and subtracting the same amounts always returns to the same value.
+/// adding and subtracting the same amounts always returns to the same value. Names are
+/// shared (`Arc<str>`): a cluster has a handful of resource names and hundreds of thousands
+/// of resource sets, and cloning a set must not allocate a string per name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Resources(pub BTreeMap<String, f64>);
+pub struct Resources(pub BTreeMap<Arc<str>, f64>);
 
 /// Rounds to Mesos's scalar precision (three decimal places).
 pub fn round_scalar(value: f64) -> f64 {
@@ -34,7 +37,7 @@ impl Resources {
 
     /// These resources with `amount` of `name` added.
     pub fn with(mut self, name: &str, amount: f64) -> Self {
-        *self.0.entry(name.to_owned()).or_default() += amount;
+        *self.0.entry(name.into()).or_default() += amount;
         self
     }
 

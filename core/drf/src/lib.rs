@@ -23,6 +23,7 @@ mod rng;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use modhost_abi::messages::{AllocatorOptions, Offer, Resources, round_scalar};
 use modhost_abi::{
@@ -110,8 +111,8 @@ pub struct HierarchicalDrf {
     paused: bool,
     /// The time of the latest round; refusal filters count from it.
     now: f64,
-    names: Vec<String>,
-    name_index: HashMap<String, usize>,
+    names: Vec<Arc<str>>,
+    name_index: HashMap<Arc<str>, usize>,
     /// Per interned name: whether it counts towards shares.
     fair: Vec<bool>,
     min_allocatable: Vec<Amounts>,
@@ -168,7 +169,7 @@ impl HierarchicalDrf {
         self.rng = SplitMix64::new(options.seed);
         self.min_allocatable = options.min_allocatable_resources.iter().map(|r| self.amounts(r)).collect();
         for index in 0..self.names.len() {
-            self.fair[index] = !options.fairness_excluded_resource_names.contains(&self.names[index]);
+            self.fair[index] = !options.fairness_excluded_resource_names.iter().any(|n| **n == *self.names[index]);
         }
         self.options = options;
     }
@@ -179,8 +180,9 @@ impl HierarchicalDrf {
             return index;
         }
         let index = self.names.len();
-        self.names.push(name.to_owned());
-        self.name_index.insert(name.to_owned(), index);
+        let shared: Arc<str> = name.into();
+        self.names.push(shared.clone());
+        self.name_index.insert(shared, index);
         self.fair.push(!self.options.fairness_excluded_resource_names.iter().any(|n| n == name));
         self.total.push(0.0);
         for agent in &mut self.agents {
@@ -211,7 +213,7 @@ impl HierarchicalDrf {
         }
         let mut amounts = vec![0.0; self.names.len()];
         for (name, amount) in &resources.0 {
-            amounts[self.name_index[name]] = *amount;
+            amounts[self.name_index[&**name]] = *amount;
         }
         amounts
     }

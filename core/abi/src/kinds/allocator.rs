@@ -213,7 +213,8 @@ pub trait Allocator: Send {
         let _ = request;
         Ok(())
     }
-    /// One allocation round: the offers to make now.
+    /// One allocation round: the offers to make now. (Across the boundary the offers travel
+    /// in the packed layout of [`PackedOffers`](crate::PackedOffers), not JSON.)
     fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError>;
 }
 
@@ -261,6 +262,6 @@ message_kind! {
         /// See [`Allocator::resume`].
         resume(Empty) -> ();
         /// See [`Allocator::allocate`].
-        allocate(Allocate) -> Vec<Offer>;
+        allocate(Allocate) -> Vec<Offer> as crate::kinds::codec::PackedOffers;
     }
 }

@@ -10,6 +10,7 @@ use std::ffi::c_void;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::codec::Codec;
 use super::write_out;
 use crate::guard::guard;
 use crate::{Buffer, Bytes, CallError, Status};
@@ -27,7 +28,7 @@ pub type MessageFn =
 /// `this` must be a live `T` made by `create_shim` and not in use elsewhere; `input` must
 /// describe bytes that live for the call; `output` and `error` must be valid for writes.
 #[inline(always)]
-pub(crate) unsafe fn message_call<T, Request, Response>(
+pub(crate) unsafe fn message_call<T, Request, Response, C>(
     method: &'static str,
     this: *mut c_void,
     input: Bytes,
@@ -37,7 +38,7 @@ pub(crate) unsafe fn message_call<T, Request, Response>(
 ) -> Status
 where
     Request: DeserializeOwned,
-    Response: Serialize,
+    C: Codec<Response>,
 {
     guard(error, || {
         // SAFETY: the caller guarantees `input` describes live bytes.
@@ -47,10 +48,10 @@ where
         // SAFETY: `this` is a live, exclusively used T (caller's guarantee).
         let module = unsafe { &mut *this.cast::<T>() };
         let response = call(module, request)?;
-        let json = serde_json::to_vec(&response)
+        let bytes = C::encode(&response)
             .map_err(|e| CallError::failed(format!("cannot encode the response of {method}: {e}")))?;
         // SAFETY: `output` is valid for writes (caller's guarantee).
-        unsafe { write_out(output, Buffer::from_vec(json)) }
+        unsafe { write_out(output, Buffer::from_vec(bytes)) }
     })
 }
 
@@ -64,7 +65,7 @@ macro_rules! message_kind {
         trait $trait:ident;
         kind $kind:expr;
         methods $methods:ident {
-            $( $(#[$method_meta:meta])* $method:ident ( $request:ty ) -> $response:ty; )*
+            $( $(#[$method_meta:meta])* $method:ident ( $request:ty ) -> $response:ty $(as $codec:ty)?; )*
         }
     ) => {
         $(#[$vtable_meta])*
@@ -103,7 +104,7 @@ macro_rules! message_kind {
         impl<T: $crate::MessageTransport<$vtable>> $trait for $crate::Remote<T> {
             $(
                 fn $method(&mut self, request: $request) -> Result<$response, $crate::CallError> {
-                    $crate::kinds::message::remote_call(
+                    $crate::kinds::message::remote_call::<_, _, _, _, $crate::kinds::message::codec_of!($($codec)?)>(
                         &mut self.0, stringify!($method), |vtable: &$vtable| vtable.$method, &request,
                     )
                 }
@@ -122,7 +123,7 @@ macro_rules! message_kind {
                     // SAFETY: the host calls vtable entries with a live instance and valid
                     // buffers (vtable contract).
                     unsafe {
-                        $crate::kinds::message::message_call(
+                        $crate::kinds::message::message_call::<_, _, _, $crate::kinds::message::codec_of!($($codec)?)>(
                             stringify!($method), this, input, output, error,
                             |module: &mut T, request: $request| -> Result<$response, $crate::CallError> {
                                 module.$method(request)
@@ -136,6 +137,18 @@ macro_rules! message_kind {
 }
 
 pub(crate) use message_kind;
+
+/// The codec of a method: the one named after `as`, or JSON.
+macro_rules! codec_of {
+    () => {
+        $crate::kinds::codec::Json
+    };
+    ($codec:ty) => {
+        $codec
+    };
+}
+
+pub(crate) use codec_of;
 
 /// Carries a message call to whatever implements a kind on the far side: a module's vtable
 /// (in the host), or a script (through the host's adapter). [`Remote`] turns any transport
@@ -159,7 +172,7 @@ pub trait MessageTransport<V>: Send {
 pub struct Remote<T>(pub T);
 
 /// One method call through a transport.
-pub fn remote_call<V, T, Request, Response>(
+pub fn remote_call<V, T, Request, Response, C>(
     transport: &mut T,
     method: &'static str,
     entry: fn(&V) -> MessageFn,
@@ -168,13 +181,13 @@ pub fn remote_call<V, T, Request, Response>(
 where
     T: MessageTransport<V> + ?Sized,
     Request: Serialize,
-    Response: DeserializeOwned,
+    C: Codec<Response>,
 {
     let bytes = serde_json::to_vec(request)
         .map_err(|e| CallError::Malformed { message: format!("cannot encode the request of {method}: {e}") })?;
     let mut decoded = None;
     transport.call(method, entry, &bytes, &mut |answer| {
-        decoded = Some(serde_json::from_slice(answer).map_err(|e| CallError::Malformed {
+        decoded = Some(C::decode(answer).map_err(|e| CallError::Malformed {
             message: format!("the answer of {method} is not what it should be: {e}"),
         })?);
         Ok(())

@@ -2,6 +2,7 @@
 
 pub(crate) mod allocator;
 pub(crate) mod anonymous;
+pub(crate) mod codec;
 pub(crate) mod hook;
 pub(crate) mod isolator;
 pub(crate) mod message;

@@ -733,7 +733,7 @@ impl<'w> Simulation<'w> {
             .0
             .iter()
             .filter(|(_, total)| **total > 0.0)
-            .map(|(name, total)| (name.clone(), self.in_use.get(name) / total))
+            .map(|(name, total)| (name.to_string(), self.in_use.get(name) / total))
             .collect();
         let role_shares: Vec<f64> = self.role_used.iter().map(|used| dominant_share(used, &self.total)).collect();
         let mut framework_shares = Vec::with_capacity(self.frameworks.len());
