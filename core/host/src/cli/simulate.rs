@@ -182,11 +182,11 @@ fn print_report(report: &Report) {
     frameworks.sort_by(|a, b| b.share_mean.total_cmp(&a.share_mean).then(a.id.cmp(&b.id)));
     println!(
         "\n{:<20} {:<14} {:>9} {:>9} {:>11} {:>11} {:>10}",
-        "FRAMEWORK", "ROLE", "LAUNCHED", "FINISHED", "MEAN SHARE", "PEAK SHARE", "MEAN WAIT"
+        "FRAMEWORK", "ROLE", "LAUNCHED/TASKS", "FINISHED", "MEAN SHARE", "PEAK SHARE", "MEAN WAIT"
     );
     for f in frameworks.iter().take(shown) {
         println!(
-            "{:<20} {:<14} {:>5}/{:<3} {:>9} {:>11} {:>11} {:>9.1}s",
+            "{:<20} {:<14} {:>10}/{:<3} {:>9} {:>11} {:>11} {:>9.1}s",
             f.id,
             f.role,
             f.launched,
