@@ -23,11 +23,15 @@ fn main() {
     let modhost = profile.join("modhost");
     assert!(modhost.is_file(), "build the release binary first: cargo build --release --workspace");
     let library = profile.join("libmodhost_examples.so");
-    let manifest = serde_json::json!({"libraries": [{"file": library, "modules": [{"name": "org_modhost_HierarchicalDRF"}]}]});
+    let manifest =
+        serde_json::json!({"libraries": [{"file": library, "modules": [{"name": "org_modhost_HierarchicalDRF"}]}]});
     let dir = std::env::temp_dir().join(format!("modhost-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    println!("{:>7} {:>6} {:<10} {:>12} {:>12} {:>10} {:>9}", "agents", "fwks", "allocator", "allocate p50", "allocate p99", "peak RSS", "wall");
+    println!(
+        "{:>7} {:>6} {:<10} {:>12} {:>12} {:>10} {:>9}",
+        "agents", "fwks", "allocator", "allocate p50", "allocate p99", "peak RSS", "wall"
+    );
     for agents in [1_000, 10_000, 50_000] {
         let workload = dir.join(format!("decline-{agents}.json"));
         let generated = Command::new(&modhost)
