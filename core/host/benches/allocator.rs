@@ -8,8 +8,9 @@
 //! `cargo bench -p modhost --bench allocator` (set MODHOST_BENCH_AGENTS / _FRAMEWORKS to
 //! change the shape).
 
+mod support;
+
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -18,22 +19,6 @@ use modhost::{ModuleManager, manifest};
 use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Resources};
 use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, RecoverResources};
 use modhost_drf::HierarchicalDrf;
-
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench binary path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
-}
-
-fn library() -> PathBuf {
-    let profile = profile_dir();
-    let file = "libmodhost_examples.so";
-    [profile.join(file), profile.join("deps").join(file)]
-        .into_iter()
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .expect("build the examples first: cargo build --release --workspace")
-}
 
 fn shape() -> (usize, usize) {
     let get = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -81,8 +66,7 @@ fn main() {
     let mut built_in = HierarchicalDrf::default();
     populate(&mut built_in, agents, frameworks);
 
-    let json =
-        serde_json::json!({"libraries": [{"file": library(), "modules": [{"name": "org_modhost_HierarchicalDRF"}]}]});
+    let json = serde_json::json!({"libraries": [{"file": support::library("libmodhost_examples.so"), "modules": [{"name": "org_modhost_HierarchicalDRF"}]}]});
     let manager = ModuleManager::new();
     manager.load(&manifest::parse(&json.to_string(), manifest::Origin::Inline).unwrap()).unwrap();
     let mut module: AllocatorHandle = manager.create("org_modhost_HierarchicalDRF", None).unwrap();
@@ -96,11 +80,7 @@ fn main() {
     group.finish();
     criterion.final_summary();
 
-    let root = profile_dir().parent().expect("target").join("criterion").join(&group_name);
-    let median = |bench: &str| -> Option<f64> {
-        let text = std::fs::read_to_string(root.join(bench).join("new/estimates.json")).ok()?;
-        serde_json::from_str::<serde_json::Value>(&text).ok()?["median"]["point_estimate"].as_f64()
-    };
+    let median = |bench: &str| support::median_ns(&group_name, bench);
     if let (Some(native), Some(boundary)) = (median("built_in"), median("module")) {
         println!(
             "\n{group_name}: built-in {:.2} ms, module {:.2} ms, ratio {:.2}x (median per round)",

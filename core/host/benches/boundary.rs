@@ -4,8 +4,9 @@
 //! `cargo bench -p modhost --bench boundary` prints criterion's figures, then the ratio of
 //! each boundary call to its direct baseline.
 
+mod support;
+
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 
 use criterion::Criterion;
 use modhost::kinds::TestModuleHandle;
@@ -32,27 +33,10 @@ impl TestModule for Direct {
     }
 }
 
-/// `target/<profile>` from the bench binary's path (`target/<profile>/deps/boundary-*`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench binary path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
-}
-
-fn fixture() -> PathBuf {
-    let profile = profile_dir();
-    let file = "libmodhost_test_modules.so";
-    [profile.join(file), profile.join("deps").join(file)]
-        .into_iter()
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .expect("build the fixtures first: cargo build --release --workspace")
-}
-
 fn main() {
     let parameters = vec![Parameter::new("operation", "sum"), Parameter::new("label", "benchmark")];
     let direct: Box<dyn TestModule> = Box::new(Direct { parameters: parameters.clone().into() });
-    let json = serde_json::json!({"libraries": [{"file": fixture(), "modules": [
+    let json = serde_json::json!({"libraries": [{"file": support::library("libmodhost_test_modules.so"), "modules": [
         {"name": "org_modhost_TestModule", "parameters": parameters}]}]});
     let manager = ModuleManager::new();
     manager.load(&manifest::parse(&json.to_string(), manifest::Origin::Inline).unwrap()).unwrap();
@@ -74,17 +58,13 @@ fn main() {
     report_ratios(&["testmodule_foo", "testmodule_baz", "testmodule_parameters"]);
 }
 
-/// Reads criterion's estimates of this run and prints boundary/direct for each group.
+/// Prints boundary/direct for each group, from criterion's estimates of this run.
 fn report_ratios(groups: &[&str]) {
-    let root = profile_dir().parent().expect("target").join("criterion");
-    let median = |group: &str, bench: &str| -> Option<f64> {
-        let text = std::fs::read_to_string(root.join(group).join(bench).join("new/estimates.json")).ok()?;
-        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-        json["median"]["point_estimate"].as_f64()
-    };
     println!("\nmedian per call (ns): direct, boundary, difference, ratio");
     for group in groups {
-        if let (Some(direct), Some(boundary)) = (median(group, "direct"), median(group, "boundary")) {
+        if let (Some(direct), Some(boundary)) =
+            (support::median_ns(group, "direct"), support::median_ns(group, "boundary"))
+        {
             println!("{group:24} {direct:9.2} {boundary:9.2} {:+9.2} {:6.2}x", boundary - direct, boundary / direct);
         }
     }

@@ -5,21 +5,17 @@
 //! `cargo bench -p modhost --bench scale` (the release `modhost` binary and the example
 //! library must be built: `cargo build --release --workspace`).
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::Command;
 use std::time::Instant;
-
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench binary path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
-}
 
 fn main() {
     // Under `cargo test --benches` a bench binary runs with no `--bench`: do nothing then.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let profile = profile_dir();
+    let profile = support::profile_dir();
     let modhost = profile.join("modhost");
     assert!(modhost.is_file(), "build the release binary first: cargo build --release --workspace");
     let library = profile.join("libmodhost_examples.so");
