@@ -144,7 +144,10 @@ typedef struct modhost_allocator_vtable {
     modhost_message_fn update_weights;
     modhost_message_fn pause;
     modhost_message_fn resume;
-    modhost_message_fn allocate; /* {"now": seconds} -> [{"framework_id","agent_id","resources"}] */
+    modhost_message_fn allocate; /* {"now": seconds} -> packed offers, not JSON: little-endian
+                                  * "MHOF", u32 count, then per offer: str framework_id,
+                                  * str agent_id, u32 n, n x (str name, f64 amount);
+                                  * str = u32 length + UTF-8 bytes */
 } modhost_allocator_vtable;
 
 typedef struct modhost_hook_vtable {
@@ -174,6 +177,20 @@ typedef struct modhost_isolator_vtable {
     modhost_message_fn status;
     modhost_message_fn cleanup;
 } modhost_isolator_vtable;
+
+/* Vm: an interpreter with a script. `function` is UTF-8; `input` and the answer in `output`
+ * are JSON. has_function writes its answer to `out`. describe answers a JSON object
+ * {"language","version","script","functions":[...]}; take_output a JSON list of the lines the
+ * script printed since the last take_output. */
+typedef struct modhost_vm_vtable {
+    size_t size;
+    void (*destroy)(void *self);
+    modhost_status (*call)(void *self, modhost_bytes function, modhost_bytes input, modhost_buffer *output,
+                           modhost_buffer *error);
+    modhost_status (*has_function)(void *self, modhost_bytes function, bool *out, modhost_buffer *error);
+    modhost_status (*describe)(void *self, modhost_buffer *output, modhost_buffer *error);
+    modhost_status (*take_output)(void *self, modhost_buffer *output, modhost_buffer *error);
+} modhost_vm_vtable;
 
 #ifdef __cplusplus
 }

@@ -74,10 +74,11 @@ macro_rules! __modhost_glue {
     (Allocator, $ty:ty) => { $crate::AllocatorGlue<$ty> };
     (Hook, $ty:ty) => { $crate::HookGlue<$ty> };
     (Isolator, $ty:ty) => { $crate::IsolatorGlue<$ty> };
+    (Vm, $ty:ty) => { $crate::VmGlue<$ty> };
     ($other:ident, $ty:ty) => {
         ::core::compile_error!(::core::concat!(
             "modhost-abi has no Rust interface for the kind `", ::core::stringify!($other),
-            "`; the kinds with one are TestModule, Anonymous, Allocator, Hook and Isolator"
+            "`; the kinds are TestModule, Anonymous, Allocator, Hook, Isolator and Vm"
         ))
     };
 }

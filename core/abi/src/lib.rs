@@ -95,7 +95,8 @@ pub use kinds::isolator::{
 };
 pub use kinds::message::{MessageFn, MessageTransport, Remote};
 pub use kinds::test_module::{TestModule, TestModuleGlue, TestModuleVtable};
-pub use kinds::{Construct, KindGlue};
+pub use kinds::vm::{Vm, VmGlue, VmInfo, VmVtable};
+pub use kinds::{Construct, Defaults, KindGlue};
 pub use params::{Parameter, Parameters, RawParameter};
 
 /// Items the [`declare_module!`] macro expands to. Not part of the stable interface.

@@ -270,6 +270,16 @@ pub enum CreateError {
         /// What was wrong.
         reason: String,
     },
+    /// A scripted module's script lacks functions its kind requires.
+    #[error("Error creating module instance for '{name}': the script '{script}' does not define {}", missing.join(", "))]
+    MissingFunctions {
+        /// The module.
+        name: String,
+        /// The script's path.
+        script: String,
+        /// The required functions it lacks.
+        missing: Vec<String>,
+    },
     /// A singleton module already has a live instance.
     #[error("Error creating module instance for '{name}': the module allows one instance at a time and one exists")]
     SingletonInUse {

@@ -12,7 +12,6 @@ use modhost_abi::{
     TaskStatusUpdate,
 };
 
-use crate::kinds::HookHandle;
 use crate::{CreateError, Kind, ModuleManager};
 
 /// Why `--hooks` could not be installed (Mesos's messages).
@@ -58,12 +57,12 @@ impl HookChain {
             if chain.hooks.iter().any(|h| h.name == name) {
                 return Err(HooksError::ListedTwice(name.to_owned()));
             }
-            if !manager.contains(name, Kind::Hook) {
+            if !crate::script::serves(manager, name, Kind::Hook) {
                 return Err(HooksError::Unknown(name.to_owned()));
             }
-            let hook: HookHandle =
-                manager.create(name, None).map_err(|source| HooksError::Create { name: name.to_owned(), source })?;
-            chain.push(name, Box::new(hook));
+            let hook = crate::script::create_hook(manager, name)
+                .map_err(|source| HooksError::Create { name: name.to_owned(), source })?;
+            chain.push(name, hook);
         }
         Ok(chain)
     }

@@ -3,7 +3,6 @@
 use modhost_abi::messages::{ContainerConfig, ContainerLimitation, Resources};
 use modhost_abi::{CallError, ContainerRequest, Isolate, Isolator, Prepare, Update};
 
-use crate::kinds::IsolatorHandle;
 use crate::{CreateError, Kind, ModuleManager};
 
 /// Why `--isolation` could not be set up (Mesos's messages).
@@ -62,13 +61,12 @@ impl Isolators {
             if isolators.list.iter().any(|i| i.name == name) {
                 return Err(IsolationError::ListedTwice(name.to_owned()));
             }
-            if !manager.contains(name, Kind::Isolator) {
+            if !crate::script::serves(manager, name, Kind::Isolator) {
                 return Err(IsolationError::Unknown(name.to_owned()));
             }
-            let isolator: IsolatorHandle = manager
-                .create(name, None)
+            let isolator = crate::script::create_isolator(manager, name)
                 .map_err(|source| IsolationError::Create { name: name.to_owned(), source })?;
-            isolators.push(name, Box::new(isolator));
+            isolators.push(name, isolator);
         }
         Ok(isolators)
     }

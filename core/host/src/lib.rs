@@ -28,6 +28,7 @@ pub mod kinds;
 mod loader;
 mod manager;
 pub mod manifest;
+pub mod script;
 pub mod sim;
 pub mod version;
 

@@ -104,6 +104,9 @@ macro_rules! message_kind {
         impl<T: $crate::MessageTransport<$vtable>> $trait for $crate::Remote<T> {
             $(
                 fn $method(&mut self, request: $request) -> Result<$response, $crate::CallError> {
+                    if !self.0.implements(stringify!($method)) {
+                        return <$crate::Defaults as $trait>::$method(&mut $crate::Defaults, request);
+                    }
                     $crate::kinds::message::remote_call::<_, _, _, _, $crate::kinds::message::codec_of!($($codec)?)>(
                         &mut self.0, stringify!($method), |vtable: &$vtable| vtable.$method, &request,
                     )
@@ -164,6 +167,14 @@ pub trait MessageTransport<V>: Send {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
     ) -> Result<(), CallError>;
+
+    /// Whether the far side implements `method`. When it does not, [`Remote`] answers with
+    /// the kind's default (what [`Defaults`](crate::Defaults) does) without calling. A vtable
+    /// implements every method; a script may leave methods out.
+    fn implements(&self, method: &'static str) -> bool {
+        let _ = method;
+        true
+    }
 }
 
 /// Implements a message kind's trait over a [`MessageTransport`]: each method encodes its

@@ -7,12 +7,27 @@ pub(crate) mod hook;
 pub(crate) mod isolator;
 pub(crate) mod message;
 pub(crate) mod test_module;
+pub(crate) mod vm;
 
 use std::ffi::c_void;
 
 use crate::guard::guard;
 use crate::params::read_parameters;
 use crate::{Buffer, CallError, Instance, Kind, Parameters, RawParameter, Status};
+
+/// A module that does nothing: every method of the Hook, Isolator and Allocator kinds with
+/// its default (an allocator that offers nothing). The script adapter answers with it for the
+/// functions a script leaves out.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Defaults;
+
+impl hook::Hook for Defaults {}
+impl isolator::Isolator for Defaults {}
+impl allocator::Allocator for Defaults {
+    fn allocate(&mut self, _: allocator::Allocate) -> Result<Vec<crate::messages::Offer>, CallError> {
+        Ok(Vec::new())
+    }
+}
 
 /// How a module's type is built from its parameters. Every exported type implements it.
 pub trait Construct: Sized {

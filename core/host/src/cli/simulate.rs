@@ -9,11 +9,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use modhost::hooks::HookChain;
 use modhost::isolators::Isolators;
-use modhost::kinds::AnonymousHandle;
 use modhost::sim::report::Report;
 use modhost::sim::workload::{self, Workload};
 use modhost::sim::{self, SimConfig, Simulation};
-use modhost::{Kind, ModuleManager, manifest};
+use modhost::{ModuleManager, manifest};
 
 use super::ModuleSources;
 
@@ -65,12 +64,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         log::warn!("{warning}");
     }
     // As a Mesos master does at start: create every Anonymous module, keep it for the run.
-    let mut anonymous: Vec<AnonymousHandle> = Vec::new();
-    for name in manager.find(Kind::Anonymous) {
-        let instance =
-            manager.create(&name, None).with_context(|| format!("Failed to create anonymous module named '{name}'"))?;
-        anonymous.push(instance);
-    }
+    let anonymous = modhost::script::create_anonymous_modules(&manager)?;
     let hooks = HookChain::install(&manager, args.hooks.as_deref().unwrap_or(""))?;
     let isolators = Isolators::install(&manager, args.isolation.as_deref().unwrap_or(""))?;
     let allocator = sim::create_allocator(&manager, &args.allocator)?;

@@ -7,6 +7,7 @@
 mod anonymous;
 mod message;
 mod test_module;
+mod vm;
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub use anonymous::AnonymousHandle;
 pub use message::{AllocatorHandle, HookHandle, IsolatorHandle, VtableTransport};
 use modhost_abi::{Buffer, CallError, Instance, Kind, Status};
 pub use test_module::TestModuleHandle;
+pub use vm::VmHandle;
 
 /// A handle type the manager can create: one per kind with a host interface.
 ///
@@ -33,6 +35,7 @@ pub(crate) mod sealed {
     pub trait Sealed {}
     impl Sealed for super::AnonymousHandle {}
     impl Sealed for super::TestModuleHandle {}
+    impl Sealed for super::VmHandle {}
 }
 
 /// An instance owned by the host: destroyed through its own vtable when dropped.

@@ -11,7 +11,6 @@ pub use engine::{Progress, SimConfig, Simulation};
 
 use modhost_abi::Allocator;
 
-use crate::kinds::AllocatorHandle;
 use crate::{CreateError, ModuleManager};
 
 /// The names of the built-in allocator (Mesos accepted the legacy `HierarchicalDRF` too).
@@ -28,14 +27,12 @@ pub struct AllocatorError {
 }
 
 /// The allocator named by `--allocator`: the built-in DRF for `hierarchical`, else the
-/// Allocator module of that name.
+/// Allocator module of that name, or a Vm module's script through the adapter.
 pub fn create_allocator(manager: &ModuleManager, name: &str) -> Result<Box<dyn Allocator>, AllocatorError> {
     if BUILT_IN_ALLOCATORS.contains(&name) {
         return Ok(Box::new(modhost_drf::HierarchicalDrf::default()));
     }
-    let handle: AllocatorHandle =
-        manager.create(name, None).map_err(|source| AllocatorError { name: name.to_owned(), source })?;
-    Ok(Box::new(handle))
+    crate::script::create_allocator(manager, name).map_err(|source| AllocatorError { name: name.to_owned(), source })
 }
 
 /// Parses a duration the way Mesos's flags write them (`1secs`, `500ms`, `2mins`, `1hrs`,

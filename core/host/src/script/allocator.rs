@@ -1,0 +1,353 @@
+//! A script as an allocator: the adapter keeps the cluster's canonical state, checks every
+//! offer the script makes against it, and applies the module's failure policy when the script
+//! fails.
+
+use std::collections::BTreeMap;
+
+use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Offer, Resources, WeightInfo};
+use modhost_abi::{
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, CallError, Empty, FrameworkRequest,
+    RecoverResources, RolesRequest, UpdateAgent, UpdateFramework, UpdateWeights,
+};
+use modhost_drf::HierarchicalDrf;
+use serde::Serialize;
+
+use super::transport::VmTransport;
+
+/// What to do when the script fails in `allocate` (an error, a timeout, an answer that is not
+/// a list of offers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Make no offers this round.
+    NoOffers,
+    /// Allocate this round with the built-in hierarchical DRF, rebuilt from the adapter's
+    /// state (parameter `fallback=hierarchical`).
+    Hierarchical,
+}
+
+#[derive(Clone, Debug)]
+struct AgentState {
+    info: AgentInfo,
+    active: bool,
+    /// What each framework holds here.
+    held: BTreeMap<String, Resources>,
+}
+
+#[derive(Clone, Debug)]
+struct FrameworkState {
+    info: FrameworkInfo,
+    active: bool,
+    suppressed: bool,
+}
+
+/// The cluster as the host knows it: the truth the script's offers are checked against, and
+/// what a fresh allocator is rebuilt from.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    options: Option<AllocatorOptions>,
+    agents: BTreeMap<String, AgentState>,
+    frameworks: BTreeMap<String, FrameworkState>,
+    weights: BTreeMap<String, f64>,
+    paused: bool,
+}
+
+impl ClusterState {
+    fn free(&self, agent: &AgentState) -> Resources {
+        let mut free = agent.info.resources.clone();
+        for held in agent.held.values() {
+            free.subtract(held);
+        }
+        free
+    }
+
+    fn hold(&mut self, framework: &str, agent: &str, resources: &Resources) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.held.entry(framework.to_owned()).or_default().add(resources);
+        }
+    }
+
+    /// Checks one offer against the state and what this round already offered; on success
+    /// counts it as allocated.
+    fn accept(&mut self, offer: &Offer) -> Result<(), String> {
+        let framework = self
+            .frameworks
+            .get(&offer.framework_id)
+            .ok_or_else(|| format!("offers to unknown framework '{}'", offer.framework_id))?;
+        if !framework.active {
+            return Err(format!("offers to framework '{}', which is inactive", offer.framework_id));
+        }
+        let agent = self
+            .agents
+            .get(&offer.agent_id)
+            .ok_or_else(|| format!("offers resources of unknown agent '{}'", offer.agent_id))?;
+        if !agent.active {
+            return Err(format!("offers resources of agent '{}', which is inactive", offer.agent_id));
+        }
+        if offer.resources.is_empty() || offer.resources.has_negative() {
+            return Err(format!("offers '{}' on agent '{}': nothing, or a negative amount", offer.resources, offer.agent_id));
+        }
+        let free = self.free(agent);
+        if !free.contains(&offer.resources) {
+            return Err(format!(
+                "offers {} on agent '{}' to '{}', but only {} is free (offered twice, or never there)",
+                offer.resources, offer.agent_id, offer.framework_id, free
+            ));
+        }
+        self.hold(&offer.framework_id, &offer.agent_id, &offer.resources);
+        Ok(())
+    }
+
+    /// A fresh built-in allocator that knows this state: the replay Mesos does after a
+    /// master failover (frameworks, then agents with what is allocated on them).
+    fn rebuild(&self) -> Result<HierarchicalDrf, CallError> {
+        let mut drf = HierarchicalDrf::default();
+        drf.initialize(self.options.clone().unwrap_or_default())?;
+        let weights = self.weights.iter().map(|(role, weight)| WeightInfo { role: role.clone(), weight: *weight }).collect();
+        drf.update_weights(UpdateWeights { weights })?;
+        for f in self.frameworks.values() {
+            drf.add_framework(AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active })?;
+            if f.suppressed {
+                drf.suppress_offers(RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() })?;
+            }
+        }
+        for a in self.agents.values() {
+            let used = a
+                .held
+                .iter()
+                .filter(|(framework, _)| self.frameworks.contains_key(*framework))
+                .map(|(framework, resources)| Allocation {
+                    framework_id: framework.clone(),
+                    agent_id: a.info.id.clone(),
+                    resources: resources.clone(),
+                })
+                .collect();
+            drf.add_agent(AddAgent { agent: a.info.clone(), used })?;
+            if !a.active {
+                drf.deactivate_agent(AgentRequest { agent_id: a.info.id.clone() })?;
+            }
+        }
+        Ok(drf)
+    }
+}
+
+/// A Vm module's script as an Allocator.
+pub struct ScriptedAllocator {
+    module: String,
+    transport: VmTransport,
+    policy: FailurePolicy,
+    state: ClusterState,
+    /// Script calls that failed (all methods).
+    pub errors: u64,
+    /// Offers the adapter refused.
+    pub rejected_offers: u64,
+    /// Rounds allocated by the fallback.
+    pub fallback_rounds: u64,
+}
+
+impl ScriptedAllocator {
+    /// Wraps a transport whose script defines `allocate`.
+    pub fn new(module: &str, transport: VmTransport, policy: FailurePolicy) -> Self {
+        ScriptedAllocator {
+            module: module.to_owned(),
+            transport,
+            policy,
+            state: ClusterState::default(),
+            errors: 0,
+            rejected_offers: 0,
+            fallback_rounds: 0,
+        }
+    }
+
+    /// Forwards a notification to the script, if it defines the function. A failure is
+    /// logged and counted, and returned: the host's state is already up to date.
+    fn notify(&mut self, method: &'static str, request: &impl Serialize) -> Result<(), CallError> {
+        if !self.transport.defines(method) {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(request).map_err(|e| CallError::Malformed { message: e.to_string() })?;
+        match self.transport.call_json(method, &bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.errors += 1;
+                log::warn!("allocator '{}' ({}): {method} failed: {e}", self.module, self.transport.script());
+                Err(e)
+            }
+        }
+    }
+
+    fn script_offers(&mut self, now: f64) -> Result<Vec<Offer>, CallError> {
+        let request = serde_json::to_vec(&Allocate { now }).expect("a float encodes");
+        let answer = self.transport.call_json("allocate", &request)?;
+        if answer.trim_ascii() == b"null" {
+            return Ok(Vec::new());
+        }
+        serde_json::from_slice(&answer).map_err(|e| CallError::Malformed {
+            message: format!("allocate must return a list of {{framework_id, agent_id, resources}}: {e}"),
+        })
+    }
+}
+
+impl Allocator for ScriptedAllocator {
+    fn initialize(&mut self, options: AllocatorOptions) -> Result<(), CallError> {
+        self.state.options = Some(options.clone());
+        self.notify("initialize", &options)
+    }
+
+    fn add_framework(&mut self, request: AddFramework) -> Result<(), CallError> {
+        let id = request.framework.id.clone();
+        self.state.frameworks.insert(id, FrameworkState { info: request.framework.clone(), active: request.active, suppressed: false });
+        for used in &request.used {
+            self.state.hold(&used.framework_id, &used.agent_id, &used.resources);
+        }
+        self.notify("add_framework", &request)
+    }
+
+    fn remove_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        self.state.frameworks.remove(&request.framework_id);
+        for agent in self.state.agents.values_mut() {
+            agent.held.remove(&request.framework_id);
+        }
+        self.notify("remove_framework", &request)
+    }
+
+    fn activate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
+            f.active = true;
+        }
+        self.notify("activate_framework", &request)
+    }
+
+    fn deactivate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
+            f.active = false;
+        }
+        self.notify("deactivate_framework", &request)
+    }
+
+    fn update_framework(&mut self, request: UpdateFramework) -> Result<(), CallError> {
+        if let Some(f) = self.state.frameworks.get_mut(&request.framework.id) {
+            f.info = request.framework.clone();
+        }
+        self.notify("update_framework", &request)
+    }
+
+    fn add_agent(&mut self, request: AddAgent) -> Result<(), CallError> {
+        let agent = AgentState { info: request.agent.clone(), active: true, held: BTreeMap::new() };
+        self.state.agents.insert(request.agent.id.clone(), agent);
+        for used in &request.used {
+            self.state.hold(&used.framework_id, &used.agent_id, &used.resources);
+        }
+        self.notify("add_agent", &request)
+    }
+
+    fn remove_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        self.state.agents.remove(&request.agent_id);
+        self.notify("remove_agent", &request)
+    }
+
+    fn update_agent(&mut self, request: UpdateAgent) -> Result<(), CallError> {
+        if let Some(a) = self.state.agents.get_mut(&request.agent.id) {
+            a.info = request.agent.clone();
+        }
+        self.notify("update_agent", &request)
+    }
+
+    fn activate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        if let Some(a) = self.state.agents.get_mut(&request.agent_id) {
+            a.active = true;
+        }
+        self.notify("activate_agent", &request)
+    }
+
+    fn deactivate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        if let Some(a) = self.state.agents.get_mut(&request.agent_id) {
+            a.active = false;
+        }
+        self.notify("deactivate_agent", &request)
+    }
+
+    fn recover_resources(&mut self, request: RecoverResources) -> Result<(), CallError> {
+        if let Some(agent) = self.state.agents.get_mut(&request.agent_id)
+            && let Some(held) = agent.held.get_mut(&request.framework_id)
+        {
+            if !held.contains(&request.resources) {
+                return Err(CallError::failed(format!(
+                    "framework '{}' gives back {} on agent '{}', more than the {held} it holds there",
+                    request.framework_id, request.resources, request.agent_id
+                )));
+            }
+            held.subtract(&request.resources);
+            if held.is_empty() {
+                agent.held.remove(&request.framework_id);
+            }
+        }
+        self.notify("recover_resources", &request)
+    }
+
+    fn suppress_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+        if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
+            f.suppressed = true;
+        }
+        self.notify("suppress_offers", &request)
+    }
+
+    fn revive_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+        if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
+            f.suppressed = false;
+        }
+        self.notify("revive_offers", &request)
+    }
+
+    fn update_weights(&mut self, request: UpdateWeights) -> Result<(), CallError> {
+        for w in &request.weights {
+            self.state.weights.insert(w.role.clone(), w.weight);
+        }
+        self.notify("update_weights", &request)
+    }
+
+    fn pause(&mut self, request: Empty) -> Result<(), CallError> {
+        self.state.paused = true;
+        self.notify("pause", &request)
+    }
+
+    fn resume(&mut self, request: Empty) -> Result<(), CallError> {
+        self.state.paused = false;
+        self.notify("resume", &request)
+    }
+
+    fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError> {
+        let proposed = match self.script_offers(request.now) {
+            Ok(offers) => offers,
+            Err(e) => {
+                self.errors += 1;
+                let script = self.transport.script().to_owned();
+                match self.policy {
+                    FailurePolicy::NoOffers => {
+                        return Err(CallError::Failed {
+                            message: format!("script '{script}' failed in allocate, no offers this round: {e}"),
+                        });
+                    }
+                    FailurePolicy::Hierarchical => {
+                        log::warn!(
+                            "allocator '{}' ({script}): allocate failed, the built-in allocator decides this round: {e}",
+                            self.module
+                        );
+                        self.fallback_rounds += 1;
+                        self.state.rebuild()?.allocate(request)?
+                    }
+                }
+            }
+        };
+        let mut accepted = Vec::with_capacity(proposed.len());
+        for offer in proposed {
+            match self.state.accept(&offer) {
+                Ok(()) => accepted.push(offer),
+                Err(reason) => {
+                    self.rejected_offers += 1;
+                    log::warn!("allocator '{}' ({}) {reason}; offer refused", self.module, self.transport.script());
+                }
+            }
+        }
+        Ok(accepted)
+    }
+}
