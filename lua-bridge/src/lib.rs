@@ -1,0 +1,140 @@
+//! `modhost_lua`: a Vm module that runs Lua 5.4 scripts (mlua, vendored Lua).
+//!
+//! Parameters: `script` (required), `sandbox` (default `true`), `memory_limit` (default
+//! `64MiB`), `timeout_ms` per call (default 1000), `package_path` (extra `require` patterns,
+//! `;`-separated). Errors carry the script's file:line and a traceback; `print` output goes
+//! to the host's log. One descriptor, `org_modhost_lua`, backs every scripted module: the
+//! manifest names it with `"symbol"`.
+
+mod params;
+mod sandbox;
+mod watchdog;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mlua::{Function, Lua, LuaOptions, LuaSerdeExt, StdLib, Table, Value};
+use modhost_abi::{CallError, Construct, Parameters, Vm, VmInfo, declare_module};
+
+pub use params::Settings;
+use sandbox::Output;
+use watchdog::Slot;
+
+/// A Lua state with one script loaded.
+pub struct LuaVm {
+    // Field order matters: the slot is dropped before the state it points into.
+    slot: Arc<Slot>,
+    settings: Settings,
+    env: Table,
+    builtins: std::collections::BTreeSet<String>,
+    output: Output,
+    lua: Lua,
+}
+
+/// Turns an mlua error into the module's error, keeping Lua's file:line and traceback.
+fn lua_error(context: &str, error: mlua::Error) -> CallError {
+    let text = match &error {
+        mlua::Error::CallbackError { traceback, cause } => format!("{cause}\n{traceback}"),
+        mlua::Error::MemoryError(message) => format!("out of memory (the memory_limit was reached): {message}"),
+        other => other.to_string(),
+    };
+    CallError::failed(format!("{context}: {text}"))
+}
+
+impl Construct for LuaVm {
+    fn create(parameters: Parameters) -> Result<Self, CallError> {
+        let settings = Settings::from_parameters(&parameters)?;
+        let script = settings.script.display().to_string();
+        let code = std::fs::read(&settings.script).map_err(|e| CallError::failed(format!("cannot read script '{script}': {e}")))?;
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
+        let lua = if settings.sandbox {
+            Lua::new_with(libs, LuaOptions::default())
+        } else {
+            Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default())
+        }
+        .map_err(|e| lua_error("cannot start Lua", e))?;
+        let output = Output::default();
+        let environment = sandbox::environment(&lua, settings.sandbox, &settings.script, &settings.package_path, &output)
+            .map_err(|e| lua_error("cannot build the script's environment", e))?;
+        lua.set_memory_limit(settings.memory_limit).map_err(|e| lua_error("cannot set the memory limit", e))?;
+        let state = lua.exec_raw_lua(|raw| raw.state());
+        let slot = Slot::new(state);
+        let vm = LuaVm { slot, settings, env: environment.table, builtins: environment.builtins, output, lua };
+        let chunk = vm.lua.load(code).set_name(format!("@{script}")).set_environment(vm.env.clone());
+        let function = chunk.into_function().map_err(|e| lua_error(&format!("cannot load '{script}'"), e))?;
+        vm.slot
+            .guard(vm.settings.timeout, || function.call::<()>(()))
+            .map_err(|e| lua_error(&format!("error running '{script}'"), e))?;
+        Ok(vm)
+    }
+}
+
+impl LuaVm {
+    fn function(&self, name: &str) -> Result<Option<Function>, CallError> {
+        match self.env.raw_get::<Value>(name) {
+            Ok(Value::Function(f)) => Ok(Some(f)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(lua_error("cannot read the script's globals", e)),
+        }
+    }
+
+    fn script(&self) -> String {
+        self.settings.script.display().to_string()
+    }
+}
+
+impl Vm for LuaVm {
+    fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        let script = self.script();
+        let f = self.function(function)?.ok_or_else(|| CallError::failed(format!("'{script}' defines no function '{function}'")))?;
+        let json: serde_json::Value = serde_json::from_slice(message)
+            .map_err(|e| CallError::failed(format!("the message for {function} is not JSON: {e}")))?;
+        let options = mlua::serde::ser::Options::new().serialize_none_to_null(false).serialize_unit_to_null(false);
+        let argument = self.lua.to_value_with(&json, options).map_err(|e| lua_error("cannot convert the message", e))?;
+        let answer: Value = self
+            .slot
+            .guard(self.settings.timeout, || f.call::<Value>(argument))
+            .map_err(|e| lua_error(&format!("{function} failed"), e))?;
+        let serializable = answer.to_serializable().encode_empty_tables_as_array(true).deny_unsupported_types(true);
+        serde_json::to_vec(&serializable)
+            .map_err(|e| CallError::failed(format!("{function} in '{script}' returned something that is not data: {e}")))
+    }
+
+    fn has_function(&mut self, function: &str) -> Result<bool, CallError> {
+        Ok(self.function(function)?.is_some())
+    }
+
+    fn describe(&mut self) -> Result<VmInfo, CallError> {
+        let version: String = self.lua.globals().get("_VERSION").unwrap_or_else(|_| "Lua".into());
+        let mut functions = Vec::new();
+        for pair in self.env.pairs::<Value, Value>() {
+            let (key, value) = pair.map_err(|e| lua_error("cannot list the script's functions", e))?;
+            if let (Value::String(name), Value::Function(_)) = (key, value) {
+                let name = name.to_str().map_err(|e| lua_error("bad function name", e))?.to_owned();
+                if !self.builtins.contains(&name) {
+                    functions.push(name);
+                }
+            }
+        }
+        functions.sort();
+        Ok(VmInfo { language: "lua".into(), version, script: self.script(), functions })
+    }
+
+    fn take_output(&mut self) -> Result<Vec<String>, CallError> {
+        Ok(self.output.take())
+    }
+}
+
+/// The script file a Vm runs (for tests).
+pub fn script_of(vm: &LuaVm) -> PathBuf {
+    vm.settings.script.clone()
+}
+
+declare_module! {
+    /// Lua 5.4 scripts as modules.
+    static org_modhost_lua: Vm = LuaVm {
+        author_name: "modhost",
+        author_email: "modhost@example.invalid",
+        description: "Lua 5.4 scripts as modules (mlua, vendored Lua; sandbox, memory limit, per-call timeout).",
+    }
+}

@@ -1,0 +1,145 @@
+//! The script's environment: what a sandboxed script may touch, `require` limited to the
+//! script's folder and `package_path`, and `print` captured for the host's log.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use mlua::{Lua, MultiValue, Table, Value};
+
+/// Lines the script printed, waiting for the host to take them.
+#[derive(Clone, Default)]
+pub struct Output {
+    lines: Arc<Mutex<(VecDeque<String>, u64)>>,
+}
+
+/// Lines kept between two collections; older ones are dropped and counted.
+const OUTPUT_LINES: usize = 10_000;
+
+impl Output {
+    fn push(&self, line: String) {
+        let mut guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let (lines, dropped) = &mut *guard;
+        if lines.len() == OUTPUT_LINES {
+            lines.pop_front();
+            *dropped += 1;
+        }
+        lines.push_back(line);
+    }
+
+    /// Everything printed since the last call.
+    pub fn take(&self) -> Vec<String> {
+        let mut guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let (lines, dropped) = &mut *guard;
+        let mut taken: Vec<String> = lines.drain(..).collect();
+        if *dropped > 0 {
+            taken.insert(0, format!("({dropped} earlier line(s) dropped: the script printed faster than the host collected)"));
+            *dropped = 0;
+        }
+        taken
+    }
+}
+
+/// Builds the sandbox from the state's own (safe) standard library: base functions,
+/// `string` without `dump`, `table`, `math`, `utf8`, `coroutine`, and of `os` only the clock
+/// and date functions. `load` takes text chunks only and defaults to the sandbox as its
+/// environment; `collectgarbage` cannot stop the collector; the string metatable is hidden.
+const SANDBOX: &str = r#"
+local real_load, collect, real_getmetatable = load, collectgarbage, getmetatable
+local env = {}
+for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
+    "tostring", "type", "xpcall", "rawequal", "rawget", "rawset", "rawlen", "setmetatable",
+    "getmetatable" }) do
+  env[name] = _G[name]
+end
+env._VERSION = _VERSION
+string.dump = nil
+env.string, env.table, env.math, env.utf8, env.coroutine = string, table, math, utf8, coroutine
+env.os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
+local collect_options = { collect = true, count = true, step = true, isrunning = true }
+env.collectgarbage = function(option, ...)
+  if option == nil or collect_options[option] then return collect(option, ...) end
+  error("collectgarbage('" .. tostring(option) .. "') is not allowed in the sandbox", 2)
+end
+env.load = function(chunk, name, mode, chunk_env)
+  if mode ~= nil and mode ~= "t" then error("load: only text chunks are allowed in the sandbox", 2) end
+  if chunk_env == nil then chunk_env = env end
+  return real_load(chunk, name, "t", chunk_env)
+end
+real_getmetatable("").__metatable = "the string metatable is protected"
+env._G = env
+return env
+"#;
+
+/// The environment a script runs in, and the names that were there before it ran.
+pub struct Environment {
+    /// The script's globals.
+    pub table: Table,
+    /// Names defined by the host (standard library, `print`, `require`), not the script.
+    pub builtins: BTreeSet<String>,
+}
+
+/// Where `require` looks: the script's folder, then `package_path` patterns.
+fn search_patterns(script: &Path, package_path: &[String]) -> Vec<String> {
+    let dir = script.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut patterns = vec![format!("{}/?.lua", dir.display()), format!("{}/?/init.lua", dir.display())];
+    patterns.extend(package_path.iter().cloned());
+    patterns
+}
+
+/// Builds the environment of a script at `script`.
+pub fn environment(lua: &Lua, sandbox: bool, script: &Path, package_path: &[String], output: &Output) -> mlua::Result<Environment> {
+    let table: Table = if sandbox { lua.load(SANDBOX).set_name("=modhost-sandbox").eval()? } else { lua.globals() };
+    let printer = output.clone();
+    let print = lua.create_function(move |_, args: MultiValue| {
+        let parts: Vec<String> = args.iter().map(|v| v.to_string().unwrap_or_else(|_| format!("<{}>", v.type_name()))).collect();
+        printer.push(parts.join("\t"));
+        Ok(())
+    })?;
+    table.set("print", print)?;
+    if sandbox {
+        table.set("require", require(lua, &table, search_patterns(script, package_path))?)?;
+    } else {
+        let package: Table = lua.globals().get("package")?;
+        let path: String = package.get("path")?;
+        let mine = search_patterns(script, package_path).join(";");
+        package.set("path", format!("{mine};{path}"))?;
+    }
+    let mut builtins = BTreeSet::new();
+    for pair in table.pairs::<Value, Value>() {
+        if let (Value::String(name), _) = pair? {
+            builtins.insert(name.to_str()?.to_owned());
+        }
+    }
+    Ok(Environment { table, builtins })
+}
+
+/// A `require` that loads Lua files only (never C modules), found through `patterns`, run in
+/// the sandbox, and cached.
+fn require(lua: &Lua, env: &Table, patterns: Vec<String>) -> mlua::Result<mlua::Function> {
+    let loaded = lua.create_table()?;
+    let env = env.clone();
+    lua.create_function(move |lua, name: String| {
+        if let Ok(Value::Table(module)) = loaded.get::<Value>(name.as_str()) {
+            return Ok(Value::Table(module));
+        }
+        if let Some(value) = loaded.get::<Option<Value>>(name.as_str())? {
+            return Ok(value);
+        }
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        if !valid || name.contains("..") {
+            return Err(mlua::Error::runtime(format!("module '{name}' not found: not a valid module name")));
+        }
+        let relative = name.replace('.', "/");
+        let candidates: Vec<PathBuf> = patterns.iter().map(|p| PathBuf::from(p.replace('?', &relative))).collect();
+        let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+            let tried: Vec<String> = candidates.iter().map(|p| format!("no file '{}'", p.display())).collect();
+            return Err(mlua::Error::runtime(format!("module '{name}' not found: {}", tried.join(", "))));
+        };
+        let code = std::fs::read(path).map_err(|e| mlua::Error::runtime(format!("cannot read '{}': {e}", path.display())))?;
+        let value: Value = lua.load(code).set_name(format!("@{}", path.display())).set_environment(env.clone()).call(name.clone())?;
+        let value = if value.is_nil() { Value::Boolean(true) } else { value };
+        loaded.set(name.as_str(), value.clone())?;
+        Ok(value)
+    })
+}

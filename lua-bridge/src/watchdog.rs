@@ -1,0 +1,126 @@
+//! Per-call deadlines that cost nothing while calls finish in time.
+//!
+//! An instruction-count hook slows pure-Lua code about twofold whatever its period, so none
+//! is installed while a call runs normally. One watchdog thread per process looks at the
+//! running calls every few milliseconds; when one has overrun its deadline, it installs a
+//! count hook of period 1 on that Lua state (`lua_sethook` is documented as safe to call
+//! asynchronously), and the hook stops the call with a Lua error.
+//!
+//! The hook is set on the state a call runs on. A loop inside a coroutine created before the
+//! deadline passed is not stopped by it (Lua threads copy the hook only when created); the
+//! memory limit still bounds such a script. This is the one unsafe part of the bridge.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use mlua::ffi;
+
+const IDLE: u8 = 0;
+const RUNNING: u8 = 1;
+const ARMING: u8 = 2;
+const ARMED: u8 = 3;
+
+/// How often the watchdog looks: the precision of a deadline.
+const TICK: Duration = Duration::from_millis(5);
+
+/// One Lua state's call, as the watchdog sees it.
+pub struct Slot {
+    /// The `lua_State` the calls run on.
+    state: usize,
+    /// Nanoseconds since the watchdog's epoch when the running call must end.
+    deadline: AtomicU64,
+    phase: AtomicU8,
+}
+
+struct Watchdog {
+    epoch: Instant,
+    slots: Mutex<Vec<Weak<Slot>>>,
+}
+
+fn watchdog() -> &'static Watchdog {
+    static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+    WATCHDOG.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("modhost-lua-watchdog".into())
+            .spawn(patrol)
+            .expect("cannot start the Lua watchdog thread");
+        Watchdog { epoch: Instant::now(), slots: Mutex::new(Vec::new()) }
+    })
+}
+
+fn now_ns() -> u64 {
+    watchdog().epoch.elapsed().as_nanos() as u64
+}
+
+/// The watchdog thread: arm the hook of every call past its deadline.
+fn patrol() {
+    loop {
+        std::thread::sleep(TICK);
+        let now = now_ns();
+        let mut slots = watchdog().slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.retain(|slot| slot.strong_count() > 0);
+        for slot in slots.iter().filter_map(Weak::upgrade) {
+            if slot.phase.load(Ordering::Acquire) == RUNNING
+                && now > slot.deadline.load(Ordering::Acquire)
+                && slot.phase.compare_exchange(RUNNING, ARMING, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            {
+                // SAFETY: the state is alive (its Slot is, and the Vm drops the Slot before
+                // closing the state) and lua_sethook may be called asynchronously.
+                unsafe { ffi::lua_sethook(slot.state as *mut ffi::lua_State, Some(stop), ffi::LUA_MASKCOUNT, 1) };
+                slot.phase.store(ARMED, Ordering::Release);
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The timeout of the call running on this thread, for the error message.
+    static TIMEOUT_MS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The hook installed on an overrunning call: remove itself, then raise a Lua error.
+///
+/// # Safety
+///
+/// Called by Lua, on the thread of the call, with a valid state.
+unsafe extern "C-unwind" fn stop(state: *mut ffi::lua_State, _: *mut ffi::lua_Debug) {
+    let ms = TIMEOUT_MS.with(Cell::get) as std::ffi::c_long;
+    // SAFETY: `state` is the running state; removing the hook and raising an error from a
+    // hook is what the Lua manual allows. luaL_error does not return (it jumps to the
+    // protected call mlua made); this frame owns nothing that needs dropping.
+    unsafe {
+        ffi::lua_sethook(state, None, 0, 0);
+        ffi::luaL_error(state, c"timeout: the call ran longer than timeout_ms=%d".as_ptr(), ms);
+    }
+}
+
+impl Slot {
+    /// Registers the calls of the state `state` with the watchdog.
+    pub fn new(state: *mut ffi::lua_State) -> Arc<Slot> {
+        let slot = Arc::new(Slot { state: state as usize, deadline: AtomicU64::new(0), phase: AtomicU8::new(IDLE) });
+        watchdog().slots.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&slot));
+        slot
+    }
+
+    /// Runs `call` with a deadline of `timeout`.
+    pub fn guard<R>(&self, timeout: Duration, call: impl FnOnce() -> R) -> R {
+        TIMEOUT_MS.with(|ms| ms.set(timeout.as_millis() as u64));
+        self.deadline.store(now_ns().saturating_add(timeout.as_nanos() as u64), Ordering::Release);
+        self.phase.store(RUNNING, Ordering::Release);
+        let result = call();
+        if self.phase.compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // The watchdog armed (or is arming) the hook; wait until it is done, then make
+            // sure the hook is gone before the next call.
+            while self.phase.load(Ordering::Acquire) == ARMING {
+                std::hint::spin_loop();
+            }
+            // SAFETY: no Lua code runs on this state now (the call returned), so removing
+            // the hook cannot race with it.
+            unsafe { ffi::lua_sethook(self.state as *mut ffi::lua_State, None, 0, 0) };
+            self.phase.store(IDLE, Ordering::Release);
+        }
+        result
+    }
+}
