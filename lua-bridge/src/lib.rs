@@ -10,7 +10,6 @@ mod params;
 mod sandbox;
 mod watchdog;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use mlua::{Function, Lua, LuaOptions, LuaSerdeExt, StdLib, Table, Value};
@@ -20,12 +19,17 @@ pub use params::Settings;
 use sandbox::Output;
 use watchdog::Slot;
 
+/// Calls `f(arg)` under `xpcall` with a message handler, so a failure keeps its traceback.
+const PROTECTED_CALL: &str = "local xpcall = xpcall\nreturn function(handler, f, arg) return xpcall(f, handler, arg) end";
+
 /// A Lua state with one script loaded.
 pub struct LuaVm {
     // Field order matters: the slot is dropped before the state it points into.
     slot: Arc<Slot>,
     settings: Settings,
     env: Table,
+    protected_call: Function,
+    traceback: Function,
     builtins: std::collections::BTreeSet<String>,
     output: Output,
     lua: Lua,
@@ -39,6 +43,33 @@ fn lua_error(context: &str, error: mlua::Error) -> CallError {
         other => other.to_string(),
     };
     CallError::failed(format!("{context}: {text}"))
+}
+
+/// The message handler of a call: the error, then where each Lua function on the stack was.
+fn traceback(lua: &Lua, message: Value) -> mlua::Result<String> {
+    let mut text = message.to_string().unwrap_or_else(|_| format!("an error of type {}", message.type_name()));
+    text.push_str("\nstack traceback:");
+    for level in 1..64 {
+        let Some((source, line, defined, name)) = lua.inspect_stack(level, |frame| {
+            let source = frame.source();
+            let name = frame.names().name.map(|n| n.into_owned());
+            (source.short_src.map(|s| s.into_owned()), frame.current_line(), source.line_defined, name)
+        }) else {
+            break;
+        };
+        // C functions and the bridge's own helper are not the script's.
+        let (Some(source), Some(line)) = (source, line) else { continue };
+        if source == "[C]" || source == "modhost" {
+            continue;
+        }
+        let function = match (name, defined) {
+            (Some(name), _) => format!("in function '{name}'"),
+            (None, Some(defined)) if defined > 0 => format!("in function <{source}:{defined}>"),
+            _ => "in the main chunk".to_owned(),
+        };
+        text.push_str(&format!("\n\t{source}:{line}: {function}"));
+    }
+    Ok(text)
 }
 
 impl Construct for LuaVm {
@@ -59,7 +90,19 @@ impl Construct for LuaVm {
         lua.set_memory_limit(settings.memory_limit).map_err(|e| lua_error("cannot set the memory limit", e))?;
         let state = lua.exec_raw_lua(|raw| raw.state());
         let slot = Slot::new(state);
-        let vm = LuaVm { slot, settings, env: environment.table, builtins: environment.builtins, output, lua };
+        let protected_call: Function =
+            lua.load(PROTECTED_CALL).set_name("=modhost").eval().map_err(|e| lua_error("cannot set up calls", e))?;
+        let traceback = lua.create_function(traceback).map_err(|e| lua_error("cannot set up calls", e))?;
+        let vm = LuaVm {
+            slot,
+            settings,
+            env: environment.table,
+            protected_call,
+            traceback,
+            builtins: environment.builtins,
+            output,
+            lua,
+        };
         let chunk = vm.lua.load(code).set_name(format!("@{script}")).set_environment(vm.env.clone());
         let function = chunk.into_function().map_err(|e| lua_error(&format!("cannot load '{script}'"), e))?;
         vm.slot
@@ -91,10 +134,19 @@ impl Vm for LuaVm {
             .map_err(|e| CallError::failed(format!("the message for {function} is not JSON: {e}")))?;
         let options = mlua::serde::ser::Options::new().serialize_none_to_null(false).serialize_unit_to_null(false);
         let argument = self.lua.to_value_with(&json, options).map_err(|e| lua_error("cannot convert the message", e))?;
-        let answer: Value = self
+        let (ok, answer): (bool, Value) = self
             .slot
-            .guard(self.settings.timeout, || f.call::<Value>(argument))
+            .guard(self.settings.timeout, || self.protected_call.call((self.traceback.clone(), f, argument)))
             .map_err(|e| lua_error(&format!("{function} failed"), e))?;
+        if !ok {
+            let text = answer.to_string().unwrap_or_else(|_| format!("an error of type {}", answer.type_name()));
+            let text = if text == "not enough memory" {
+                "out of memory (the memory_limit was reached)".to_owned()
+            } else {
+                text
+            };
+            return Err(CallError::failed(format!("{function} failed: {text}")));
+        }
         let serializable = answer.to_serializable().encode_empty_tables_as_array(true).deny_unsupported_types(true);
         serde_json::to_vec(&serializable)
             .map_err(|e| CallError::failed(format!("{function} in '{script}' returned something that is not data: {e}")))
@@ -123,11 +175,6 @@ impl Vm for LuaVm {
     fn take_output(&mut self) -> Result<Vec<String>, CallError> {
         Ok(self.output.take())
     }
-}
-
-/// The script file a Vm runs (for tests).
-pub fn script_of(vm: &LuaVm) -> PathBuf {
-    vm.settings.script.clone()
 }
 
 declare_module! {

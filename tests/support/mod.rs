@@ -151,3 +151,33 @@ fn middle_of_last_load_segment(elf: &[u8]) -> usize {
 pub fn examples() -> PathBuf {
     fixture("modhost_examples")
 }
+
+/// The Lua bridge (the Vm module `org_modhost_lua`).
+pub fn lua_bridge() -> PathBuf {
+    fixture("modhost_lua")
+}
+
+/// Writes `code` to a script file of this test process and returns its path.
+pub fn script(name: &str, code: &str) -> PathBuf {
+    let dir = scratch().join("scripts");
+    std::fs::create_dir_all(&dir).expect("scripts dir");
+    let path = dir.join(name);
+    std::fs::write(&path, code).expect("write script");
+    path
+}
+
+/// A manager with one Lua-scripted module per (name, script, extra parameters).
+pub fn lua_manager(modules: &[(&str, &Path, &[(&str, &str)])]) -> modhost::ModuleManager {
+    let modules: Vec<serde_json::Value> = modules
+        .iter()
+        .map(|(name, script, extra)| {
+            let mut parameters = vec![serde_json::json!({"key": "script", "value": script})];
+            parameters.extend(extra.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})));
+            serde_json::json!({"name": name, "symbol": "org_modhost_lua", "parameters": parameters})
+        })
+        .collect();
+    let json = serde_json::json!({"libraries": [{"file": lua_bridge(), "modules": modules}]});
+    let manager = modhost::ModuleManager::new();
+    manager.load(&modhost::manifest::parse(&json.to_string(), modhost::manifest::Origin::Inline).unwrap()).unwrap();
+    manager
+}

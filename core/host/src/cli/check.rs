@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use modhost::kinds::AnonymousHandle;
+use modhost::kinds::{AnonymousHandle, VmHandle};
 use modhost::manifest::{self, LibraryEntry, Manifest};
 use modhost::{Kind, ModuleManager};
 use serde::Serialize;
@@ -58,6 +58,15 @@ pub fn run(sources: &ModuleSources, json: bool) -> anyhow::Result<ExitCode> {
                 let info = error.is_none().then(|| manager.get(&module.name)).flatten();
                 rows.push(Row { name: module.name.clone(), library: library.library(), module: info, verdict, error });
             }
+        }
+    }
+
+    // Vm modules are instantiated too, so that a script that does not load (a syntax error,
+    // a missing file, a bad parameter) fails the check with its file:line.
+    for row in rows.iter_mut().filter(|r| r.module.as_ref().is_some_and(|m| m.kind == Kind::Vm)) {
+        if let Err(e) = manager.create::<VmHandle>(&row.name, None) {
+            row.verdict = "error";
+            row.error = Some(e.to_string());
         }
     }
 

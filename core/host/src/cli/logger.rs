@@ -1,4 +1,5 @@
-//! A small stderr logger for the library's warnings, with a cap so a misbehaving module
+//! A small stderr logger for the library's warnings and the scripts' output (which the
+//! library logs at info level, tagged with the module), with a cap so a misbehaving module
 //! cannot flood the terminal.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,7 @@ static LOGGER: Stderr = Stderr { printed: AtomicU64::new(0), dropped: AtomicU64:
 
 impl log::Log for Stderr {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= Level::Warn
+        metadata.level() <= Level::Info
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -37,7 +38,7 @@ impl log::Log for Stderr {
 /// Installs the logger (once).
 pub fn install() {
     if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(LevelFilter::Warn);
+        log::set_max_level(LevelFilter::Info);
     }
 }
 

@@ -1,0 +1,207 @@
+//! The Lua bridge: sandbox escapes refused, runaway scripts stopped, errors with file:line,
+//! bad offers refused, required functions enforced; in every case the host goes on.
+
+mod support;
+
+use modhost::kinds::VmHandle;
+use modhost::script;
+use modhost::{CreateError, ModuleManager};
+use modhost_abi::messages::{AgentInfo, FrameworkInfo, Resources};
+use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, CallError, Vm};
+
+/// A Vm over `code` with extra parameters.
+fn load_vm(name: &str, code: &str, extra: &[(&str, &str)]) -> (ModuleManager, VmHandle) {
+    let path = support::script(&format!("{name}.lua"), code);
+    let manager = support::lua_manager(&[(name, &path, extra)]);
+    let vm = manager.create(name, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (manager, vm)
+}
+
+fn call(vm: &mut VmHandle, function: &str) -> Result<String, CallError> {
+    vm.call(function, b"{}").map(|answer| String::from_utf8(answer).unwrap())
+}
+
+#[test]
+fn sandbox_escapes_are_refused() {
+    let cases: &[(&str, &str)] = &[
+        ("os.execute('true')", "field 'execute'"),
+        ("io.open('/etc/passwd')", "global 'io'"),
+        ("require('os')", "module 'os' not found"),
+        ("_G.require('io')", "module 'io' not found"),
+        ("require('../../etc/passwd')", "not a valid module name"),
+        ("return load('return os.execute', 'x', 't', _G)()('true')", "attempt to call a nil value"),
+        ("return load(string.dump(print))", "field 'dump'"),
+        ("return load('\\27Lua', 'x', 'b')", "only text chunks"),
+        ("return debug.getregistry()", "global 'debug'"),
+        ("getmetatable('').__index = {}", "attempt to index a string value"),
+        ("setmetatable('', {})", "table expected"),
+        ("return (''):dump()", "method 'dump'"),
+        ("collectgarbage('stop')", "not allowed in the sandbox"),
+        ("return package.loadlib('libc.so.6', 'system')", "global 'package'"),
+        ("return rawget(_G, 'os').getenv('HOME')", "field 'getenv'"),
+    ];
+    let mut code = String::new();
+    for (i, (body, _)) in cases.iter().enumerate() {
+        code.push_str(&format!("function probe{i}(request)\n  {body}\nend\n"));
+    }
+    let (_manager, mut vm) = load_vm("escapes", &code, &[]);
+    for (i, (body, fragment)) in cases.iter().enumerate() {
+        match call(&mut vm, &format!("probe{i}")) {
+            Ok(answer) => panic!("{body:?} was not refused; it returned {answer}"),
+            Err(e) => assert!(e.to_string().contains(fragment), "{body:?}: {e}"),
+        }
+    }
+    // The sandbox still offers what a policy needs.
+    let (_manager, mut vm) = load_vm(
+        "allowed",
+        "function ok() return { math.floor(2.5), string.format('%d', 7), table.concat({'a', 'b'}), os.time() > 0, \
+         select('#', 1, 2), utf8.char(72) } end",
+        &[],
+    );
+    assert!(call(&mut vm, "ok").unwrap().starts_with(r#"[2,"7","ab",true,2,"H"]"#));
+}
+
+#[test]
+fn a_runaway_loop_is_stopped_by_the_deadline_and_the_vm_goes_on() {
+    let (_manager, mut vm) =
+        load_vm("spin", "function spin() while true do end end\nfunction ok() return 1 end", &[("timeout_ms", "100")]);
+    let started = std::time::Instant::now();
+    let error = call(&mut vm, "spin").unwrap_err();
+    assert!(error.to_string().contains("timeout_ms=100"), "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "stopped only after {:?}", started.elapsed());
+    assert_eq!(call(&mut vm, "ok").unwrap(), "1");
+    // A deadline that passed does not hit the next call.
+    assert_eq!(call(&mut vm, "ok").unwrap(), "1");
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
+    let code = "function bomb()\n  local t = {}\n  for i = 1, 1e9 do t[i] = string.rep('x', 1024) .. i end\nend\nfunction ok() return 2 end";
+    let (_manager, mut vm) = load_vm("bomb", code, &[("memory_limit", "16MiB")]);
+    let error = call(&mut vm, "bomb").unwrap_err();
+    assert!(error.to_string().contains("out of memory"), "{error}");
+    assert_eq!(call(&mut vm, "ok").unwrap(), "2");
+}
+
+#[test]
+fn errors_carry_file_line_and_traceback() {
+    let (_manager, mut vm) = load_vm(
+        "runtime",
+        "local function inner(x)\n  return x.field.deeper\nend\nfunction fail(request)\n  local value = inner(request)\n  return value\nend\n",
+        &[],
+    );
+    let error = call(&mut vm, "fail").unwrap_err().to_string();
+    assert!(error.contains("runtime.lua:2:") && error.contains("attempt to index a nil value"), "{error}");
+    assert!(error.contains("stack traceback") && error.contains("runtime.lua:5"), "{error}");
+
+    let path = support::script("syntax.lua", "function allocate(r)\n  return {\nend\n");
+    let manager = support::lua_manager(&[("syntax", &path, &[])]);
+    let error = manager.create::<VmHandle>("syntax", None).err().unwrap();
+    assert!(matches!(error, CreateError::Failed { .. }), "{error:?}");
+    assert!(error.to_string().contains("syntax.lua:3:"), "{error}");
+
+    let path = support::script("toplevel.lua", "local x = nil\nprint(x.y)\n");
+    let manager = support::lua_manager(&[("toplevel", &path, &[])]);
+    let error = manager.create::<VmHandle>("toplevel", None).err().unwrap().to_string();
+    assert!(error.contains("toplevel.lua:2:"), "{error}");
+}
+
+#[test]
+fn bad_parameters_and_missing_scripts_fail_creation_clearly() {
+    let path = support::script("fine.lua", "function allocate() return {} end");
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("memory_limit", "lots")], "memory_limit=lots"),
+        (&[("timeout_ms", "0")], "timeout_ms=0"),
+        (&[("sandbox", "maybe")], "sandbox=maybe"),
+        (&[("timeout", "5")], "unknown parameter 'timeout'"),
+    ];
+    for (extra, fragment) in cases {
+        let manager = support::lua_manager(&[("m", &path, extra)]);
+        let error = manager.create::<VmHandle>("m", None).err().unwrap().to_string();
+        assert!(error.contains(fragment), "{extra:?}: {error}");
+    }
+    let manager = support::lua_manager(&[("m", std::path::Path::new("/nonexistent/policy.lua"), &[])]);
+    let error = manager.create::<VmHandle>("m", None).err().unwrap().to_string();
+    assert!(error.contains("cannot read script '/nonexistent/policy.lua'"), "{error}");
+}
+
+#[test]
+fn print_reaches_the_host_and_require_loads_from_the_scripts_folder() {
+    support::script("helper.lua", "return { double = function(x) return 2 * x end }");
+    let (_manager, mut vm) = load_vm(
+        "printer",
+        "local helper = require('helper')\nprint('loaded', 42)\nfunction twice(r) print('twice', r.n) return helper.double(r.n) end",
+        &[],
+    );
+    assert_eq!(vm.take_output().unwrap(), ["loaded\t42"]);
+    assert_eq!(String::from_utf8(vm.call("twice", br#"{"n": 21}"#).unwrap()).unwrap(), "42");
+    assert_eq!(vm.take_output().unwrap(), ["twice\t21"]);
+    assert!(vm.take_output().unwrap().is_empty());
+    let info = vm.describe().unwrap();
+    assert_eq!((info.language.as_str(), info.version.as_str()), ("lua", "Lua 5.4"));
+    assert_eq!(info.functions, ["twice"]);
+}
+
+fn cluster(allocator: &mut dyn Allocator) {
+    allocator.initialize(Default::default()).unwrap();
+    for id in ["a0", "a1"] {
+        let agent = AgentInfo { id: id.into(), resources: Resources::new().with("cpus", 4.0), ..Default::default() };
+        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+    }
+    let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into() };
+    allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+}
+
+#[test]
+fn a_script_that_offers_what_it_should_not_is_refused_offer_by_offer() {
+    let code = r#"
+function allocate(request)
+  return {
+    { framework_id = "f", agent_id = "a0", resources = { cpus = 3 } },      -- fine
+    { framework_id = "f", agent_id = "a0", resources = { cpus = 3 } },      -- only 1 left on a0
+    { framework_id = "ghost", agent_id = "a1", resources = { cpus = 1 } },  -- no such framework
+    { framework_id = "f", agent_id = "a9", resources = { cpus = 1 } },      -- no such agent
+    { framework_id = "f", agent_id = "a1", resources = { cpus = -1 } },     -- negative
+    { framework_id = "f", agent_id = "a1", resources = { cpus = 4 } },      -- fine
+  }
+end"#;
+    let path = support::script("greedy.lua", code);
+    let manager = support::lua_manager(&[("greedy", &path, &[])]);
+    let mut allocator = script::create_allocator(&manager, "greedy").unwrap();
+    cluster(allocator.as_mut());
+    let offers = allocator.allocate(Allocate { now: 0.0 }).unwrap();
+    let accepted: Vec<(&str, f64)> = offers.iter().map(|o| (o.agent_id.as_str(), o.resources.get("cpus"))).collect();
+    assert_eq!(accepted, [("a0", 3.0), ("a1", 4.0)]);
+    // The next round: nothing is free any more, so the same answer is refused entirely.
+    assert!(allocator.allocate(Allocate { now: 1.0 }).unwrap().is_empty());
+}
+
+#[test]
+fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
+    let path = support::script("broken.lua", "function allocate(request) error('the policy is broken') end");
+    let manager = support::lua_manager(&[("plain", &path, &[]), ("safe", &path, &[("fallback", "hierarchical")])]);
+    let mut plain = script::create_allocator(&manager, "plain").unwrap();
+    cluster(plain.as_mut());
+    let error = plain.allocate(Allocate { now: 0.0 }).unwrap_err();
+    assert!(error.to_string().contains("broken.lua:1:") && error.to_string().contains("no offers this round"), "{error}");
+
+    let mut safe = script::create_allocator(&manager, "safe").unwrap();
+    cluster(safe.as_mut());
+    let offers = safe.allocate(Allocate { now: 0.0 }).unwrap();
+    assert_eq!(offers.len(), 2, "the built-in DRF offered both agents: {offers:?}");
+}
+
+#[test]
+fn a_policy_without_allocate_fails_creation_naming_what_is_missing() {
+    let path = support::script("no_allocate.lua", "function add_agent(request) end");
+    let manager = support::lua_manager(&[("lazy", &path, &[]), ("odd", &path, &[("fallback", "random")])]);
+    match script::create_allocator(&manager, "lazy").err().unwrap() {
+        CreateError::MissingFunctions { missing, script, .. } => {
+            assert_eq!(missing, ["allocate"]);
+            assert!(script.ends_with("no_allocate.lua"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let error = script::create_allocator(&manager, "odd").err().unwrap();
+    assert!(error.to_string().contains("fallback=random"), "{error}");
+}
