@@ -183,7 +183,10 @@ fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
     let mut plain = script::create_allocator(&manager, "plain").unwrap();
     cluster(plain.as_mut());
     let error = plain.allocate(Allocate { now: 0.0 }).unwrap_err();
-    assert!(error.to_string().contains("broken.lua:1:") && error.to_string().contains("no offers this round"), "{error}");
+    assert!(
+        error.to_string().contains("broken.lua:1:") && error.to_string().contains("no offers this round"),
+        "{error}"
+    );
 
     let mut safe = script::create_allocator(&manager, "safe").unwrap();
     cluster(safe.as_mut());

@@ -20,7 +20,8 @@ use sandbox::Output;
 use watchdog::Slot;
 
 /// Calls `f(arg)` under `xpcall` with a message handler, so a failure keeps its traceback.
-const PROTECTED_CALL: &str = "local xpcall = xpcall\nreturn function(handler, f, arg) return xpcall(f, handler, arg) end";
+const PROTECTED_CALL: &str =
+    "local xpcall = xpcall\nreturn function(handler, f, arg) return xpcall(f, handler, arg) end";
 
 /// A Lua state with one script loaded.
 pub struct LuaVm {
@@ -76,7 +77,8 @@ impl Construct for LuaVm {
     fn create(parameters: Parameters) -> Result<Self, CallError> {
         let settings = Settings::from_parameters(&parameters)?;
         let script = settings.script.display().to_string();
-        let code = std::fs::read(&settings.script).map_err(|e| CallError::failed(format!("cannot read script '{script}': {e}")))?;
+        let code = std::fs::read(&settings.script)
+            .map_err(|e| CallError::failed(format!("cannot read script '{script}': {e}")))?;
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
         let lua = if settings.sandbox {
             Lua::new_with(libs, LuaOptions::default())
@@ -85,8 +87,9 @@ impl Construct for LuaVm {
         }
         .map_err(|e| lua_error("cannot start Lua", e))?;
         let output = Output::default();
-        let environment = sandbox::environment(&lua, settings.sandbox, &settings.script, &settings.package_path, &output)
-            .map_err(|e| lua_error("cannot build the script's environment", e))?;
+        let environment =
+            sandbox::environment(&lua, settings.sandbox, &settings.script, &settings.package_path, &output)
+                .map_err(|e| lua_error("cannot build the script's environment", e))?;
         lua.set_memory_limit(settings.memory_limit).map_err(|e| lua_error("cannot set the memory limit", e))?;
         let state = lua.exec_raw_lua(|raw| raw.state());
         let slot = Slot::new(state);
@@ -129,11 +132,14 @@ impl LuaVm {
 impl Vm for LuaVm {
     fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
         let script = self.script();
-        let f = self.function(function)?.ok_or_else(|| CallError::failed(format!("'{script}' defines no function '{function}'")))?;
+        let f = self
+            .function(function)?
+            .ok_or_else(|| CallError::failed(format!("'{script}' defines no function '{function}'")))?;
         let json: serde_json::Value = serde_json::from_slice(message)
             .map_err(|e| CallError::failed(format!("the message for {function} is not JSON: {e}")))?;
         let options = mlua::serde::ser::Options::new().serialize_none_to_null(false).serialize_unit_to_null(false);
-        let argument = self.lua.to_value_with(&json, options).map_err(|e| lua_error("cannot convert the message", e))?;
+        let argument =
+            self.lua.to_value_with(&json, options).map_err(|e| lua_error("cannot convert the message", e))?;
         let (ok, answer): (bool, Value) = self
             .slot
             .guard(self.settings.timeout, || self.protected_call.call((self.traceback.clone(), f, argument)))
@@ -148,8 +154,9 @@ impl Vm for LuaVm {
             return Err(CallError::failed(format!("{function} failed: {text}")));
         }
         let serializable = answer.to_serializable().encode_empty_tables_as_array(true).deny_unsupported_types(true);
-        serde_json::to_vec(&serializable)
-            .map_err(|e| CallError::failed(format!("{function} in '{script}' returned something that is not data: {e}")))
+        serde_json::to_vec(&serializable).map_err(|e| {
+            CallError::failed(format!("{function} in '{script}' returned something that is not data: {e}"))
+        })
     }
 
     fn has_function(&mut self, function: &str) -> Result<bool, CallError> {

@@ -42,11 +42,7 @@ impl Settings {
     /// Reads the parameters.
     pub fn from_parameters(parameters: &Parameters) -> Result<Settings, CallError> {
         if let Some(p) = parameters.iter().find(|p| !KNOWN.contains(&p.key.as_str())) {
-            return Err(CallError::failed(format!(
-                "unknown parameter '{}' (known: {})",
-                p.key,
-                KNOWN.join(", ")
-            )));
+            return Err(CallError::failed(format!("unknown parameter '{}' (known: {})", p.key, KNOWN.join(", "))));
         }
         let script = parameters.get("script").ok_or_else(|| CallError::failed("parameter 'script' is required"))?;
         let sandbox = match parameters.get("sandbox").unwrap_or("true") {
@@ -58,12 +54,15 @@ impl Settings {
         let timeout = match parameters.get("timeout_ms") {
             None => Duration::from_millis(1000),
             Some(v) => {
-                let ms: u64 = v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| bad("timeout_ms", v, "milliseconds > 0"))?;
+                let ms: u64 =
+                    v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| bad("timeout_ms", v, "milliseconds > 0"))?;
                 Duration::from_millis(ms)
             }
         };
-        let package_path =
-            parameters.get("package_path").map(|p| p.split(';').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+        let package_path = parameters
+            .get("package_path")
+            .map(|p| p.split(';').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
         Ok(Settings { script: script.into(), sandbox, memory_limit, timeout, package_path })
     }
 }

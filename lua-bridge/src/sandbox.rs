@@ -33,7 +33,10 @@ impl Output {
         let (lines, dropped) = &mut *guard;
         let mut taken: Vec<String> = lines.drain(..).collect();
         if *dropped > 0 {
-            taken.insert(0, format!("({dropped} earlier line(s) dropped: the script printed faster than the host collected)"));
+            taken.insert(
+                0,
+                format!("({dropped} earlier line(s) dropped: the script printed faster than the host collected)"),
+            );
             *dropped = 0;
         }
         taken
@@ -88,11 +91,18 @@ fn search_patterns(script: &Path, package_path: &[String]) -> Vec<String> {
 }
 
 /// Builds the environment of a script at `script`.
-pub fn environment(lua: &Lua, sandbox: bool, script: &Path, package_path: &[String], output: &Output) -> mlua::Result<Environment> {
+pub fn environment(
+    lua: &Lua,
+    sandbox: bool,
+    script: &Path,
+    package_path: &[String],
+    output: &Output,
+) -> mlua::Result<Environment> {
     let table: Table = if sandbox { lua.load(SANDBOX).set_name("=modhost-sandbox").eval()? } else { lua.globals() };
     let printer = output.clone();
     let print = lua.create_function(move |_, args: MultiValue| {
-        let parts: Vec<String> = args.iter().map(|v| v.to_string().unwrap_or_else(|_| format!("<{}>", v.type_name()))).collect();
+        let parts: Vec<String> =
+            args.iter().map(|v| v.to_string().unwrap_or_else(|_| format!("<{}>", v.type_name()))).collect();
         printer.push(parts.join("\t"));
         Ok(())
     })?;
@@ -126,7 +136,8 @@ fn require(lua: &Lua, env: &Table, patterns: Vec<String>) -> mlua::Result<mlua::
         if let Some(value) = loaded.get::<Option<Value>>(name.as_str())? {
             return Ok(value);
         }
-        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        let valid =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
         if !valid || name.contains("..") {
             return Err(mlua::Error::runtime(format!("module '{name}' not found: not a valid module name")));
         }
@@ -136,8 +147,10 @@ fn require(lua: &Lua, env: &Table, patterns: Vec<String>) -> mlua::Result<mlua::
             let tried: Vec<String> = candidates.iter().map(|p| format!("no file '{}'", p.display())).collect();
             return Err(mlua::Error::runtime(format!("module '{name}' not found: {}", tried.join(", "))));
         };
-        let code = std::fs::read(path).map_err(|e| mlua::Error::runtime(format!("cannot read '{}': {e}", path.display())))?;
-        let value: Value = lua.load(code).set_name(format!("@{}", path.display())).set_environment(env.clone()).call(name.clone())?;
+        let code =
+            std::fs::read(path).map_err(|e| mlua::Error::runtime(format!("cannot read '{}': {e}", path.display())))?;
+        let value: Value =
+            lua.load(code).set_name(format!("@{}", path.display())).set_environment(env.clone()).call(name.clone())?;
         let value = if value.is_nil() { Value::Boolean(true) } else { value };
         loaded.set(name.as_str(), value.clone())?;
         Ok(value)

@@ -166,8 +166,11 @@ pub fn script(name: &str, code: &str) -> PathBuf {
     path
 }
 
-/// A manager with one Lua-scripted module per (name, script, extra parameters).
-pub fn lua_manager(modules: &[(&str, &Path, &[(&str, &str)])]) -> modhost::ModuleManager {
+/// A scripted module: its name, its script, and parameters besides `script`.
+pub type ScriptedModule<'a> = (&'a str, &'a Path, &'a [(&'a str, &'a str)]);
+
+/// A manager with one Lua-scripted module per entry.
+pub fn lua_manager(modules: &[ScriptedModule<'_>]) -> modhost::ModuleManager {
     let modules: Vec<serde_json::Value> = modules
         .iter()
         .map(|(name, script, extra)| {

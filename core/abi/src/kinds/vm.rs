@@ -60,7 +60,8 @@ pub struct VmVtable {
         error: *mut Buffer,
     ) -> Status,
     /// See [`Vm::has_function`].
-    pub has_function: unsafe extern "C" fn(this: *mut c_void, function: Bytes, out: *mut bool, error: *mut Buffer) -> Status,
+    pub has_function:
+        unsafe extern "C" fn(this: *mut c_void, function: Bytes, out: *mut bool, error: *mut Buffer) -> Status,
     /// See [`Vm::describe`]: `output` receives a JSON [`VmInfo`].
     pub describe: unsafe extern "C" fn(this: *mut c_void, output: *mut Buffer, error: *mut Buffer) -> Status,
     /// See [`Vm::take_output`]: `output` receives a JSON list of lines.
@@ -124,7 +125,12 @@ unsafe extern "C" fn call<T: Vm>(
     })
 }
 
-unsafe extern "C" fn has_function<T: Vm>(this: *mut c_void, function: Bytes, out: *mut bool, error: *mut Buffer) -> Status {
+unsafe extern "C" fn has_function<T: Vm>(
+    this: *mut c_void,
+    function: Bytes,
+    out: *mut bool,
+    error: *mut Buffer,
+) -> Status {
     guard(error, || {
         // SAFETY: as for `call`.
         let (module, function) = unsafe { (module::<T>(this), name(function)?) };
@@ -153,4 +159,3 @@ unsafe extern "C" fn take_output<T: Vm>(this: *mut c_void, output: *mut Buffer, 
         unsafe { write_out(output, Buffer::from_vec(json)) }
     })
 }
-

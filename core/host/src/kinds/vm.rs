@@ -56,7 +56,9 @@ impl Vm for VmHandle {
         let mut found = false;
         let mut error = Buffer::empty();
         // SAFETY: as for `call`; `found` is valid for writes.
-        let status = unsafe { (self.vtable.has_function)(self.raw.this, Bytes::new(function.as_bytes()), &mut found, &mut error) };
+        let status = unsafe {
+            (self.vtable.has_function)(self.raw.this, Bytes::new(function.as_bytes()), &mut found, &mut error)
+        };
         // SAFETY: the module filled `error` by the buffer contract (or left it empty).
         unsafe { outcome(status, error) }?;
         Ok(found)

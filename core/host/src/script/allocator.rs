@@ -84,7 +84,10 @@ impl ClusterState {
             return Err(format!("offers resources of agent '{}', which is inactive", offer.agent_id));
         }
         if offer.resources.is_empty() || offer.resources.has_negative() {
-            return Err(format!("offers '{}' on agent '{}': nothing, or a negative amount", offer.resources, offer.agent_id));
+            return Err(format!(
+                "offers '{}' on agent '{}': nothing, or a negative amount",
+                offer.resources, offer.agent_id
+            ));
         }
         let free = self.free(agent);
         if !free.contains(&offer.resources) {
@@ -102,7 +105,8 @@ impl ClusterState {
     fn rebuild(&self) -> Result<HierarchicalDrf, CallError> {
         let mut drf = HierarchicalDrf::default();
         drf.initialize(self.options.clone().unwrap_or_default())?;
-        let weights = self.weights.iter().map(|(role, weight)| WeightInfo { role: role.clone(), weight: *weight }).collect();
+        let weights =
+            self.weights.iter().map(|(role, weight)| WeightInfo { role: role.clone(), weight: *weight }).collect();
         drf.update_weights(UpdateWeights { weights })?;
         for f in self.frameworks.values() {
             drf.add_framework(AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active })?;
@@ -195,7 +199,9 @@ impl Allocator for ScriptedAllocator {
 
     fn add_framework(&mut self, request: AddFramework) -> Result<(), CallError> {
         let id = request.framework.id.clone();
-        self.state.frameworks.insert(id, FrameworkState { info: request.framework.clone(), active: request.active, suppressed: false });
+        self.state
+            .frameworks
+            .insert(id, FrameworkState { info: request.framework.clone(), active: request.active, suppressed: false });
         for used in &request.used {
             self.state.hold(&used.framework_id, &used.agent_id, &used.resources);
         }

@@ -90,7 +90,8 @@ pub struct AnonymousError {
 pub fn create_anonymous_modules(manager: &ModuleManager) -> Result<Vec<Box<dyn Anonymous>>, AnonymousError> {
     let mut created: Vec<Box<dyn Anonymous>> = Vec::new();
     for name in manager.find(Kind::Anonymous) {
-        let module = manager.create::<AnonymousHandle>(&name, None).map_err(|source| AnonymousError { name, source })?;
+        let module =
+            manager.create::<AnonymousHandle>(&name, None).map_err(|source| AnonymousError { name, source })?;
         created.push(Box::new(module));
     }
     for name in manager.find(Kind::Vm) {
@@ -98,12 +99,15 @@ pub fn create_anonymous_modules(manager: &ModuleManager) -> Result<Vec<Box<dyn A
         if !info.parameters.iter().any(|p| (p.key.as_str(), p.value.as_str()) == ANONYMOUS_PARAMETER) {
             continue;
         }
-        let mut transport =
-            VmTransport::new(manager, &name, &["start"]).map_err(|source| AnonymousError { name: name.clone(), source })?;
+        let mut transport = VmTransport::new(manager, &name, &["start"])
+            .map_err(|source| AnonymousError { name: name.clone(), source })?;
         if transport.defines("start") {
             transport.call_json("start", b"{}").map_err(|e| AnonymousError {
                 name: name.clone(),
-                source: CreateError::Failed { name: name.clone(), message: format!("start() failed in '{}': {e}", transport.script()) },
+                source: CreateError::Failed {
+                    name: name.clone(),
+                    message: format!("start() failed in '{}': {e}", transport.script()),
+                },
             })?;
         }
         created.push(Box::new(ScriptedAnonymous { _transport: transport }));

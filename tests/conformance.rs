@@ -1,0 +1,243 @@
+//! One suite of allocator and hook behaviour, run against every implementation: the built-in
+//! DRF, the same DRF as a native module, and the Lua policy `scripts/lua/drf.lua`; the native
+//! test hook and the same hook in Lua. (The Python bridge joins later.)
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use modhost::hooks::HookChain;
+use modhost::manifest::{self, Origin};
+use modhost::sim::workload::Workload;
+use modhost::sim::{self, SimConfig, Simulation};
+use modhost::{ModuleManager, script};
+use modhost_abi::messages::{
+    AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Label, Offer, Resources, TaskInfo, WeightInfo,
+};
+use modhost_abi::{
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, RecoverResources, RolesRequest, UpdateWeights,
+};
+
+/// Every allocator implementation under test, by name.
+fn allocators() -> (ModuleManager, Vec<&'static str>) {
+    let drf_lua = support::workspace().join("scripts/lua/drf.lua");
+    let json = serde_json::json!({"libraries": [
+        {"file": support::examples(), "modules": [{"name": "org_modhost_HierarchicalDRF"}]},
+        {"file": support::lua_bridge(), "modules": [
+            {"name": "drf_lua", "symbol": "org_modhost_lua", "parameters": [{"key": "script", "value": drf_lua}]}]},
+    ]});
+    let manager = ModuleManager::new();
+    manager.load(&manifest::parse(&json.to_string(), Origin::Inline).unwrap()).unwrap();
+    (manager, vec!["hierarchical", "org_modhost_HierarchicalDRF", "drf_lua"])
+}
+
+fn res(cpus: f64, mem: f64) -> Resources {
+    Resources::new().with("cpus", cpus).with("mem", mem)
+}
+
+/// An allocator named `name` with agents a0.. of the given sizes and frameworks (id, role).
+fn cluster(
+    manager: &ModuleManager,
+    name: &str,
+    agents: &[(f64, f64)],
+    frameworks: &[(&str, &str)],
+) -> Box<dyn Allocator> {
+    let mut allocator = sim::create_allocator(manager, name).unwrap();
+    allocator.initialize(AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
+    for (i, (cpus, mem)) in agents.iter().enumerate() {
+        let agent = AgentInfo { id: format!("a{i}"), resources: res(*cpus, *mem), ..AgentInfo::default() };
+        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+    }
+    for (id, role) in frameworks {
+        let framework = FrameworkInfo { id: (*id).into(), name: (*id).into(), role: (*role).into() };
+        allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+    }
+    allocator
+}
+
+fn round(allocator: &mut dyn Allocator, now: f64) -> Vec<Offer> {
+    allocator.allocate(Allocate { now }).unwrap()
+}
+
+fn counts(offers: &[Offer]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for offer in offers {
+        *counts.entry(offer.framework_id.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn decline(allocator: &mut dyn Allocator, offer: &Offer, refuse_seconds: f64) {
+    let request = RecoverResources {
+        framework_id: offer.framework_id.clone(),
+        agent_id: offer.agent_id.clone(),
+        resources: offer.resources.clone(),
+        filters: Some(Filters { refuse_seconds }),
+    };
+    allocator.recover_resources(request).unwrap();
+}
+
+/// Runs `check` on every allocator implementation.
+fn each_allocator(check: impl Fn(&ModuleManager, &str)) {
+    let (manager, names) = allocators();
+    for name in names {
+        check(&manager, name);
+    }
+}
+
+#[test]
+fn roles_share_by_weight() {
+    each_allocator(|manager, name| {
+        let mut even = cluster(manager, name, &[(4.0, 4096.0); 4], &[("f1", "a"), ("f2", "b")]);
+        assert_eq!(counts(&round(even.as_mut(), 0.0)), BTreeMap::from([("f1".into(), 2), ("f2".into(), 2)]), "{name}");
+        assert!(round(even.as_mut(), 1.0).is_empty(), "{name}: everything is allocated");
+
+        let mut weighted = cluster(manager, name, &[(1.0, 1024.0); 3], &[("fa", "a"), ("fb", "b")]);
+        weighted.update_weights(UpdateWeights { weights: vec![WeightInfo { role: "a".into(), weight: 2.0 }] }).unwrap();
+        assert_eq!(
+            counts(&round(weighted.as_mut(), 0.0)),
+            BTreeMap::from([("fa".into(), 2), ("fb".into(), 1)]),
+            "{name}"
+        );
+    });
+}
+
+#[test]
+fn refusal_filters_hold_until_they_expire() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[(2.0, 2048.0)], &[("f1", "a"), ("f2", "b")]);
+        let first = round(allocator.as_mut(), 0.0).remove(0);
+        decline(allocator.as_mut(), &first, 5.0);
+        let second = round(allocator.as_mut(), 1.0).remove(0);
+        assert_ne!(second.framework_id, first.framework_id, "{name}: the decliner is filtered");
+        decline(allocator.as_mut(), &second, 5.0);
+        assert!(round(allocator.as_mut(), 4.9).is_empty(), "{name}: both filtered");
+        assert_eq!(round(allocator.as_mut(), 5.0)[0].framework_id, first.framework_id, "{name}: expired");
+    });
+}
+
+#[test]
+fn suppress_and_revive() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[(1.0, 1024.0)], &[("f1", "a")]);
+        let offer = round(allocator.as_mut(), 0.0).remove(0);
+        decline(allocator.as_mut(), &offer, 1000.0);
+        allocator.suppress_offers(RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
+        assert!(round(allocator.as_mut(), 2000.0).is_empty(), "{name}: suppressed");
+        allocator.revive_offers(RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
+        assert_eq!(round(allocator.as_mut(), 2001.0).len(), 1, "{name}: revived");
+    });
+}
+
+#[test]
+fn a_lost_agent_is_no_longer_offered() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[(1.0, 1024.0); 3], &[("f1", "a")]);
+        let offers = round(allocator.as_mut(), 0.0);
+        for offer in &offers {
+            decline(allocator.as_mut(), offer, 0.0);
+        }
+        allocator.remove_agent(AgentRequest { agent_id: "a1".into() }).unwrap();
+        let mut agents: Vec<String> = round(allocator.as_mut(), 1.0).into_iter().map(|o| o.agent_id).collect();
+        agents.sort();
+        assert_eq!(agents, ["a0", "a2"], "{name}");
+    });
+}
+
+#[test]
+fn every_implementation_decides_alike_on_every_bundled_workload() {
+    let (manager, names) = allocators();
+    let root = support::workspace();
+    for path in ["scripts/workloads/demo.json", "scripts/workloads/multi-framework.json"] {
+        let workload = Workload::from_file(&root.join(path)).unwrap();
+        let digests: Vec<(String, String, u64)> = names
+            .iter()
+            .map(|name| {
+                let config = SimConfig {
+                    allocation_interval: 1.0,
+                    seed: 5,
+                    until: None,
+                    max_rounds: 100_000,
+                    allocator_name: (*name).into(),
+                };
+                let allocator = sim::create_allocator(&manager, name).unwrap();
+                let report =
+                    Simulation::new(config, &workload, allocator, HookChain::default(), Default::default()).run(|_| {});
+                assert_eq!(report.totals.rejected_offers, 0, "{name} on {path}");
+                assert_eq!(report.totals.allocator_errors + report.totals.allocator_call_errors, 0, "{name} on {path}");
+                ((*name).to_owned(), report.decisions_digest, report.totals.launched)
+            })
+            .collect();
+        for (name, digest, launched) in &digests[1..] {
+            assert_eq!(
+                (digest, launched),
+                (&digests[0].1, &digests[0].2),
+                "{name} differs from {} on {path}",
+                digests[0].0
+            );
+        }
+    }
+}
+
+/// The test hook (native) and the same behaviour in Lua, under the names the checks use.
+fn hook_managers() -> Vec<(&'static str, ModuleManager)> {
+    let native = |name: &str, action: &str| serde_json::json!({"name": name, "symbol": "org_modhost_TestHook", "parameters": [{"key": "action", "value": action}]});
+    let json = serde_json::json!({"libraries": [{"file": support::test_modules(), "modules": [
+        native("append_a", "append:a=1"), native("append_b", "append:b=2"), native("none", "none"), native("error", "error")]}]});
+    let native_manager = ModuleManager::new();
+    native_manager.load(&manifest::parse(&json.to_string(), Origin::Inline).unwrap()).unwrap();
+
+    let append = |key: &str, value: &str| {
+        format!(
+            "function master_launch_task_label_decorator(request)\n  local labels = request.task.labels\n  \
+             labels[#labels + 1] = {{ key = '{key}', value = '{value}' }}\n  return labels\nend\n"
+        )
+    };
+    let scripts = [
+        ("append_a", support::script("append_a.lua", &append("a", "1"))),
+        ("append_b", support::script("append_b.lua", &append("b", "2"))),
+        ("none", support::script("none.lua", "function master_launch_task_label_decorator(request) return nil end")),
+        (
+            "error",
+            support::script(
+                "error.lua",
+                "function master_launch_task_label_decorator(request) error('told to fail') end",
+            ),
+        ),
+    ];
+    let modules: Vec<support::ScriptedModule<'_>> = scripts.iter().map(|(n, p)| (*n, p.as_path(), &[][..])).collect();
+    vec![("native", native_manager), ("lua", support::lua_manager(&modules))]
+}
+
+#[test]
+fn hooks_follow_mesos_semantics_in_every_implementation() {
+    for (implementation, manager) in hook_managers() {
+        let mut chain = HookChain::install(&manager, "append_a,none,error,append_b").unwrap();
+        let mut task = TaskInfo {
+            id: "t".into(),
+            labels: vec![Label { key: "x".into(), value: "0".into() }],
+            ..Default::default()
+        };
+        let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into() };
+        chain.launch_task_labels(&mut task, &framework, &AgentInfo::default());
+        let labels: Vec<String> = task.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect();
+        assert_eq!(labels, ["x=0", "a=1", "b=2"], "{implementation}");
+        let errors: Vec<u64> = chain.errors().into_iter().map(|(_, e)| e).collect();
+        assert_eq!(errors, [0, 0, 1, 0], "{implementation}");
+        // Functions a hook leaves out take the kind's default: the executor is not touched.
+        let mut executor = modhost_abi::messages::ExecutorInfo { id: "e".into(), ..Default::default() };
+        chain.executor_environment(&mut executor);
+        assert!(executor.environment.is_empty(), "{implementation}");
+    }
+}
+
+#[test]
+fn a_scripted_isolator_takes_the_defaults_it_leaves_out() {
+    let path = support::script("prepare_only.lua", "function prepare(request) return { environment = {} } end");
+    let manager = support::lua_manager(&[("iso", &path, &[])]);
+    let mut isolator = script::create_isolator(&manager, "iso").unwrap();
+    let request = modhost_abi::ContainerRequest { container_id: "c".into() };
+    assert_eq!(isolator.usage(request.clone()).unwrap(), Default::default());
+    assert_eq!(isolator.status(request.clone()).unwrap().container_id, "c");
+    assert!(isolator.cleanup(request).is_ok());
+}
