@@ -176,7 +176,8 @@ impl Vm for LuaVm {
             }
         }
         functions.sort();
-        Ok(VmInfo { language: "lua".into(), version, script: self.script(), functions })
+        let memory_bytes = self.lua.used_memory() as u64;
+        Ok(VmInfo { language: "lua".into(), version, script: self.script(), functions, memory_bytes })
     }
 
     fn take_output(&mut self) -> Result<Vec<String>, CallError> {

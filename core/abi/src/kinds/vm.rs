@@ -26,6 +26,9 @@ pub struct VmInfo {
     /// The functions the script defines, sorted.
     #[serde(default)]
     pub functions: Vec<String>,
+    /// Bytes the interpreter's heap holds now (0 if it cannot tell).
+    #[serde(default)]
+    pub memory_bytes: u64,
 }
 
 /// The Vm kind.

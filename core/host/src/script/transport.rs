@@ -41,6 +41,11 @@ impl VmTransport {
         &self.script
     }
 
+    /// What the Vm says about itself now (language, version, functions, heap size).
+    pub fn describe(&mut self) -> Result<modhost_abi::VmInfo, CallError> {
+        self.vm.describe()
+    }
+
     /// Whether the script defines `method`.
     pub fn defines(&self, method: &str) -> bool {
         self.implemented.contains(method)

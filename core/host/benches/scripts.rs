@@ -1,0 +1,137 @@
+//! Scripts against native code, in one run: a hook call with a task-sized message (native
+//! module vs Lua), one allocation round at 10,000 agents x 1,000 frameworks (built-in DRF vs
+//! `scripts/lua/drf.lua`), and the memory an idle Lua Vm costs.
+//!
+//! `cargo bench -p modhost --bench scripts`
+
+mod support;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use modhost::{ModuleManager, manifest, script, sim};
+use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Label, Resources, TaskInfo};
+use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, Hook, LaunchTask, RecoverResources};
+
+fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn manager() -> ModuleManager {
+    let root = workspace();
+    let lua = |name: &str, script: &str| {
+        serde_json::json!({"name": name, "symbol": "org_modhost_lua",
+            "parameters": [{"key": "script", "value": root.join(script)}]})
+    };
+    let json = serde_json::json!({"libraries": [
+        {"file": support::library("libmodhost_examples.so"), "modules": [
+            {"name": "native_labels", "symbol": "org_modhost_LabelHook",
+             "parameters": [{"key": "team", "value": "platform"}]}]},
+        {"file": support::library("libmodhost_lua.so"), "modules": [
+            lua("lua_labels", "scripts/lua/bench_labels.lua"), lua("drf_lua", "scripts/lua/drf.lua")]},
+    ]});
+    let manager = ModuleManager::new();
+    manager.load(&manifest::parse(&json.to_string(), manifest::Origin::Inline).unwrap()).unwrap();
+    manager
+}
+
+/// A launch message of the size a real task has: labels, resources, an agent with attributes.
+fn task_message() -> LaunchTask {
+    let labels = (0..5).map(|i| Label { key: format!("label-{i}"), value: format!("value-{i}") }).collect();
+    let resources = Resources::new().with("cpus", 0.5).with("mem", 512.0).with("disk", 1024.0);
+    let attributes = [("rack", "r1"), ("zone", "eu-1a"), ("os", "linux")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    LaunchTask {
+        task: TaskInfo {
+            id: "web-1.task-1234".into(),
+            name: "web-1.task-1234".into(),
+            framework_id: "web-1".into(),
+            agent_id: "agent-17".into(),
+            resources: resources.clone(),
+            labels,
+        },
+        framework: FrameworkInfo { id: "web-1".into(), name: "web-1".into(), role: "web".into() },
+        agent: AgentInfo {
+            id: "agent-17".into(),
+            hostname: "agent-17".into(),
+            resources,
+            attributes: attributes.into(),
+        },
+    }
+}
+
+fn populate(allocator: &mut dyn Allocator, agents: usize, frameworks: usize) {
+    allocator.initialize(AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
+    let resources = Resources::new().with("cpus", 24.0).with("mem", 4096.0).with("disk", 4096.0);
+    for i in 0..agents {
+        let agent = AgentInfo { id: format!("agent-{i}"), resources: resources.clone(), ..AgentInfo::default() };
+        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+    }
+    for i in 0..frameworks {
+        let framework =
+            FrameworkInfo { id: format!("framework-{i}"), name: format!("framework-{i}"), role: format!("role-{i}") };
+        allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+    }
+}
+
+fn rounds(allocator: &mut dyn Allocator, iterations: u64) -> Duration {
+    let mut timed = Duration::ZERO;
+    for i in 0..iterations {
+        let started = Instant::now();
+        let offers = allocator.allocate(Allocate { now: i as f64 }).unwrap();
+        timed += started.elapsed();
+        for offer in offers {
+            let request = RecoverResources {
+                framework_id: offer.framework_id,
+                agent_id: offer.agent_id,
+                resources: offer.resources,
+                filters: None,
+            };
+            allocator.recover_resources(request).unwrap();
+        }
+    }
+    timed
+}
+
+fn main() {
+    let manager = manager();
+    let mut criterion = Criterion::default().configure_from_args();
+
+    let mut native: Box<dyn Hook> = script::create_hook(&manager, "native_labels").unwrap();
+    let mut lua: Box<dyn Hook> = script::create_hook(&manager, "lua_labels").unwrap();
+    let message = task_message();
+    let mut group = criterion.benchmark_group("hook_call");
+    group.bench_function("native_module", |b| {
+        b.iter(|| native.master_launch_task_label_decorator(black_box(message.clone())).unwrap())
+    });
+    group.bench_function("lua", |b| {
+        b.iter(|| lua.master_launch_task_label_decorator(black_box(message.clone())).unwrap())
+    });
+    group.finish();
+
+    let (agents, frameworks) = (10_000, 1_000);
+    let mut built_in = sim::create_allocator(&manager, "hierarchical").unwrap();
+    populate(built_in.as_mut(), agents, frameworks);
+    let mut drf_lua = script::create_allocator(&manager, "drf_lua").unwrap();
+    populate(drf_lua.as_mut(), agents, frameworks);
+    let mut group = criterion.benchmark_group("allocate_10000x1000_scripts");
+    group.sample_size(10);
+    group.bench_function("built_in", |b| b.iter_custom(|n| rounds(built_in.as_mut(), n)));
+    group.bench_function("drf_lua", |b| b.iter_custom(|n| rounds(drf_lua.as_mut(), n)));
+    group.finish();
+    criterion.final_summary();
+
+    // Idle memory: the Lua heap of a Vm with the label policy loaded, as Lua counts it.
+    let mut transport = script::VmTransport::new(&manager, "lua_labels", &[]).unwrap();
+    let heap = transport.describe().unwrap().memory_bytes as f64 / 1024.0;
+
+    println!("\nscripts (medians of this run):");
+    let show = |group: &str, a: &str, b: &str, unit: f64, name: &str| {
+        if let (Some(x), Some(y)) = (support::median_ns(group, a), support::median_ns(group, b)) {
+            println!("  {group:30} {a} {:.2} {name}, {b} {:.2} {name}, ratio {:.1}x", x / unit, y / unit, y / x);
+        }
+    };
+    show("hook_call", "native_module", "lua", 1e3, "us");
+    show("allocate_10000x1000_scripts", "built_in", "drf_lua", 1e6, "ms");
+    println!("  idle Lua Vm: Lua heap {heap:.0} KiB");
+}
