@@ -6,13 +6,14 @@
 //! to the host's log. One descriptor, `org_modhost_lua`, backs every scripted module: the
 //! manifest names it with `"symbol"`.
 
+mod convert;
 mod params;
 mod sandbox;
 mod watchdog;
 
 use std::sync::Arc;
 
-use mlua::{Function, Lua, LuaOptions, LuaSerdeExt, StdLib, Table, Value};
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value, ffi};
 use modhost_abi::{CallError, Construct, Parameters, Vm, VmInfo, declare_module};
 
 pub use params::Settings;
@@ -127,6 +128,51 @@ impl LuaVm {
     fn script(&self) -> String {
         self.settings.script.display().to_string()
     }
+
+    /// The JSON message as a Lua value, built with the memory limit lifted (the host bounds
+    /// the message, and a Lua allocation error must not jump over the converter's frames).
+    fn push_message(&self, function: &str, message: &[u8]) -> Result<Value, CallError> {
+        let mut failure = None;
+        self.lua.set_memory_limit(0).map_err(|e| lua_error("cannot lift the memory limit", e))?;
+        // SAFETY: exec_raw hands the closure the running state inside a protected call with
+        // room for 3 slots, which is what push_json needs; on failure nil is pushed instead.
+        let pushed = unsafe {
+            self.lua.exec_raw::<Value>((), |state| {
+                if let Err(e) = convert::push_json(state, message) {
+                    failure = Some(e);
+                    ffi::lua_pushnil(state);
+                }
+            })
+        };
+        self.lua
+            .set_memory_limit(self.settings.memory_limit)
+            .map_err(|e| lua_error("cannot restore the memory limit", e))?;
+        let value = pushed.map_err(|e| lua_error("cannot convert the message", e))?;
+        match failure {
+            Some(e) => Err(CallError::failed(format!("the message for {function} is not JSON: {e}"))),
+            None => Ok(value),
+        }
+    }
+
+    /// A Lua value as JSON.
+    fn answer_json(&self, answer: Value) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(256);
+        let mut failure = None;
+        // SAFETY: exec_raw pushes `answer` as argument 1 of a protected call and hands the
+        // closure that state; write_json only reads it (pushing and popping its own slots).
+        let done = unsafe {
+            self.lua.exec_raw::<()>(answer, |state| {
+                if let Err(e) = convert::write_json(state, 1, &mut out, 0) {
+                    failure = Some(e);
+                }
+            })
+        };
+        done.map_err(|e| e.to_string())?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
 }
 
 impl Vm for LuaVm {
@@ -135,11 +181,7 @@ impl Vm for LuaVm {
         let f = self
             .function(function)?
             .ok_or_else(|| CallError::failed(format!("'{script}' defines no function '{function}'")))?;
-        let json: serde_json::Value = serde_json::from_slice(message)
-            .map_err(|e| CallError::failed(format!("the message for {function} is not JSON: {e}")))?;
-        let options = mlua::serde::ser::Options::new().serialize_none_to_null(false).serialize_unit_to_null(false);
-        let argument =
-            self.lua.to_value_with(&json, options).map_err(|e| lua_error("cannot convert the message", e))?;
+        let argument = self.push_message(function, message)?;
         let (ok, answer): (bool, Value) = self
             .slot
             .guard(self.settings.timeout, || self.protected_call.call((self.traceback.clone(), f, argument)))
@@ -153,8 +195,7 @@ impl Vm for LuaVm {
             };
             return Err(CallError::failed(format!("{function} failed: {text}")));
         }
-        let serializable = answer.to_serializable().encode_empty_tables_as_array(true).deny_unsupported_types(true);
-        serde_json::to_vec(&serializable).map_err(|e| {
+        self.answer_json(answer).map_err(|e| {
             CallError::failed(format!("{function} in '{script}' returned something that is not data: {e}"))
         })
     }

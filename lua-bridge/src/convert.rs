@@ -1,0 +1,282 @@
+//! JSON to Lua and back through the Lua C API, without an intermediate value tree.
+//!
+//! mlua's serde path builds every value as a registry reference and moves it across stacks;
+//! for a task-sized message that cost 15 us a call. Here the JSON parser (serde_json) pushes
+//! each value straight onto the Lua stack, and the answer is written as JSON straight from
+//! the Lua table. Both run inside mlua's `exec_raw`, a protected call.
+//!
+//! While a message is pushed the memory limit is lifted (the message's size is bounded by the
+//! host, not the script), so a Lua allocation error cannot jump over these Rust frames except
+//! when the process itself is out of memory.
+
+use std::borrow::Cow;
+use std::ffi::c_int;
+use std::fmt;
+
+use mlua::ffi;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// Deepest nesting accepted either way.
+const MAX_DEPTH: usize = 100;
+
+/// Pushes one JSON value onto the stack of `state`.
+struct Push {
+    state: *mut ffi::lua_State,
+    depth: usize,
+}
+
+impl Push {
+    fn nested(&self) -> Push {
+        Push { state: self.state, depth: self.depth + 1 }
+    }
+
+    fn room<E: serde::de::Error>(&self) -> Result<(), E> {
+        // SAFETY: `state` is the running state of the protected call (see `push_json`).
+        if self.depth >= MAX_DEPTH || unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
+            return Err(E::custom(format!("the message nests deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Push {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+// Every `unsafe` block below calls a Lua API function on `self.state`, the running state of
+// the protected call, after `room` made sure of stack space where more than one slot is used.
+impl<'de> Visitor<'de> for Push {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        // SAFETY: see the comment above the impl.
+        unsafe { ffi::lua_pushboolean(self.state, c_int::from(v)) };
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        // SAFETY: see the comment above the impl.
+        unsafe { ffi::lua_pushinteger(self.state, v) };
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => self.visit_f64(v as f64),
+        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        // SAFETY: see the comment above the impl.
+        unsafe { ffi::lua_pushnumber(self.state, v) };
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        // SAFETY: see the comment above the impl; Lua copies the bytes.
+        unsafe { ffi::lua_pushlstring(self.state, v.as_ptr().cast(), v.len()) };
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        // SAFETY: see the comment above the impl.
+        unsafe { ffi::lua_pushnil(self.state) };
+        Ok(())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.room()?;
+        let hint = seq.size_hint().unwrap_or(0).min(1 << 16) as c_int;
+        // SAFETY: see the comment above the impl.
+        unsafe { ffi::lua_createtable(self.state, hint, 0) };
+        let mut index = 1;
+        while seq.next_element_seed(self.nested())?.is_some() {
+            // SAFETY: the table is below the element just pushed.
+            unsafe { ffi::lua_rawseti(self.state, -2, index) };
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.room()?;
+        let hint = map.size_hint().unwrap_or(0).min(1 << 16) as c_int;
+        // SAFETY: see the comment above the impl.
+        unsafe { ffi::lua_createtable(self.state, 0, hint) };
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            // SAFETY: see the comment above the impl; Lua copies the bytes.
+            unsafe { ffi::lua_pushlstring(self.state, key.as_ptr().cast(), key.len()) };
+            map.next_value_seed(self.nested())?;
+            // SAFETY: the table is below the key and the value just pushed.
+            unsafe { ffi::lua_rawset(self.state, -3) };
+        }
+        Ok(())
+    }
+}
+
+/// Pushes the JSON `message` as one Lua value; on a parse error the stack is as it was.
+///
+/// # Safety
+///
+/// `state` must be the running state of a protected call with room for 3 more slots.
+pub unsafe fn push_json(state: *mut ffi::lua_State, message: &[u8]) -> Result<(), String> {
+    // SAFETY: forwarded from the caller.
+    let top = unsafe { ffi::lua_gettop(state) };
+    let mut deserializer = serde_json::Deserializer::from_slice(message);
+    let result = Push { state, depth: 0 }.deserialize(&mut deserializer).and_then(|()| deserializer.end());
+    if let Err(e) = result {
+        // SAFETY: drops whatever a half-read message left.
+        unsafe { ffi::lua_settop(state, top) };
+        return Err(e.to_string());
+    }
+    Ok(())
+}
+
+/// Writes the value at `index` of `state` as JSON into `out`.
+///
+/// # Safety
+///
+/// `state` must be the running state of a protected call; `index` a valid stack index.
+pub unsafe fn write_json(
+    state: *mut ffi::lua_State,
+    index: c_int,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), String> {
+    if depth >= MAX_DEPTH {
+        return Err(format!("the answer nests deeper than {MAX_DEPTH} levels (is a table inside itself?)"));
+    }
+    // SAFETY: forwarded from the caller; every call below reads the value at `index` or
+    // pushes at most two slots, checked with lua_checkstack, and pops them again.
+    unsafe {
+        let index = ffi::lua_absindex(state, index);
+        match ffi::lua_type(state, index) {
+            ffi::LUA_TNIL => out.extend_from_slice(b"null"),
+            ffi::LUA_TBOOLEAN => {
+                out.extend_from_slice(if ffi::lua_toboolean(state, index) != 0 { b"true" } else { b"false" })
+            }
+            ffi::LUA_TNUMBER => {
+                if ffi::lua_isinteger(state, index) != 0 {
+                    out.extend_from_slice(
+                        ffi::lua_tointegerx(state, index, std::ptr::null_mut()).to_string().as_bytes(),
+                    );
+                } else {
+                    let n = ffi::lua_tonumberx(state, index, std::ptr::null_mut());
+                    if !n.is_finite() {
+                        return Err(format!("{n} is not a number JSON can carry"));
+                    }
+                    out.extend_from_slice(n.to_string().as_bytes());
+                }
+            }
+            ffi::LUA_TSTRING => {
+                let mut len = 0;
+                let ptr = ffi::lua_tolstring(state, index, &mut len);
+                let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+                let text = std::str::from_utf8(bytes).map_err(|_| "a string is not UTF-8".to_owned())?;
+                serde_json::to_writer(&mut *out, text).map_err(|e| e.to_string())?;
+            }
+            ffi::LUA_TTABLE => write_table(state, index, out, depth)?,
+            other => {
+                let name = std::ffi::CStr::from_ptr(ffi::lua_typename(state, other)).to_string_lossy();
+                return Err(format!("a {name} cannot be sent to the host"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A table is a list if its keys are exactly 1..n (an empty table is an empty list), else an
+/// object whose keys are strings (integer keys are written as strings).
+///
+/// # Safety
+///
+/// As for [`write_json`], with `index` absolute and holding a table.
+unsafe fn write_table(state: *mut ffi::lua_State, index: c_int, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if ffi::lua_checkstack(state, 3) == 0 {
+            return Err("the Lua stack is full".into());
+        }
+        let n = ffi::lua_rawlen(state, index) as i64;
+        let mut count = 0i64;
+        let mut sequence = true;
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, index) != 0 {
+            count += 1;
+            if sequence {
+                let key_is_index =
+                    ffi::lua_type(state, -2) == ffi::LUA_TNUMBER && ffi::lua_isinteger(state, -2) != 0 && {
+                        let k = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
+                        (1..=n).contains(&k)
+                    };
+                sequence = key_is_index;
+            }
+            ffi::lua_settop(state, -2);
+        }
+        if sequence && count == n {
+            out.push(b'[');
+            for i in 1..=n {
+                if i > 1 {
+                    out.push(b',');
+                }
+                ffi::lua_rawgeti(state, index, i);
+                let result = write_json(state, -1, out, depth + 1);
+                ffi::lua_settop(state, -2);
+                result?;
+            }
+            out.push(b']');
+            return Ok(());
+        }
+        out.push(b'{');
+        let mut first = true;
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, index) != 0 {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            let key = match ffi::lua_type(state, -2) {
+                ffi::LUA_TSTRING => {
+                    let mut len = 0;
+                    let ptr = ffi::lua_tolstring(state, -2, &mut len);
+                    std::str::from_utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len)).map(str::to_owned).ok()
+                }
+                ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
+                    Some(ffi::lua_tointegerx(state, -2, std::ptr::null_mut()).to_string())
+                }
+                _ => None,
+            };
+            let result = match key {
+                Some(key) => serde_json::to_writer(&mut *out, &key).map_err(|e| e.to_string()).and_then(|()| {
+                    out.push(b':');
+                    write_json(state, -1, out, depth + 1)
+                }),
+                None => Err("a table key is neither a string nor an integer".into()),
+            };
+            if let Err(e) = result {
+                ffi::lua_settop(state, -3);
+                return Err(e);
+            }
+            ffi::lua_settop(state, -2);
+        }
+        out.push(b'}');
+    }
+    Ok(())
+}
