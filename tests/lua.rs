@@ -75,6 +75,36 @@ fn a_runaway_loop_is_stopped_by_the_deadline_and_the_vm_goes_on() {
 }
 
 #[test]
+fn a_runaway_loop_inside_a_coroutine_is_stopped_too() {
+    let code = "function in_create()
+  local co = coroutine.create(function() while true do end end)
+                  return coroutine.resume(co)
+end
+                function in_wrap()
+  coroutine.wrap(function() while true do end end)()
+end
+                function retrying()
+  local co = coroutine.create(function() while true do end end)
+                  while true do coroutine.resume(co) end
+end
+                function fine()
+  local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end end)
+                  return { gen(), gen(), gen() }
+end
+";
+    let (_manager, mut vm) = load_vm("coroutines", code, &[("timeout_ms", "100")]);
+    assert_eq!(call(&mut vm, "fine").unwrap(), "[1,2,3]");
+    // resume reports the coroutine's error as a value; the call itself returns it.
+    let answer = call(&mut vm, "in_create").unwrap();
+    assert!(answer.contains("false") && answer.contains("timeout"), "{answer}");
+    for function in ["in_wrap", "retrying"] {
+        let error = call(&mut vm, function).unwrap_err();
+        assert!(error.to_string().contains("timeout"), "{function}: {error}");
+    }
+    assert_eq!(call(&mut vm, "fine").unwrap(), "[1,2,3]");
+}
+
+#[test]
 fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
     let code = "function bomb()\n  local t = {}\n  for i = 1, 1e9 do t[i] = string.rep('x', 1024) .. i end\nend\nfunction ok() return 2 end";
     let (_manager, mut vm) = load_vm("bomb", code, &[("memory_limit", "16MiB")]);

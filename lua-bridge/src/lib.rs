@@ -87,13 +87,13 @@ impl Construct for LuaVm {
             Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default())
         }
         .map_err(|e| lua_error("cannot start Lua", e))?;
-        let output = Output::default();
-        let environment =
-            sandbox::environment(&lua, settings.sandbox, &settings.script, &settings.package_path, &output)
-                .map_err(|e| lua_error("cannot build the script's environment", e))?;
-        lua.set_memory_limit(settings.memory_limit).map_err(|e| lua_error("cannot set the memory limit", e))?;
         let state = lua.exec_raw_lua(|raw| raw.state());
         let slot = Slot::new(state);
+        let output = Output::default();
+        let environment =
+            sandbox::environment(&lua, settings.sandbox, &settings.script, &settings.package_path, &output, &slot)
+                .map_err(|e| lua_error("cannot build the script's environment", e))?;
+        lua.set_memory_limit(settings.memory_limit).map_err(|e| lua_error("cannot set the memory limit", e))?;
         let protected_call: Function =
             lua.load(PROTECTED_CALL).set_name("=modhost").eval().map_err(|e| lua_error("cannot set up calls", e))?;
         let traceback = lua.create_function(traceback).map_err(|e| lua_error("cannot set up calls", e))?;

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use mlua::{Lua, MultiValue, Table, Value};
 
+use crate::watchdog::Slot;
+
 /// Lines the script printed, waiting for the host to take them.
 #[derive(Clone, Default)]
 pub struct Output {
@@ -74,6 +76,58 @@ env._G = env
 return env
 "#;
 
+/// Instructions between two deadline checks inside a coroutine.
+const COROUTINE_CHECK: u32 = 1_000_000;
+
+/// `coroutine.wrap`, written over the guarded `create`.
+const WRAP: &str = r#"
+local create, resume, pack, unpack = ...
+return function(f)
+  local co = create(f)
+  return function(...)
+    local r = pack(resume(co, ...))
+    if not r[1] then error(r[2], 2) end
+    return unpack(r, 2, r.n)
+  end
+end
+"#;
+
+/// Replaces `coroutine.create` and `coroutine.wrap` (in a copy of the table) with versions
+/// whose coroutines check the call's deadline every million instructions: the watchdog's
+/// hook reaches only the thread the call started on.
+fn guarded_coroutines(lua: &Lua, env: &Table, slot: &Arc<Slot>) -> mlua::Result<()> {
+    let original: Table = env.get("coroutine")?;
+    let coroutine = lua.create_table()?;
+    for pair in original.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        coroutine.raw_set(k, v)?;
+    }
+    let slot = slot.clone();
+    let create = lua.create_function(move |lua, f: mlua::Function| {
+        let thread = lua.create_thread(f)?;
+        let slot = slot.clone();
+        let check = mlua::HookTriggers::new().every_nth_instruction(COROUTINE_CHECK);
+        thread.set_hook(check, move |_, _| {
+            if slot.overdue() {
+                Err(mlua::Error::runtime("timeout: the call ran longer than its timeout_ms (in a coroutine)"))
+            } else {
+                Ok(mlua::VmState::Continue)
+            }
+        })?;
+        Ok(thread)
+    })?;
+    let table: Table = lua.globals().get("table")?;
+    let wrap: mlua::Function = lua.load(WRAP).set_name("=modhost-coroutine").call((
+        create.clone(),
+        original.get::<mlua::Function>("resume")?,
+        table.get::<mlua::Function>("pack")?,
+        table.get::<mlua::Function>("unpack")?,
+    ))?;
+    coroutine.set("create", create)?;
+    coroutine.set("wrap", wrap)?;
+    env.set("coroutine", coroutine)
+}
+
 /// The environment a script runs in, and the names that were there before it ran.
 pub struct Environment {
     /// The script's globals.
@@ -97,6 +151,7 @@ pub fn environment(
     script: &Path,
     package_path: &[String],
     output: &Output,
+    slot: &Arc<Slot>,
 ) -> mlua::Result<Environment> {
     let table: Table = if sandbox { lua.load(SANDBOX).set_name("=modhost-sandbox").eval()? } else { lua.globals() };
     let printer = output.clone();
@@ -107,6 +162,7 @@ pub fn environment(
         Ok(())
     })?;
     table.set("print", print)?;
+    guarded_coroutines(lua, &table, slot)?;
     if sandbox {
         table.set("require", require(lua, &table, search_patterns(script, package_path))?)?;
     } else {

@@ -6,9 +6,10 @@
 //! count hook of period 1 on that Lua state (`lua_sethook` is documented as safe to call
 //! asynchronously), and the hook stops the call with a Lua error.
 //!
-//! The hook is set on the state a call runs on. A loop inside a coroutine created before the
-//! deadline passed is not stopped by it (Lua threads copy the hook only when created); the
-//! memory limit still bounds such a script. This is the one unsafe part of the bridge.
+//! The hook is set on the state a call runs on; Lua threads do not share it, so coroutines
+//! carry their own (see `sandbox::guarded_coroutines`): a count hook every million
+//! instructions that stops the coroutine once the call is overdue. This module and
+//! `convert.rs` are the unsafe parts of the bridge.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -97,6 +98,11 @@ unsafe extern "C-unwind" fn stop(state: *mut ffi::lua_State, _: *mut ffi::lua_De
 }
 
 impl Slot {
+    /// Whether the call running now has passed its deadline (for the coroutine hook).
+    pub fn overdue(&self) -> bool {
+        self.phase.load(Ordering::Acquire) != IDLE && now_ns() > self.deadline.load(Ordering::Acquire)
+    }
+
     /// Registers the calls of the state `state` with the watchdog.
     pub fn new(state: *mut ffi::lua_State) -> Arc<Slot> {
         let slot = Arc::new(Slot { state: state as usize, deadline: AtomicU64::new(0), phase: AtomicU8::new(IDLE) });
