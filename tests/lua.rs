@@ -78,7 +78,7 @@ fn a_runaway_loop_is_stopped_by_the_deadline_and_the_vm_goes_on() {
 fn a_runaway_loop_inside_a_coroutine_is_stopped_too() {
     let code = "function in_create()
   local co = coroutine.create(function() while true do end end)
-                  return coroutine.resume(co)
+                  return { coroutine.resume(co) }
 end
                 function in_wrap()
   coroutine.wrap(function() while true do end end)()
