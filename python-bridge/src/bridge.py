@@ -1,0 +1,83 @@
+# The Python side of modhost's bridge: output capture, calls with JSON in and out, and
+# errors with the script's file:line. Loaded once per process as the module _modhost_bridge.
+import json
+import sys
+import traceback
+
+timeout_ms = [0]
+
+
+class CallTimeout(TimeoutError):
+    """Raised in the running frame of a call that overran its timeout_ms."""
+
+    def __init__(self, *args):
+        super().__init__(f"the call ran longer than timeout_ms={timeout_ms[0]}")
+
+
+class Output:
+    """Stands in for sys.stdout and sys.stderr: nothing a script prints is lost, whatever
+    the host's stdout is (a pipe would buffer it until a finalisation that never comes)."""
+
+    def __init__(self):
+        self.parts = []
+
+    def write(self, text):
+        self.parts.append(str(text))
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def take(self):
+        text = "".join(self.parts)
+        self.parts.clear()
+        return text.splitlines()
+
+
+output = Output()
+sys.stdout = output
+sys.stderr = output
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_decode = json.loads
+
+
+def describe(error, script):
+    """The error's type and message, where in the script it happened, and the traceback."""
+    where = ""
+    if isinstance(error, SyntaxError) and error.filename:
+        where = f"{error.filename}:{error.lineno}: "
+    else:
+        for frame in reversed(traceback.extract_tb(error.__traceback__)):
+            if frame.filename == script:
+                where = f"{frame.filename}:{frame.lineno}: "
+                break
+    head = "".join(traceback.format_exception_only(type(error), error)).strip()
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename != __file__]
+    return where + head + "\nTraceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+
+
+def call(function, payload, script, timeout):
+    timeout_ms[0] = timeout
+    try:
+        return True, _encode(function(_decode(payload)))
+    except BaseException as error:  # a script error, or the timeout, never escapes
+        return False, describe(error, script)
+
+
+def functions(module):
+    """The functions a script defines (not the ones it imports)."""
+    return sorted(name for name, value in vars(module).items()
+                  if callable(value) and getattr(value, "__module__", None) == module.__name__
+                  and not name.startswith("_"))
+
+
+def add_path(path):
+    if path and path not in sys.path:
+        sys.path.insert(0, path)

@@ -1,0 +1,185 @@
+//! `modhost_python`: a Vm module that runs Python scripts in an embedded CPython (pyo3).
+//!
+//! Parameters: `script` (required), `python_path` (extra import folders, `:`-separated; the
+//! script's own folder is always importable), `timeout_ms` per call (default 1000). The
+//! interpreter starts once per process and is never finalised; each script is compiled into
+//! a fresh module object of its own, so two scripted modules never share globals. Calls take
+//! the GIL only for their duration. Exceptions come back with their type, message, the
+//! script's file:line and the traceback; what scripts print goes to the host's log.
+//!
+//! This library calls `dladdr`/`dlopen` once (in `runtime.rs`), only to make the libpython it
+//! already loaded global, so that the standard library's C extension modules load.
+
+mod runtime;
+mod watchdog;
+
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use modhost_abi::{CallError, Construct, Parameters, Vm, VmInfo, declare_module};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyModule};
+
+use runtime::runtime;
+use watchdog::Slot;
+
+/// One Python script, loaded as its own module.
+pub struct PyVm {
+    script: PathBuf,
+    timeout: Duration,
+    module: Option<Py<PyModule>>,
+    slot: Arc<Slot>,
+    output: Vec<String>,
+}
+
+const KNOWN: [&str; 5] = ["script", "python_path", "timeout_ms", "kind", "fallback"];
+
+fn failed(message: impl Into<String>) -> CallError {
+    CallError::failed(message)
+}
+
+/// A Python exception as the bridge describes it (type, message, file:line, traceback).
+fn describe(py: Python<'_>, error: &PyErr, script: &str) -> String {
+    let Ok(runtime) = runtime() else { return error.to_string() };
+    runtime
+        .bridge
+        .bind(py)
+        .call_method1("describe", (error.value(py), script))
+        .and_then(|text| text.extract::<String>())
+        .unwrap_or_else(|_| error.to_string())
+}
+
+impl Construct for PyVm {
+    fn create(parameters: Parameters) -> Result<Self, CallError> {
+        if let Some(p) = parameters.iter().find(|p| !KNOWN.contains(&p.key.as_str())) {
+            return Err(failed(format!("unknown parameter '{}' (known: {})", p.key, KNOWN.join(", "))));
+        }
+        let script = PathBuf::from(parameters.get("script").ok_or_else(|| failed("parameter 'script' is required"))?);
+        let timeout = match parameters.get("timeout_ms") {
+            None => Duration::from_millis(1000),
+            Some(v) => Duration::from_millis(
+                v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| failed(format!("parameter timeout_ms={v}: expected milliseconds > 0")))?,
+            ),
+        };
+        let shown = script.display().to_string();
+        let code = std::fs::read_to_string(&script).map_err(|e| failed(format!("cannot read script '{shown}': {e}")))?;
+        let code = CString::new(code).map_err(|_| failed(format!("script '{shown}' contains a NUL byte")))?;
+        let runtime = runtime().map_err(failed)?;
+        let slot = Slot::new();
+        // Each Vm is its own module: `name` is unique in the process, so globals never mix.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = CString::new(format!("modhost_script_{}", NEXT.fetch_add(1, Ordering::Relaxed))).expect("no NUL");
+        let file = CString::new(shown.clone()).map_err(|_| failed("the script path contains a NUL byte"))?;
+        let mut output = Vec::new();
+        let module = Python::attach(|py| -> Result<Py<PyModule>, CallError> {
+            let bridge = runtime.bridge.bind(py);
+            let folder = script.parent().map(|d| if d.as_os_str().is_empty() { ".".into() } else { d.display().to_string() });
+            let mut paths: Vec<String> = parameters.get("python_path").map(|p| p.split(':').map(str::to_owned).collect()).unwrap_or_default();
+            paths.extend(folder);
+            for path in paths {
+                bridge.call_method1("add_path", (path,)).map_err(|e| failed(e.to_string()))?;
+            }
+            slot.begin(py, timeout);
+            let loaded = PyModule::from_code(py, &code, &file, &name);
+            slot.end(py);
+            output.extend(take_output(py));
+            match loaded {
+                Ok(module) => Ok(module.unbind()),
+                Err(e) => Err(failed(format!("cannot load '{shown}': {}", describe(py, &e, &shown)))),
+            }
+        })?;
+        Ok(PyVm { script, timeout, module: Some(module), slot, output })
+    }
+}
+
+/// What scripts printed since the last look (calls are serialised by the GIL, so it is the
+/// current call's).
+fn take_output(py: Python<'_>) -> Vec<String> {
+    runtime()
+        .ok()
+        .and_then(|r| r.bridge.bind(py).getattr("output").ok())
+        .and_then(|o| o.call_method0("take").ok())
+        .and_then(|lines| lines.extract::<Vec<String>>().ok())
+        .unwrap_or_default()
+}
+
+impl PyVm {
+    fn shown(&self) -> String {
+        self.script.display().to_string()
+    }
+}
+
+impl Vm for PyVm {
+    fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        let runtime = runtime().map_err(failed)?;
+        let script = self.shown();
+        let module = self.module.as_ref().ok_or_else(|| failed("the module was released"))?;
+        let timeout_ms = self.timeout.as_millis() as u64;
+        let (ok, answer, printed) = Python::attach(|py| -> Result<(bool, String, Vec<String>), CallError> {
+            let f = module
+                .bind(py)
+                .getattr(function)
+                .map_err(|_| failed(format!("'{script}' defines no function '{function}'")))?;
+            self.slot.begin(py, self.timeout);
+            let result = runtime.bridge.bind(py).call_method1("call", (f, PyBytes::new(py, message), script.as_str(), timeout_ms));
+            self.slot.end(py);
+            let printed = take_output(py);
+            let (ok, answer): (bool, String) =
+                result.and_then(|r| r.extract()).map_err(|e| failed(format!("{function}: {}", describe(py, &e, &script))))?;
+            Ok((ok, answer, printed))
+        })?;
+        self.output.extend(printed);
+        if ok { Ok(answer.into_bytes()) } else { Err(failed(format!("{function} failed: {answer}"))) }
+    }
+
+    fn has_function(&mut self, function: &str) -> Result<bool, CallError> {
+        let module = self.module.as_ref().ok_or_else(|| failed("the module was released"))?;
+        Python::attach(|py| Ok(module.bind(py).getattr(function).map(|f| f.is_callable()).unwrap_or(false)))
+    }
+
+    fn describe(&mut self) -> Result<VmInfo, CallError> {
+        let runtime = runtime().map_err(failed)?;
+        let module = self.module.as_ref().ok_or_else(|| failed("the module was released"))?;
+        Python::attach(|py| {
+            let functions: Vec<String> = runtime
+                .bridge
+                .bind(py)
+                .call_method1("functions", (module.bind(py),))
+                .and_then(|f| f.extract())
+                .map_err(|e| failed(e.to_string()))?;
+            let version = Python::version_str(py).split_whitespace().next().unwrap_or("3").to_owned();
+            Ok(VmInfo {
+                language: "python".into(),
+                version: format!("Python {version}"),
+                script: self.shown(),
+                functions,
+                memory_bytes: 0,
+            })
+        })
+    }
+
+    fn take_output(&mut self) -> Result<Vec<String>, CallError> {
+        Ok(std::mem::take(&mut self.output))
+    }
+}
+
+impl Drop for PyVm {
+    fn drop(&mut self) {
+        // Python objects are released with the GIL held.
+        if let Some(module) = self.module.take() {
+            Python::attach(|_| drop(module));
+        }
+    }
+}
+
+declare_module! {
+    /// Python scripts as modules.
+    static org_modhost_python: Vm = PyVm {
+        author_name: "modhost",
+        author_email: "modhost@example.invalid",
+        description: "Python scripts as modules (embedded CPython via pyo3; fresh module per script, per-call timeout).",
+    }
+}

@@ -1,0 +1,109 @@
+//! Per-call deadlines for Python: a call that overruns its `timeout_ms` gets a `CallTimeout`
+//! raised in its running frame.
+//!
+//! One watchdog thread per process looks at the running calls every few milliseconds. For an
+//! overdue one it takes the GIL (a busy thread hands it over at the interpreter's switch
+//! interval) and asks CPython to raise the exception in that thread. Every change of a
+//! call's phase happens with the GIL held, so a late signal can never reach the next call.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use pyo3::Python;
+use pyo3::ffi;
+
+use crate::runtime::runtime;
+
+const IDLE: u8 = 0;
+const RUNNING: u8 = 1;
+const SIGNALLED: u8 = 2;
+
+/// How often the watchdog looks.
+const TICK: Duration = Duration::from_millis(5);
+
+/// One Vm's running call, as the watchdog sees it.
+#[derive(Default)]
+pub struct Slot {
+    /// CPython's identifier of the thread running the call.
+    thread: AtomicU64,
+    /// Nanoseconds since the watchdog's epoch when the call must end.
+    deadline: AtomicU64,
+    phase: AtomicU8,
+}
+
+struct Watchdog {
+    epoch: Instant,
+    slots: Mutex<Vec<Weak<Slot>>>,
+}
+
+fn watchdog() -> &'static Watchdog {
+    static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+    WATCHDOG.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("modhost-python-watchdog".into())
+            .spawn(patrol)
+            .expect("cannot start the Python watchdog thread");
+        Watchdog { epoch: Instant::now(), slots: Mutex::new(Vec::new()) }
+    })
+}
+
+fn now_ns() -> u64 {
+    watchdog().epoch.elapsed().as_nanos() as u64
+}
+
+fn patrol() {
+    loop {
+        std::thread::sleep(TICK);
+        let now = now_ns();
+        let overdue: Vec<Arc<Slot>> = {
+            let mut slots = watchdog().slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.retain(|slot| slot.strong_count() > 0);
+            slots
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter(|s| s.phase.load(Ordering::Acquire) == RUNNING && now > s.deadline.load(Ordering::Acquire))
+                .collect()
+        };
+        let Ok(runtime) = runtime() else { continue };
+        for slot in overdue {
+            Python::attach(|py| {
+                if slot.phase.load(Ordering::Acquire) == RUNNING {
+                    let thread = slot.thread.load(Ordering::Acquire);
+                    // SAFETY: the GIL is held; the exception type is a live class object of
+                    // the bridge module; CPython raises it in that thread's running frame.
+                    unsafe { ffi::PyThreadState_SetAsyncExc(thread as _, runtime.timeout.bind(py).as_ptr()) };
+                    slot.phase.store(SIGNALLED, Ordering::Release);
+                }
+            });
+        }
+    }
+}
+
+impl Slot {
+    /// A slot the watchdog looks at.
+    pub fn new() -> Arc<Slot> {
+        let slot = Arc::new(Slot::default());
+        watchdog().slots.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&slot));
+        slot
+    }
+
+    /// Marks a call as running on this thread until `timeout` from now. Called with the GIL.
+    pub fn begin(&self, _py: Python<'_>, timeout: Duration) {
+        // SAFETY: PyThread_get_thread_ident has no preconditions.
+        let thread = unsafe { ffi::PyThread_get_thread_ident() };
+        self.thread.store(thread as u64, Ordering::Release);
+        self.deadline.store(now_ns().saturating_add(timeout.as_nanos() as u64), Ordering::Release);
+        self.phase.store(RUNNING, Ordering::Release);
+    }
+
+    /// Marks the call as over, withdrawing a signal that arrived too late to be raised.
+    /// Called with the GIL.
+    pub fn end(&self, _py: Python<'_>) {
+        if self.phase.swap(IDLE, Ordering::AcqRel) == SIGNALLED {
+            let thread = self.thread.load(Ordering::Acquire);
+            // SAFETY: the GIL is held; a null exception clears a pending one.
+            unsafe { ffi::PyThreadState_SetAsyncExc(thread as _, std::ptr::null_mut()) };
+        }
+    }
+}
