@@ -150,7 +150,7 @@ impl Vm for PyVm {
                 .call_method1("functions", (module.bind(py),))
                 .and_then(|f| f.extract())
                 .map_err(|e| failed(e.to_string()))?;
-            let version = Python::version_str(py).split_whitespace().next().unwrap_or("3").to_owned();
+            let version = Python::version_str().split_whitespace().next().unwrap_or("3").to_owned();
             Ok(VmInfo {
                 language: "python".into(),
                 version: format!("Python {version}"),
