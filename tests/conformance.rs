@@ -21,14 +21,17 @@ use modhost_abi::{
 /// Every allocator implementation under test, by name.
 fn allocators() -> (ModuleManager, Vec<&'static str>) {
     let drf_lua = support::workspace().join("scripts/lua/drf.lua");
+    let drf_py = support::workspace().join("scripts/python/drf.py");
     let json = serde_json::json!({"libraries": [
         {"file": support::examples(), "modules": [{"name": "org_modhost_HierarchicalDRF"}]},
         {"file": support::lua_bridge(), "modules": [
             {"name": "drf_lua", "symbol": "org_modhost_lua", "parameters": [{"key": "script", "value": drf_lua}]}]},
+        {"file": support::python_bridge(), "modules": [
+            {"name": "drf_py", "symbol": "org_modhost_python", "parameters": [{"key": "script", "value": drf_py}]}]},
     ]});
     let manager = ModuleManager::new();
     manager.load(&manifest::parse(&json.to_string(), Origin::Inline).unwrap()).unwrap();
-    (manager, vec!["hierarchical", "org_modhost_HierarchicalDRF", "drf_lua"])
+    (manager, vec!["hierarchical", "org_modhost_HierarchicalDRF", "drf_lua", "drf_py"])
 }
 
 fn res(cpus: f64, mem: f64) -> Resources {
@@ -206,7 +209,31 @@ fn hook_managers() -> Vec<(&'static str, ModuleManager)> {
         ),
     ];
     let modules: Vec<support::ScriptedModule<'_>> = scripts.iter().map(|(n, p)| (*n, p.as_path(), &[][..])).collect();
-    vec![("native", native_manager), ("lua", support::lua_manager(&modules))]
+    let append_py = |key: &str, value: &str| {
+        format!(
+            "def master_launch_task_label_decorator(request):\n    labels = request['task']['labels']\n    \
+             labels.append({{'key': '{key}', 'value': '{value}'}})\n    return labels\n"
+        )
+    };
+    let python_scripts = [
+        ("append_a", support::script("append_a.py", &append_py("a", "1"))),
+        ("append_b", support::script("append_b.py", &append_py("b", "2"))),
+        ("none", support::script("none.py", "def master_launch_task_label_decorator(request):\n    return None\n")),
+        (
+            "error",
+            support::script(
+                "error.py",
+                "def master_launch_task_label_decorator(request):\n    raise ValueError('told to fail')\n",
+            ),
+        ),
+    ];
+    let python_modules: Vec<support::ScriptedModule<'_>> =
+        python_scripts.iter().map(|(n, p)| (*n, p.as_path(), &[][..])).collect();
+    vec![
+        ("native", native_manager),
+        ("lua", support::lua_manager(&modules)),
+        ("python", support::python_manager(&python_modules)),
+    ]
 }
 
 #[test]

@@ -3,6 +3,7 @@
 import json
 import sys
 import traceback
+import types
 
 timeout_ms = [0]
 
@@ -69,6 +70,19 @@ def call(function, payload, script, timeout):
         return True, _encode(function(_decode(payload)))
     except BaseException as error:  # a script error, or the timeout, never escapes
         return False, describe(error, script)
+
+
+def load(code, filename, name):
+    """Compiles a script into a fresh module of its own (never importlib.reload)."""
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    sys.modules[name] = module
+    try:
+        exec(compile(code, filename, "exec"), module.__dict__)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def functions(module):

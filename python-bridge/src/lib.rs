@@ -13,7 +13,6 @@
 mod runtime;
 mod watchdog;
 
-use std::ffi::CString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,32 +60,37 @@ impl Construct for PyVm {
         let timeout = match parameters.get("timeout_ms") {
             None => Duration::from_millis(1000),
             Some(v) => Duration::from_millis(
-                v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| failed(format!("parameter timeout_ms={v}: expected milliseconds > 0")))?,
+                v.parse()
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| failed(format!("parameter timeout_ms={v}: expected milliseconds > 0")))?,
             ),
         };
         let shown = script.display().to_string();
-        let code = std::fs::read_to_string(&script).map_err(|e| failed(format!("cannot read script '{shown}': {e}")))?;
-        let code = CString::new(code).map_err(|_| failed(format!("script '{shown}' contains a NUL byte")))?;
+        let code =
+            std::fs::read_to_string(&script).map_err(|e| failed(format!("cannot read script '{shown}': {e}")))?;
+
         let runtime = runtime().map_err(failed)?;
         let slot = Slot::new();
         // Each Vm is its own module: `name` is unique in the process, so globals never mix.
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = CString::new(format!("modhost_script_{}", NEXT.fetch_add(1, Ordering::Relaxed))).expect("no NUL");
-        let file = CString::new(shown.clone()).map_err(|_| failed("the script path contains a NUL byte"))?;
+        let name = format!("modhost_script_{}", NEXT.fetch_add(1, Ordering::Relaxed));
         let mut output = Vec::new();
         let module = Python::attach(|py| -> Result<Py<PyModule>, CallError> {
             let bridge = runtime.bridge.bind(py);
-            let folder = script.parent().map(|d| if d.as_os_str().is_empty() { ".".into() } else { d.display().to_string() });
-            let mut paths: Vec<String> = parameters.get("python_path").map(|p| p.split(':').map(str::to_owned).collect()).unwrap_or_default();
+            let folder =
+                script.parent().map(|d| if d.as_os_str().is_empty() { ".".into() } else { d.display().to_string() });
+            let mut paths: Vec<String> =
+                parameters.get("python_path").map(|p| p.split(':').map(str::to_owned).collect()).unwrap_or_default();
             paths.extend(folder);
             for path in paths {
                 bridge.call_method1("add_path", (path,)).map_err(|e| failed(e.to_string()))?;
             }
             slot.begin(py, timeout);
-            let loaded = PyModule::from_code(py, &code, &file, &name);
+            let loaded = bridge.call_method1("load", (code.as_str(), shown.as_str(), name.as_str()));
             slot.end(py);
             output.extend(take_output(py));
-            match loaded {
+            match loaded.and_then(|module| module.cast_into::<PyModule>().map_err(PyErr::from)) {
                 Ok(module) => Ok(module.unbind()),
                 Err(e) => Err(failed(format!("cannot load '{shown}': {}", describe(py, &e, &shown)))),
             }
@@ -124,11 +128,15 @@ impl Vm for PyVm {
                 .getattr(function)
                 .map_err(|_| failed(format!("'{script}' defines no function '{function}'")))?;
             self.slot.begin(py, self.timeout);
-            let result = runtime.bridge.bind(py).call_method1("call", (f, PyBytes::new(py, message), script.as_str(), timeout_ms));
+            let result = runtime
+                .bridge
+                .bind(py)
+                .call_method1("call", (f, PyBytes::new(py, message), script.as_str(), timeout_ms));
             self.slot.end(py);
             let printed = take_output(py);
-            let (ok, answer): (bool, String) =
-                result.and_then(|r| r.extract()).map_err(|e| failed(format!("{function}: {}", describe(py, &e, &script))))?;
+            let (ok, answer): (bool, String) = result
+                .and_then(|r| r.extract())
+                .map_err(|e| failed(format!("{function}: {}", describe(py, &e, &script))))?;
             Ok((ok, answer, printed))
         })?;
         self.output.extend(printed);

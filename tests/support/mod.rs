@@ -171,15 +171,30 @@ pub type ScriptedModule<'a> = (&'a str, &'a Path, &'a [(&'a str, &'a str)]);
 
 /// A manager with one Lua-scripted module per entry.
 pub fn lua_manager(modules: &[ScriptedModule<'_>]) -> modhost::ModuleManager {
+    scripted_manager(&lua_bridge(), "org_modhost_lua", modules)
+}
+
+/// The Python bridge (the Vm module `org_modhost_python`).
+pub fn python_bridge() -> PathBuf {
+    fixture("modhost_python")
+}
+
+/// A manager with one Python-scripted module per entry.
+pub fn python_manager(modules: &[ScriptedModule<'_>]) -> modhost::ModuleManager {
+    scripted_manager(&python_bridge(), "org_modhost_python", modules)
+}
+
+/// A manager with one module per entry, each backed by the Vm descriptor `symbol` of `bridge`.
+fn scripted_manager(bridge: &Path, symbol: &str, modules: &[ScriptedModule<'_>]) -> modhost::ModuleManager {
     let modules: Vec<serde_json::Value> = modules
         .iter()
         .map(|(name, script, extra)| {
             let mut parameters = vec![serde_json::json!({"key": "script", "value": script})];
             parameters.extend(extra.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})));
-            serde_json::json!({"name": name, "symbol": "org_modhost_lua", "parameters": parameters})
+            serde_json::json!({"name": name, "symbol": symbol, "parameters": parameters})
         })
         .collect();
-    let json = serde_json::json!({"libraries": [{"file": lua_bridge(), "modules": modules}]});
+    let json = serde_json::json!({"libraries": [{"file": bridge, "modules": modules}]});
     let manager = modhost::ModuleManager::new();
     manager.load(&modhost::manifest::parse(&json.to_string(), modhost::manifest::Origin::Inline).unwrap()).unwrap();
     manager

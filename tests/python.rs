@@ -1,0 +1,134 @@
+//! The Python bridge: the standard library's C extensions import under the host's RTLD_LOCAL
+//! loading, errors carry file:line, a timeout interrupts an endless loop, scripted modules do
+//! not share globals, output is never lost; the host survives each case.
+
+mod support;
+
+use std::process::Command;
+
+use modhost::kinds::VmHandle;
+use modhost::{CreateError, ModuleManager};
+use modhost_abi::{CallError, Vm};
+
+fn load_vm(name: &str, code: &str, extra: &[(&str, &str)]) -> (ModuleManager, VmHandle) {
+    let path = support::script(&format!("{name}.py"), code);
+    let manager = support::python_manager(&[(name, &path, extra)]);
+    let vm = manager.create(name, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (manager, vm)
+}
+
+fn call(vm: &mut VmHandle, function: &str, message: &str) -> Result<String, CallError> {
+    vm.call(function, message.as_bytes()).map(|answer| String::from_utf8(answer).unwrap())
+}
+
+#[test]
+fn standard_c_extensions_import_under_rtld_local() {
+    let code = r#"
+import _json, math, _datetime, _decimal, sqlite3, json, decimal
+
+def probe(request):
+    connection = sqlite3.connect(":memory:")
+    (answer,) = connection.execute("SELECT 6 * 7").fetchone()
+    return {
+        "sqrt": math.sqrt(request["n"]),
+        "decimal": str(decimal.Decimal("1.10") + decimal.Decimal("2.20")),
+        "sqlite": answer,
+        "c_json": json.decoder.scanstring is _json.scanstring,
+    }
+"#;
+    let (_manager, mut vm) = load_vm("extensions", code, &[]);
+    let answer: serde_json::Value = serde_json::from_str(&call(&mut vm, "probe", r#"{"n": 16}"#).unwrap()).unwrap();
+    assert_eq!(answer, serde_json::json!({"sqrt": 4.0, "decimal": "3.30", "sqlite": 42, "c_json": true}));
+}
+
+#[test]
+fn exceptions_and_syntax_errors_carry_type_message_and_file_line() {
+    let (_manager, mut vm) = load_vm(
+        "failing",
+        "def helper(r):\n    return r['missing']\n\ndef fail(r):\n    value = helper(r)\n    return value\n",
+        &[],
+    );
+    let error = call(&mut vm, "fail", "{}").unwrap_err().to_string();
+    assert!(error.contains("failing.py:2: KeyError: 'missing'"), "{error}");
+    assert!(error.contains("Traceback") && error.contains("line 5, in fail"), "{error}");
+
+    let path = support::script("broken_syntax.py", "def allocate(request):\n    return [\n");
+    let manager = support::python_manager(&[("broken", &path, &[])]);
+    let error = manager.create::<VmHandle>("broken", None).err().unwrap();
+    assert!(matches!(error, CreateError::Failed { .. }), "{error:?}");
+    assert!(error.to_string().contains("broken_syntax.py:2: ") && error.to_string().contains("SyntaxError"), "{error}");
+
+    let path = support::script("import_error.py", "import no_such_module_here\n");
+    let manager = support::python_manager(&[("imports", &path, &[])]);
+    let error = manager.create::<VmHandle>("imports", None).err().unwrap().to_string();
+    assert!(error.contains("import_error.py:1: ModuleNotFoundError"), "{error}");
+}
+
+#[test]
+fn a_timeout_interrupts_an_endless_loop_and_the_vm_goes_on() {
+    let (_manager, mut vm) = load_vm(
+        "spinning",
+        "def spin(r):\n    while True:\n        pass\n\ndef ok(r):\n    return 1\n",
+        &[("timeout_ms", "100")],
+    );
+    let started = std::time::Instant::now();
+    let error = call(&mut vm, "spin", "{}").unwrap_err().to_string();
+    assert!(
+        error.contains("CallTimeout") && error.contains("timeout_ms=100") && error.contains("spinning.py:2"),
+        "{error}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(call(&mut vm, "ok", "{}").unwrap(), "1");
+    assert_eq!(call(&mut vm, "ok", "{}").unwrap(), "1");
+}
+
+#[test]
+fn two_scripted_modules_never_share_globals() {
+    let code = "counter = 0\n\ndef bump(r):\n    global counter\n    counter += 1\n    return counter\n";
+    let path = support::script("counter.py", code);
+    let manager = support::python_manager(&[("first", &path, &[]), ("second", &path, &[])]);
+    let mut first: VmHandle = manager.create("first", None).unwrap();
+    let mut second: VmHandle = manager.create("second", None).unwrap();
+    assert_eq!(call(&mut first, "bump", "{}").unwrap(), "1");
+    assert_eq!(call(&mut first, "bump", "{}").unwrap(), "2");
+    assert_eq!(call(&mut second, "bump", "{}").unwrap(), "1");
+    assert_eq!(first.describe().unwrap().functions, ["bump"]);
+}
+
+#[test]
+fn print_output_is_collected_and_scripts_import_from_their_folder() {
+    support::script("py_helper.py", "def double(x):\n    return 2 * x\n");
+    let code = "import py_helper\nprint('loaded')\n\ndef twice(r):\n    print('twice', r['n'])\n    return py_helper.double(r['n'])\n";
+    let (_manager, mut vm) = load_vm("printing", code, &[]);
+    assert_eq!(vm.take_output().unwrap(), ["loaded"]);
+    assert_eq!(call(&mut vm, "twice", r#"{"n": 21}"#).unwrap(), "42");
+    assert_eq!(vm.take_output().unwrap(), ["twice 21"]);
+    let info = vm.describe().unwrap();
+    assert!(info.version.starts_with("Python 3."), "{info:?}");
+}
+
+/// `modhost` with stdout a pipe: a hook's print still reaches the log (stderr), tagged.
+#[test]
+fn output_is_not_lost_when_stdout_is_a_pipe_and_virtualenvs_are_importable() {
+    let venv = support::scratch().join("venv");
+    let site = venv.join("lib/python3.11/site-packages/venv_only_package");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("__init__.py"), "GREETING = 'from the virtualenv'\n").unwrap();
+    let script = support::script(
+        "loud.py",
+        "import venv_only_package\n\ndef master_launch_task_label_decorator(r):\n    \
+         print('launching', r['task']['id'], venv_only_package.GREETING)\n    return None\n",
+    );
+    let manifest = serde_json::json!({"libraries": [{"file": support::python_bridge(), "modules": [
+        {"name": "loud", "symbol": "org_modhost_python", "parameters": [{"key": "script", "value": script}]}]}]});
+    let output = Command::new(env!("CARGO_BIN_EXE_modhost"))
+        .args(["simulate", &format!("--modules={manifest}"), "--hooks=loud", "--json"])
+        .env("VIRTUAL_ENV", &venv)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("[loud] launching analytics.task-0 from the virtualenv"), "{stderr}");
+    // The JSON on stdout is intact: nothing the script printed went there.
+    serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("clean JSON on stdout");
+}
