@@ -79,10 +79,16 @@ return env
 /// Instructions between two deadline checks inside a coroutine.
 const COROUTINE_CHECK: u32 = 1_000_000;
 
-/// `coroutine.wrap`, written over the guarded `create`.
+/// `coroutine.resume` whose error is always text (a deadline error raised by the hook is
+/// mlua's error object otherwise), and `coroutine.wrap` over the guarded `create`.
 const WRAP: &str = r#"
-local create, resume, pack, unpack = ...
-return function(f)
+local create, real_resume, pack, unpack = ...
+local function resume(co, ...)
+  local r = pack(real_resume(co, ...))
+  if not r[1] then r[2] = tostring(r[2]) end
+  return unpack(r, 1, r.n)
+end
+local function wrap(f)
   local co = create(f)
   return function(...)
     local r = pack(resume(co, ...))
@@ -90,6 +96,7 @@ return function(f)
     return unpack(r, 2, r.n)
   end
 end
+return resume, wrap
 "#;
 
 /// Replaces `coroutine.create` and `coroutine.wrap` (in a copy of the table) with versions
@@ -117,13 +124,14 @@ fn guarded_coroutines(lua: &Lua, env: &Table, slot: &Arc<Slot>) -> mlua::Result<
         Ok(thread)
     })?;
     let table: Table = lua.globals().get("table")?;
-    let wrap: mlua::Function = lua.load(WRAP).set_name("=modhost-coroutine").call((
+    let (resume, wrap): (mlua::Function, mlua::Function) = lua.load(WRAP).set_name("=modhost-coroutine").call((
         create.clone(),
         original.get::<mlua::Function>("resume")?,
         table.get::<mlua::Function>("pack")?,
         table.get::<mlua::Function>("unpack")?,
     ))?;
     coroutine.set("create", create)?;
+    coroutine.set("resume", resume)?;
     coroutine.set("wrap", wrap)?;
     env.set("coroutine", coroutine)
 }
