@@ -1,6 +1,7 @@
 //! Scripts against native code, in one run: a hook call with a task-sized message (native
-//! module vs Lua), one allocation round at 10,000 agents x 1,000 frameworks (built-in DRF vs
-//! `scripts/lua/drf.lua`), and the memory an idle Lua Vm costs.
+//! module vs Lua vs Python), one allocation round at 10,000 agents x 1,000 frameworks
+//! (built-in DRF vs `scripts/lua/drf.lua` vs `scripts/python/drf.py`), and the memory an idle
+//! Lua Vm costs.
 //!
 //! `cargo bench -p modhost --bench scripts`
 
@@ -24,12 +25,18 @@ fn manager() -> ModuleManager {
         serde_json::json!({"name": name, "symbol": "org_modhost_lua",
             "parameters": [{"key": "script", "value": root.join(script)}]})
     };
+    let python = |name: &str, script: &str| {
+        serde_json::json!({"name": name, "symbol": "org_modhost_python",
+            "parameters": [{"key": "script", "value": root.join(script)}]})
+    };
     let json = serde_json::json!({"libraries": [
         {"file": support::library("libmodhost_examples.so"), "modules": [
             {"name": "native_labels", "symbol": "org_modhost_LabelHook",
              "parameters": [{"key": "team", "value": "platform"}]}]},
         {"file": support::library("libmodhost_lua.so"), "modules": [
             lua("lua_labels", "scripts/lua/bench_labels.lua"), lua("drf_lua", "scripts/lua/drf.lua")]},
+        {"file": support::library("libmodhost_python.so"), "modules": [
+            python("py_labels", "scripts/python/bench_labels.py"), python("drf_py", "scripts/python/drf.py")]},
     ]});
     let manager = ModuleManager::new();
     manager.load(&manifest::parse(&json.to_string(), manifest::Origin::Inline).unwrap()).unwrap();
@@ -99,6 +106,7 @@ fn main() {
 
     let mut native: Box<dyn Hook> = script::create_hook(&manager, "native_labels").unwrap();
     let mut lua: Box<dyn Hook> = script::create_hook(&manager, "lua_labels").unwrap();
+    let mut python: Box<dyn Hook> = script::create_hook(&manager, "py_labels").unwrap();
     let message = task_message();
     let mut group = criterion.benchmark_group("hook_call");
     group.bench_function("native_module", |b| {
@@ -107,6 +115,9 @@ fn main() {
     group.bench_function("lua", |b| {
         b.iter(|| lua.master_launch_task_label_decorator(black_box(message.clone())).unwrap())
     });
+    group.bench_function("python", |b| {
+        b.iter(|| python.master_launch_task_label_decorator(black_box(message.clone())).unwrap())
+    });
     group.finish();
 
     let (agents, frameworks) = (10_000, 1_000);
@@ -114,10 +125,13 @@ fn main() {
     populate(built_in.as_mut(), agents, frameworks);
     let mut drf_lua = script::create_allocator(&manager, "drf_lua").unwrap();
     populate(drf_lua.as_mut(), agents, frameworks);
+    let mut drf_py = script::create_allocator(&manager, "drf_py").unwrap();
+    populate(drf_py.as_mut(), agents, frameworks);
     let mut group = criterion.benchmark_group("allocate_10000x1000_scripts");
     group.sample_size(10);
     group.bench_function("built_in", |b| b.iter_custom(|n| rounds(built_in.as_mut(), n)));
     group.bench_function("drf_lua", |b| b.iter_custom(|n| rounds(drf_lua.as_mut(), n)));
+    group.bench_function("drf_py", |b| b.iter_custom(|n| rounds(drf_py.as_mut(), n)));
     group.finish();
     criterion.final_summary();
 
@@ -132,6 +146,8 @@ fn main() {
         }
     };
     show("hook_call", "native_module", "lua", 1e3, "us");
+    show("hook_call", "native_module", "python", 1e3, "us");
     show("allocate_10000x1000_scripts", "built_in", "drf_lua", 1e6, "ms");
+    show("allocate_10000x1000_scripts", "built_in", "drf_py", 1e6, "ms");
     println!("  idle Lua Vm: Lua heap {heap:.0} KiB");
 }
