@@ -132,3 +132,46 @@ fn output_is_not_lost_when_stdout_is_a_pipe_and_virtualenvs_are_importable() {
     // The JSON on stdout is intact: nothing the script printed went there.
     serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("clean JSON on stdout");
 }
+
+#[test]
+fn the_bundled_hooks_read_role_settings_from_json_or_sqlite() {
+    let request =
+        r#"{"executor": {"id": "e", "framework_id": "web-1", "environment": [{"name": "KEEP", "value": "1"}]}}"#;
+    let bundled = support::workspace().join("scripts/python/hooks.py");
+    let manager = support::python_manager(&[("json_hooks", &bundled, &[])]);
+    let mut vm: VmHandle = manager.create("json_hooks", None).unwrap();
+    let environment: serde_json::Value =
+        serde_json::from_str(&call(&mut vm, "agent_executor_environment_decorator", request).unwrap()).unwrap();
+    assert_eq!(
+        environment,
+        serde_json::json!([{"name": "KEEP", "value": "1"}, {"name": "MODHOST_TIER", "value": "frontend"},
+                           {"name": "MAX_CONNECTIONS", "value": "512"}])
+    );
+    let status =
+        r#"{"framework_id": "f", "status": {"task_id": "t", "agent_id": "a", "state": "TASK_RUNNING", "labels": []}}"#;
+    let decorated: serde_json::Value =
+        serde_json::from_str(&call(&mut vm, "agent_task_status_decorator", status).unwrap()).unwrap();
+    assert_eq!(decorated["labels"], serde_json::json!([{"key": "decorated-by", "value": "hooks.py"}]));
+
+    // The same script next to a roles.sqlite reads that instead.
+    let dir = support::scratch().join("sqlite_hooks");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&bundled, dir.join("hooks.py")).unwrap();
+    let database = dir.join("roles.sqlite");
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('CREATE TABLE settings(role, name, value)')\n\
+              c.execute(\"INSERT INTO settings VALUES ('web', 'MODHOST_TIER', 'from-sqlite')\")\nc.commit()")
+        .arg(&database)
+        .status()
+        .expect("python3 makes the test database");
+    assert!(made.success());
+    let manager = support::python_manager(&[("sqlite_hooks", &dir.join("hooks.py"), &[])]);
+    let mut vm: VmHandle = manager.create("sqlite_hooks", None).unwrap();
+    let environment: serde_json::Value =
+        serde_json::from_str(&call(&mut vm, "agent_executor_environment_decorator", request).unwrap()).unwrap();
+    assert_eq!(
+        environment,
+        serde_json::json!([{"name": "KEEP", "value": "1"}, {"name": "MODHOST_TIER", "value": "from-sqlite"}])
+    );
+}
