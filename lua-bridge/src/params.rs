@@ -21,8 +21,10 @@ pub struct Settings {
 }
 
 /// Parameter names this module reads; any other is an error (a misspelt limit must not
-/// silently become the default). `kind` and `fallback` belong to the host's adapter.
-const KNOWN: [&str; 7] = ["script", "sandbox", "memory_limit", "timeout_ms", "package_path", "kind", "fallback"];
+/// silently become the default). `kind`, `fallback`, `reload` and `reload_poll_ms` belong to the
+/// host's adapter.
+const KNOWN: [&str; 9] =
+    ["script", "sandbox", "memory_limit", "timeout_ms", "package_path", "kind", "fallback", "reload", "reload_poll_ms"];
 
 fn bad(key: &str, value: &str, expected: &str) -> CallError {
     CallError::failed(format!("parameter {key}={value}: expected {expected}"))

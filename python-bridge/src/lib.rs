@@ -34,7 +34,9 @@ pub struct PyVm {
     output: Vec<String>,
 }
 
-const KNOWN: [&str; 5] = ["script", "python_path", "timeout_ms", "kind", "fallback"];
+/// Parameters this module reads, and those of the host's adapter (`kind`, `fallback`,
+/// `reload`, `reload_poll_ms`); any other is an error.
+const KNOWN: [&str; 7] = ["script", "python_path", "timeout_ms", "kind", "fallback", "reload", "reload_poll_ms"];
 
 fn failed(message: impl Into<String>) -> CallError {
     CallError::failed(message)

@@ -141,6 +141,12 @@ impl ModuleManager {
     /// Every call makes a new instance, unless the module is a singleton whose instance is
     /// alive. The manager is not locked while the module's `create` runs.
     pub fn create<H: KindHandle>(&self, name: &str, parameters: Option<Vec<Parameter>>) -> Result<H, CreateError> {
+        self.factory(name)?.create(parameters)
+    }
+
+    /// What it takes to create instances of module `name` later, without the manager (the
+    /// script adapter's reloader holds one). Unloading the module does not affect it.
+    pub fn factory(&self, name: &str) -> Result<ModuleFactory, CreateError> {
         let registration = self
             .state
             .lock()
@@ -148,6 +154,26 @@ impl ModuleManager {
             .get(name)
             .cloned()
             .ok_or_else(|| CreateError::Unknown { name: name.to_owned() })?;
+        Ok(ModuleFactory { registration })
+    }
+}
+
+/// Creates instances of one loaded module (see [`ModuleManager::factory`]).
+#[derive(Clone)]
+pub struct ModuleFactory {
+    registration: Registration,
+}
+
+impl ModuleFactory {
+    /// The module's metadata.
+    pub fn info(&self) -> &ModuleInfo {
+        &self.registration.info
+    }
+
+    /// Creates an instance, as [`ModuleManager::create`] does.
+    pub fn create<H: KindHandle>(&self, parameters: Option<Vec<Parameter>>) -> Result<H, CreateError> {
+        let registration = &self.registration;
+        let name = registration.info.name.as_str();
         if registration.info.kind != H::KIND {
             return Err(CreateError::WrongKind {
                 name: name.to_owned(),

@@ -104,6 +104,7 @@ macro_rules! message_kind {
         impl<T: $crate::MessageTransport<$vtable>> $trait for $crate::Remote<T> {
             $(
                 fn $method(&mut self, request: $request) -> Result<$response, $crate::CallError> {
+                    self.0.before_call();
                     if !self.0.implements(stringify!($method)) {
                         return <$crate::Defaults as $trait>::$method(&mut $crate::Defaults, request);
                     }
@@ -175,6 +176,10 @@ pub trait MessageTransport<V>: Send {
         let _ = method;
         true
     }
+
+    /// Runs before every call, with the transport to itself: where a script's transport
+    /// installs a reloaded version between two calls.
+    fn before_call(&mut self) {}
 }
 
 /// Implements a message kind's trait over a [`MessageTransport`]: each method encodes its

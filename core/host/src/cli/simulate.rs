@@ -57,6 +57,8 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    // Scripted modules follow edits to their scripts unless their parameters say reload=off.
+    modhost::script::reload::watch_by_default(true);
     let manager = ModuleManager::new();
     let manifests = manifest::from_flags(args.sources.modules.as_deref(), args.sources.modules_dir.as_deref())?;
     let loaded = manager.load_all(&manifests).context("Error loading modules")?;

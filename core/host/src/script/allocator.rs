@@ -12,6 +12,7 @@ use modhost_abi::{
 use modhost_drf::HierarchicalDrf;
 use serde::Serialize;
 
+use super::reload::Version;
 use super::transport::VmTransport;
 
 /// What to do when the script fails in `allocate` (an error, a timeout, an answer that is not
@@ -100,6 +101,56 @@ impl ClusterState {
         Ok(())
     }
 
+    /// Hands this state to a new version of a script, through its own functions, the way a
+    /// fresh allocator is rebuilt after a Mesos master failover: options, weights, frameworks
+    /// (and which are suppressed), agents with what each framework holds on them (and which
+    /// are inactive). Refusal filters are not carried over (nor were they by Mesos).
+    pub fn replay(&self, next: &mut Version) -> Result<(), String> {
+        fn send(next: &mut Version, method: &str, request: &impl Serialize) -> Result<(), String> {
+            if !next.defines(method) {
+                return Ok(());
+            }
+            let bytes = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+            next.vm.call(method, &bytes).map(drop).map_err(|e| format!("{method}: {e}"))
+        }
+        if let Some(options) = &self.options {
+            send(next, "initialize", options)?;
+        }
+        let weights =
+            self.weights.iter().map(|(role, weight)| WeightInfo { role: role.clone(), weight: *weight }).collect();
+        send(next, "update_weights", &UpdateWeights { weights })?;
+        for f in self.frameworks.values() {
+            send(
+                next,
+                "add_framework",
+                &AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active },
+            )?;
+            if f.suppressed {
+                send(next, "suppress_offers", &RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() })?;
+            }
+        }
+        for a in self.agents.values() {
+            let used = a
+                .held
+                .iter()
+                .filter(|(framework, _)| self.frameworks.contains_key(*framework))
+                .map(|(framework, resources)| Allocation {
+                    framework_id: framework.clone(),
+                    agent_id: a.info.id.clone(),
+                    resources: resources.clone(),
+                })
+                .collect();
+            send(next, "add_agent", &AddAgent { agent: a.info.clone(), used })?;
+            if !a.active {
+                send(next, "deactivate_agent", &AgentRequest { agent_id: a.info.id.clone() })?;
+            }
+        }
+        if self.paused {
+            send(next, "pause", &Empty {})?;
+        }
+        Ok(())
+    }
+
     /// A fresh built-in allocator that knows this state: the replay Mesos does after a
     /// master failover (frameworks, then agents with what is allocated on them).
     fn rebuild(&self) -> Result<HierarchicalDrf, CallError> {
@@ -162,6 +213,18 @@ impl ScriptedAllocator {
         }
     }
 
+    /// Installs a reloaded version of the script, if one is ready, after replaying the
+    /// cluster's state into it.
+    fn reload(&mut self) {
+        let state = &self.state;
+        self.transport.reload_with(|next| state.replay(next));
+    }
+
+    /// The script's versions and reloads.
+    pub fn status(&self) -> &super::ScriptStatus {
+        self.transport.status()
+    }
+
     /// Forwards a notification to the script, if it defines the function. A failure is
     /// logged and counted, and returned: the host's state is already up to date.
     fn notify(&mut self, method: &'static str, request: &impl Serialize) -> Result<(), CallError> {
@@ -193,11 +256,13 @@ impl ScriptedAllocator {
 
 impl Allocator for ScriptedAllocator {
     fn initialize(&mut self, options: AllocatorOptions) -> Result<(), CallError> {
+        self.reload();
         self.state.options = Some(options.clone());
         self.notify("initialize", &options)
     }
 
     fn add_framework(&mut self, request: AddFramework) -> Result<(), CallError> {
+        self.reload();
         let id = request.framework.id.clone();
         self.state
             .frameworks
@@ -209,6 +274,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn remove_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        self.reload();
         self.state.frameworks.remove(&request.framework_id);
         for agent in self.state.agents.values_mut() {
             agent.held.remove(&request.framework_id);
@@ -217,6 +283,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn activate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
             f.active = true;
         }
@@ -224,6 +291,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn deactivate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+        self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
             f.active = false;
         }
@@ -231,6 +299,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn update_framework(&mut self, request: UpdateFramework) -> Result<(), CallError> {
+        self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework.id) {
             f.info = request.framework.clone();
         }
@@ -238,6 +307,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn add_agent(&mut self, request: AddAgent) -> Result<(), CallError> {
+        self.reload();
         let agent = AgentState { info: request.agent.clone(), active: true, held: BTreeMap::new() };
         self.state.agents.insert(request.agent.id.clone(), agent);
         for used in &request.used {
@@ -247,11 +317,13 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn remove_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        self.reload();
         self.state.agents.remove(&request.agent_id);
         self.notify("remove_agent", &request)
     }
 
     fn update_agent(&mut self, request: UpdateAgent) -> Result<(), CallError> {
+        self.reload();
         if let Some(a) = self.state.agents.get_mut(&request.agent.id) {
             a.info = request.agent.clone();
         }
@@ -259,6 +331,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn activate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        self.reload();
         if let Some(a) = self.state.agents.get_mut(&request.agent_id) {
             a.active = true;
         }
@@ -266,6 +339,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn deactivate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+        self.reload();
         if let Some(a) = self.state.agents.get_mut(&request.agent_id) {
             a.active = false;
         }
@@ -273,6 +347,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn recover_resources(&mut self, request: RecoverResources) -> Result<(), CallError> {
+        self.reload();
         if let Some(agent) = self.state.agents.get_mut(&request.agent_id)
             && let Some(held) = agent.held.get_mut(&request.framework_id)
         {
@@ -291,6 +366,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn suppress_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+        self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
             f.suppressed = true;
         }
@@ -298,6 +374,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn revive_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+        self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
             f.suppressed = false;
         }
@@ -305,6 +382,7 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn update_weights(&mut self, request: UpdateWeights) -> Result<(), CallError> {
+        self.reload();
         for w in &request.weights {
             self.state.weights.insert(w.role.clone(), w.weight);
         }
@@ -312,16 +390,19 @@ impl Allocator for ScriptedAllocator {
     }
 
     fn pause(&mut self, request: Empty) -> Result<(), CallError> {
+        self.reload();
         self.state.paused = true;
         self.notify("pause", &request)
     }
 
     fn resume(&mut self, request: Empty) -> Result<(), CallError> {
+        self.reload();
         self.state.paused = false;
         self.notify("resume", &request)
     }
 
     fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError> {
+        self.reload();
         let proposed = match self.script_offers(request.now) {
             Ok(offers) => offers,
             Err(e) => {

@@ -7,12 +7,13 @@
 //! native handle when the module is of that kind, and the adapter when it is a Vm.
 
 mod allocator;
+pub mod reload;
 mod transport;
 
 use modhost_abi::{ALLOCATOR_METHODS, Allocator, Anonymous, HOOK_METHODS, Hook, ISOLATOR_METHODS, Isolator, Remote};
 
 pub use allocator::{ClusterState, FailurePolicy, ScriptedAllocator};
-pub use transport::VmTransport;
+pub use transport::{ScriptStatus, VersionStats, VmTransport};
 
 use crate::kinds::{AllocatorHandle, AnonymousHandle, HookHandle, IsolatorHandle};
 use crate::{CreateError, Kind, ModuleManager};
@@ -46,8 +47,7 @@ pub fn create_allocator(manager: &ModuleManager, name: &str) -> Result<Box<dyn A
             });
         }
     };
-    let transport = VmTransport::new(manager, name, ALLOCATOR_METHODS)?;
-    require(name, &transport, &["allocate"])?;
+    let transport = VmTransport::with_required(manager, name, ALLOCATOR_METHODS, &["allocate"])?;
     Ok(Box::new(ScriptedAllocator::new(name, transport, policy)))
 }
 
@@ -113,15 +113,4 @@ pub fn create_anonymous_modules(manager: &ModuleManager) -> Result<Vec<Box<dyn A
         created.push(Box::new(ScriptedAnonymous { _transport: transport }));
     }
     Ok(created)
-}
-
-/// Fails creation, naming the missing functions and the script, unless the script defines
-/// every function of `required`.
-fn require(name: &str, transport: &VmTransport, required: &[&str]) -> Result<(), CreateError> {
-    let missing: Vec<String> = required.iter().filter(|f| !transport.defines(f)).map(|f| (*f).to_owned()).collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(CreateError::MissingFunctions { name: name.to_owned(), script: transport.script().to_owned(), missing })
-    }
 }

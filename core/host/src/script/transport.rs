@@ -1,66 +1,206 @@
 //! Calls into a script: a [`MessageTransport`] over a Vm, so that `Remote<VmTransport>` is a
-//! Hook or an Isolator whose methods are script functions of the same names.
+//! Hook or an Isolator whose methods are script functions of the same names. It also owns the
+//! script's versions: the running one, the watcher that prepares the next, and the figures
+//! of each.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
 
-use modhost_abi::{CallError, MessageFn, MessageTransport, Vm};
+use modhost_abi::{CallError, MessageFn, MessageTransport};
+use serde::Serialize;
 
-use crate::kinds::VmHandle;
+use super::reload::{self, Refusal, ReloadEvent, Version, Watcher};
 use crate::{CreateError, ModuleManager};
+
+/// Calls, errors and time of one version of a script.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VersionStats {
+    /// The version's content hash.
+    pub version: String,
+    /// Calls it answered or failed.
+    pub calls: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Wall time spent in its calls, microseconds.
+    pub total_us: f64,
+}
+
+/// What a scripted module shows about its versions.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScriptStatus {
+    /// The module.
+    pub module: String,
+    /// Its script.
+    pub script: String,
+    /// The running version's content hash.
+    pub version: String,
+    /// When the running version was loaded (seconds since the Unix epoch).
+    pub loaded_at: f64,
+    /// Whether the script is watched for changes.
+    pub watching: bool,
+    /// Reloads installed.
+    pub reloads_ok: u64,
+    /// Reloads refused (the running version kept).
+    pub reloads_failed: u64,
+    /// Why the last reload was refused.
+    pub last_error: Option<String>,
+    /// Every version that ran, oldest first.
+    pub versions: Vec<VersionStats>,
+}
 
 /// A Vm module seen as the implementation of one kind.
 pub struct VmTransport {
-    /// The module's name, for log lines.
     module: String,
-    /// The script's path, for errors.
-    script: String,
-    vm: Box<dyn Vm>,
-    /// The kind's methods the script defines.
+    methods: &'static [&'static str],
+    version: Version,
     implemented: BTreeSet<&'static str>,
+    watcher: Option<Watcher>,
+    status: ScriptStatus,
+}
+
+fn seconds(time: SystemTime) -> f64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 impl VmTransport {
     /// Creates the Vm module `name` and learns which of `methods` its script defines.
-    pub fn new(manager: &ModuleManager, name: &str, methods: &[&'static str]) -> Result<Self, CreateError> {
-        let vm: VmHandle = manager.create(name, None)?;
-        Self::over(name, Box::new(vm), methods)
-            .map_err(|message| CreateError::Failed { name: name.to_owned(), message })
+    pub fn new(manager: &ModuleManager, name: &str, methods: &'static [&'static str]) -> Result<Self, CreateError> {
+        Self::with_required(manager, name, methods, &[])
     }
 
-    /// Wraps a Vm made elsewhere.
-    pub fn over(name: &str, mut vm: Box<dyn Vm>, methods: &[&'static str]) -> Result<Self, String> {
-        let info = vm.describe().map_err(|e| format!("cannot describe the script: {e}"))?;
-        let implemented = methods.iter().copied().filter(|m| info.functions.iter().any(|f| f == m)).collect();
-        let mut transport = VmTransport { module: name.to_owned(), script: info.script, vm, implemented };
+    /// Like [`VmTransport::new`], failing unless the script defines every function of
+    /// `required`. With `reload=watch` (or the default set by `reload::watch_by_default`),
+    /// the script is watched from now on.
+    pub fn with_required(
+        manager: &ModuleManager,
+        name: &str,
+        methods: &'static [&'static str],
+        required: &[&'static str],
+    ) -> Result<Self, CreateError> {
+        let factory = manager.factory(name)?;
+        let parameter = |key: &str| factory.info().parameters.iter().find(|p| p.key == key).map(|p| p.value.clone());
+        let failed = |message: String| CreateError::Failed { name: name.to_owned(), message };
+        let watching = reload::watching(parameter("reload").as_deref()).map_err(failed)?;
+        let poll = match parameter("reload_poll_ms") {
+            None => reload::POLL,
+            Some(ms) => std::time::Duration::from_millis(
+                ms.parse()
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| failed(format!("parameter reload_poll_ms={ms}: expected milliseconds > 0")))?,
+            ),
+        };
+        let script_parameter = parameter("script").map(PathBuf::from);
+        let script = script_parameter.clone().unwrap_or_default();
+        let baseline = reload::fingerprint(&script);
+        let first = reload::load(&factory, &script, required).map_err(|refusal| match refusal {
+            Refusal::Create(e) => e,
+            Refusal::Missing { script, missing } => {
+                CreateError::MissingFunctions { name: name.to_owned(), script, missing }
+            }
+            Refusal::Invalid(message) => failed(message),
+        })?;
+        let mut transport = VmTransport {
+            module: name.to_owned(),
+            methods,
+            implemented: first.implemented(methods),
+            watcher: (watching && script_parameter.is_some())
+                .then(|| Watcher::start(factory.clone(), script.clone(), required.to_vec(), poll, baseline)),
+            status: ScriptStatus {
+                module: name.to_owned(),
+                script: first.info.script.clone(),
+                watching,
+                ..Default::default()
+            },
+            version: first,
+        };
+        transport.status.version = transport.version.hash.clone();
+        transport.status.loaded_at = seconds(transport.version.loaded_at);
+        transport.status.versions.push(VersionStats { version: transport.version.hash.clone(), ..Default::default() });
         transport.forward_output();
         Ok(transport)
     }
 
+    fn start_version(&mut self, version: Version) {
+        self.status.version = version.hash.clone();
+        self.status.loaded_at = seconds(version.loaded_at);
+        self.status.versions.push(VersionStats { version: version.hash.clone(), ..Default::default() });
+        self.implemented = version.implemented(self.methods);
+        self.version = version;
+    }
+
     /// The script's path.
     pub fn script(&self) -> &str {
-        &self.script
+        &self.status.script
+    }
+
+    /// Whether the running version defines `method`.
+    pub fn defines(&self, method: &str) -> bool {
+        self.implemented.contains(method) || self.version.defines(method)
+    }
+
+    /// The versions and reloads so far.
+    pub fn status(&self) -> &ScriptStatus {
+        &self.status
     }
 
     /// What the Vm says about itself now (language, version, functions, heap size).
     pub fn describe(&mut self) -> Result<modhost_abi::VmInfo, CallError> {
-        self.vm.describe()
+        self.version.vm.describe()
     }
 
-    /// Whether the script defines `method`.
-    pub fn defines(&self, method: &str) -> bool {
-        self.implemented.contains(method)
+    /// Installs a version the watcher prepared, if there is one: `replay` hands the host's
+    /// state to it, then the script's own (`export_state` of the running version into
+    /// `import_state` of the new one). Any failure keeps the running version.
+    pub fn reload_with(&mut self, replay: impl FnOnce(&mut Version) -> Result<(), String>) {
+        let Some(offered) = self.watcher.as_ref().and_then(Watcher::take) else { return };
+        let result = offered.and_then(|mut next| {
+            replay(&mut next).map_err(|e| format!("handing the state over failed: {e}"))?;
+            if self.version.defines("export_state") && next.defines("import_state") {
+                let state =
+                    self.version.vm.call("export_state", b"{}").map_err(|e| format!("export_state failed: {e}"))?;
+                next.vm.call("import_state", &state).map_err(|e| format!("import_state failed: {e}"))?;
+            }
+            Ok(next)
+        });
+        match result {
+            Ok(next) => {
+                self.status.reloads_ok += 1;
+                let message =
+                    format!("reloaded '{}': version {} (was {})", self.status.script, next.hash, self.status.version);
+                self.start_version(next);
+                self.forward_output();
+                reload::record(ReloadEvent { module: self.module.clone(), ok: true, message });
+            }
+            Err(error) => {
+                self.status.reloads_failed += 1;
+                self.status.last_error = Some(error.clone());
+                let message = format!(
+                    "reload of '{}' refused, version {} keeps running: {error}",
+                    self.status.script, self.status.version
+                );
+                reload::record(ReloadEvent { module: self.module.clone(), ok: false, message });
+            }
+        }
     }
 
     /// Calls a script function with a JSON message and returns its JSON answer.
     pub fn call_json(&mut self, method: &str, request: &[u8]) -> Result<Vec<u8>, CallError> {
-        let answer = self.vm.call(method, request);
+        let started = Instant::now();
+        let answer = self.version.vm.call(method, request);
+        if let Some(stats) = self.status.versions.last_mut() {
+            stats.calls += 1;
+            stats.errors += u64::from(answer.is_err());
+            stats.total_us += started.elapsed().as_secs_f64() * 1e6;
+        }
         self.forward_output();
         answer
     }
 
     /// Sends what the script printed to the host's log, tagged with the module.
     fn forward_output(&mut self) {
-        match self.vm.take_output() {
+        match self.version.vm.take_output() {
             Ok(lines) => {
                 for line in lines {
                     log::info!("[{}] {line}", self.module);
@@ -85,5 +225,9 @@ impl<V> MessageTransport<V> for VmTransport {
 
     fn implements(&self, method: &'static str) -> bool {
         self.implemented.contains(method)
+    }
+
+    fn before_call(&mut self) {
+        self.reload_with(|_| Ok(()));
     }
 }

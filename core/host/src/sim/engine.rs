@@ -564,6 +564,10 @@ impl<'w> Simulation<'w> {
     }
 
     fn allocation_round(&mut self, t: f64) {
+        for event in crate::script::reload::take_events() {
+            let outcome = if event.ok { "reloaded" } else { "reload refused" };
+            self.events.push((t, format!("{} {outcome}: {}", event.module, event.message)));
+        }
         let started = Instant::now();
         let result = self.allocator.allocate(Allocate { now: t });
         let elapsed = started.elapsed().as_secs_f64() * 1e6;

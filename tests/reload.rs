@@ -1,0 +1,268 @@
+//! Hot reload: edits take effect between calls; a broken save keeps the running version and
+//! says why; an allocator's view of the cluster survives; a script's own state can be carried
+//! over; 1,000 reloads under a stream of calls fail none of them.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use modhost::ModuleManager;
+use modhost::hooks::HookChain;
+use modhost::script::{self, VmTransport};
+use modhost::sim::workload::Workload;
+use modhost::sim::{SimConfig, Simulation};
+use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Resources, TaskInfo};
+use modhost_abi::{AddAgent, AddFramework, Allocate, HOOK_METHODS, Hook, LaunchTask, RecoverResources, Remote};
+
+/// Saves `text` as editors do: write a new file, rename it over the old one.
+fn save(path: &Path, text: &str) {
+    let temporary = path.with_extension("swp-tmp");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+fn label_script(language: &str, value: &str) -> String {
+    match language {
+        "lua" => format!(
+            "function master_launch_task_label_decorator(request)\n  return {{ {{ key = 'version', value = '{value}' }} }}\nend\n"
+        ),
+        _ => format!(
+            "def master_launch_task_label_decorator(request):\n    return [{{'key': 'version', 'value': '{value}'}}]\n"
+        ),
+    }
+}
+
+fn manager(language: &str, name: &str, script: &Path, poll_ms: &str) -> ModuleManager {
+    let extra: &[(&str, &str)] = &[("reload", "watch"), ("reload_poll_ms", poll_ms)];
+    let modules = [(name, script, extra)];
+    if language == "lua" { support::lua_manager(&modules) } else { support::python_manager(&modules) }
+}
+
+fn version_label(hook: &mut Remote<VmTransport>) -> String {
+    let labels = hook.master_launch_task_label_decorator(LaunchTask {
+        task: TaskInfo::default(),
+        framework: FrameworkInfo::default(),
+        agent: AgentInfo::default(),
+    });
+    labels.unwrap().unwrap()[0].value.clone()
+}
+
+/// Calls the hook until `done` holds (a reload is installed or refused between two calls),
+/// or fails after 10 s.
+fn until(hook: &mut Remote<VmTransport>, done: impl Fn(&mut Remote<VmTransport>) -> bool) {
+    let started = Instant::now();
+    while {
+        version_label(hook);
+        !done(hook)
+    } {
+        assert!(started.elapsed() < Duration::from_secs(10), "no reload within 10 s: {:?}", hook.0.status());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn an_edited_hook_answers_with_its_new_text_and_a_broken_save_keeps_the_old_one() {
+    for (language, extension) in [("lua", "lua"), ("python", "py")] {
+        let path = support::script(&format!("edited_hook.{extension}"), &label_script(language, "one"));
+        let manager = manager(language, "edited", &path, "10");
+        let mut hook = Remote(VmTransport::new(&manager, "edited", HOOK_METHODS).unwrap());
+        assert_eq!(version_label(&mut hook), "one");
+        let first = hook.0.status().version.clone();
+
+        save(&path, &label_script(language, "two"));
+        until(&mut hook, |h| version_label(h) == "two");
+        let status = hook.0.status().clone();
+        assert_eq!(status.reloads_ok, 1, "{language}");
+        assert_ne!(status.version, first, "{language}: the content hash changed");
+        assert_eq!(status.versions.len(), 2);
+        assert!(status.versions[0].calls >= 1 && status.versions[1].calls >= 1, "{status:?}");
+
+        let broken =
+            if language == "lua" { "function master_launch_task_label_decorator(\n" } else { "def broken(:\n" };
+        save(&path, broken);
+        until(&mut hook, |h| h.0.status().reloads_failed == 1);
+        assert_eq!(version_label(&mut hook), "two", "{language}: the running version stays");
+        let error = hook.0.status().last_error.clone().unwrap();
+        assert!(error.contains(&format!("edited_hook.{extension}:")), "{language}: no file:line in {error}");
+    }
+}
+
+#[test]
+fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
+    // A DRF that also counts its rounds, and carries the count across versions.
+    let drf = std::fs::read_to_string(support::workspace().join("scripts/lua/drf.lua")).unwrap();
+    let counting = |tag: &str| {
+        format!(
+            "{drf}\nrounds = rounds or 0\nlocal inner = allocate\nfunction allocate(request)\n  rounds = rounds + 1\n  return inner(request)\nend\n\
+             function export_state() return {{ rounds = rounds }} end\n\
+             function import_state(state) rounds = state.rounds end\n\
+             function how_many() return {{ rounds = rounds, tag = '{tag}' }} end\n"
+        )
+    };
+    let path = support::script("reloaded_drf.lua", &counting("first"));
+    let manager = manager("lua", "drf", &path, "10");
+    let mut allocator = script::create_allocator(&manager, "drf").unwrap();
+    allocator.initialize(AllocatorOptions::default()).unwrap();
+    for i in 0..4 {
+        let agent =
+            AgentInfo { id: format!("a{i}"), resources: Resources::new().with("cpus", 4.0), ..Default::default() };
+        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+    }
+    for f in ["f1", "f2"] {
+        let framework = FrameworkInfo { id: f.into(), name: f.into(), role: f.into() };
+        allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+    }
+    let offers = allocator.allocate(Allocate { now: 0.0 }).unwrap();
+    assert_eq!(offers.len(), 4);
+    // Give two agents back; keep two allocated.
+    for offer in &offers[..2] {
+        let request = RecoverResources {
+            framework_id: offer.framework_id.clone(),
+            agent_id: offer.agent_id.clone(),
+            resources: offer.resources.clone(),
+            filters: None,
+        };
+        allocator.recover_resources(request).unwrap();
+    }
+
+    save(&path, &counting("second"));
+    std::thread::sleep(Duration::from_millis(300));
+    // The next call installs the new version after replaying the state: it knows what is
+    // allocated, so it offers exactly the two free agents, nothing twice.
+    let again = allocator.allocate(Allocate { now: 1.0 }).unwrap();
+    let mut agents: Vec<&str> = again.iter().map(|o| o.agent_id.as_str()).collect();
+    agents.sort();
+    let mut freed: Vec<&str> = offers[..2].iter().map(|o| o.agent_id.as_str()).collect();
+    freed.sort();
+    assert_eq!(agents, freed);
+    assert!(allocator.allocate(Allocate { now: 2.0 }).unwrap().is_empty(), "nothing left to offer");
+    let events = script::reload::take_events();
+    assert!(events.iter().any(|e| e.ok && e.module == "drf"), "{events:?}");
+}
+
+#[test]
+fn export_and_import_state_carry_a_scripts_own_state() {
+    let script = |tag: &str| {
+        format!(
+            "count = 0\nfunction master_launch_task_label_decorator(request)\n  count = count + 1\n  \
+             return {{ {{ key = '{tag}', value = tostring(count) }} }}\nend\n\
+             function export_state() return {{ count = count }} end\n\
+             function import_state(state) count = state.count end\n"
+        )
+    };
+    let path = support::script("stateful.lua", &script("before"));
+    let manager = manager("lua", "stateful", &path, "10");
+    let mut hook = Remote(VmTransport::new(&manager, "stateful", HOOK_METHODS).unwrap());
+    for _ in 0..3 {
+        version_label(&mut hook);
+    }
+    save(&path, &script("after"));
+    let started = Instant::now();
+    loop {
+        let labels = hook
+            .master_launch_task_label_decorator(LaunchTask {
+                task: TaskInfo::default(),
+                framework: Default::default(),
+                agent: Default::default(),
+            })
+            .unwrap()
+            .unwrap();
+        if labels[0].key == "after" {
+            // Three calls before, then the calls made while waiting, then this one: the count
+            // went on from where the old version left it.
+            assert!(labels[0].value.parse::<u32>().unwrap() > 3, "{labels:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn validate_false_keeps_the_running_version() {
+    let path = support::script("validated.lua", &label_script("lua", "good"));
+    let manager = manager("lua", "validated", &path, "10");
+    let mut hook = Remote(VmTransport::new(&manager, "validated", HOOK_METHODS).unwrap());
+    save(&path, &format!("{}\nfunction validate() return false end\n", label_script("lua", "bad")));
+    until(&mut hook, |h| h.0.status().reloads_failed == 1);
+    assert_eq!(version_label(&mut hook), "good");
+    assert!(hook.0.status().last_error.as_ref().unwrap().contains("validate() returned false"));
+}
+
+#[test]
+fn a_thousand_reloads_under_a_stream_of_calls_fail_no_call() {
+    let path = support::script("stress.lua", &label_script("lua", "0"));
+    let manager = manager("lua", "stress", &path, "1");
+    let mut hook = Remote(VmTransport::new(&manager, "stress", HOOK_METHODS).unwrap());
+    let writer_path = path.clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<String>();
+    let writer = std::thread::spawn(move || {
+        for i in 1..=1000 {
+            save(&writer_path, &label_script("lua", &i.to_string()));
+            // Wait until the caller has seen this version before writing the next one.
+            let started = Instant::now();
+            while seen_rx.recv_timeout(Duration::from_secs(10)).expect("the caller stopped seeing reloads")
+                != i.to_string()
+            {
+                assert!(started.elapsed() < Duration::from_secs(10));
+            }
+        }
+        done_tx.send(()).unwrap();
+    });
+    let (mut calls, mut slowest) = (0u64, Duration::ZERO);
+    while done_rx.try_recv().is_err() {
+        let started = Instant::now();
+        let label = version_label(&mut hook); // panics on any failed call
+        slowest = slowest.max(started.elapsed());
+        calls += 1;
+        let _ = seen_tx.send(label);
+    }
+    writer.join().unwrap();
+    let status = hook.0.status();
+    assert_eq!(status.reloads_ok, 1000, "{:?}", (status.reloads_failed, &status.last_error));
+    assert_eq!(status.reloads_failed, 0);
+    assert!(calls > 1000);
+    // A call never waits longer than one reload (building the new Vm happens off to the side).
+    assert!(slowest < Duration::from_millis(500), "slowest call {slowest:?}");
+}
+
+#[test]
+fn a_policy_edited_during_a_simulation_takes_over_and_a_broken_save_is_refused() {
+    let drf = std::fs::read_to_string(support::workspace().join("scripts/lua/drf.lua")).unwrap();
+    let path = support::script("live_drf.lua", &drf);
+    let manager = manager("lua", "live", &path, "5");
+    let workload = Workload::from_file(&support::workspace().join("scripts/workloads/demo.json")).unwrap();
+    let allocator = modhost::sim::create_allocator(&manager, "live").unwrap();
+    let config = SimConfig {
+        allocation_interval: 1.0,
+        seed: 1,
+        until: Some(100.0),
+        max_rounds: 1000,
+        allocator_name: "live".into(),
+    };
+    let frozen = format!("{drf}\nfunction allocate(request) return {{}} end\n");
+    let mut rounds = 0;
+    let report =
+        Simulation::new(config, &workload, allocator, HookChain::default(), Default::default()).run(|progress| {
+            rounds += 1;
+            if rounds == 20 {
+                // From now on the policy offers nothing.
+                save(&path, &frozen);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if rounds == 40 {
+                save(&path, "function allocate(request\n");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let _ = progress;
+        });
+    let launched_after: u32 = report.series.iter().filter(|r| r.t > 21.0).map(|r| r.launched).sum();
+    assert_eq!(launched_after, 0, "the edited policy offers nothing, so nothing launches");
+    assert!(report.totals.launched > 0);
+    assert_eq!(report.totals.rejected_offers, 0, "no resource offered twice or lost across the reloads");
+    let reloads: Vec<&String> = report.events.iter().map(|(_, e)| e).filter(|e| e.contains("reload")).collect();
+    assert!(reloads.iter().any(|e| e.contains("live reloaded")), "{reloads:?}");
+    assert!(reloads.iter().any(|e| e.contains("live reload refused") && e.contains("live_drf.lua:")), "{reloads:?}");
+}
