@@ -130,3 +130,15 @@ fn the_decline_offers_generator_writes_a_valid_workload() {
     assert_eq!(report["totals"]["rejected_offers"], 0);
     assert_eq!(report["stopped"], "reached --until=3");
 }
+
+#[test]
+fn pace_ties_virtual_time_to_wall_time() {
+    let started = std::time::Instant::now();
+    let output = modhost(&["simulate", "--pace=500", "--quiet"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // The demo runs 175 virtual seconds: at 500 per second that is 0.35 s of wall time.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(340), "{:?}", started.elapsed());
+    let output = modhost(&["simulate", "--pace=0"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--pace=0"));
+}

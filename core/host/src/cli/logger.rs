@@ -26,7 +26,8 @@ impl log::Log for Stderr {
             return;
         }
         if self.printed.fetch_add(1, Ordering::Relaxed) < CAP {
-            eprintln!("{}: {}", record.level().as_str().to_lowercase(), record.args());
+            let level = if record.level() == Level::Warn { "warning" } else { "info" };
+            eprintln!("{level}: {}", record.args());
         } else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

@@ -54,6 +54,10 @@ pub struct SimulateArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Tie virtual time to wall time: this many virtual seconds per second (for watching a
+    /// run, and editing its scripts while it goes). Off by default: as fast as possible.
+    #[arg(long)]
+    pace: Option<f64>,
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
@@ -86,20 +90,38 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         allocator_name: args.allocator.clone(),
     };
 
+    if let Some(pace) = args.pace
+        && !(pace.is_finite() && pace > 0.0)
+    {
+        anyhow::bail!("--pace={pace}: expected virtual seconds per second > 0");
+    }
     let bar = (!args.quiet && !args.json && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(workload.total_tasks());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} t={msg} [{bar:40}] {pos}/{len} tasks ended ({elapsed})")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
+        let template = if args.pace.is_some() {
+            "{spinner} t={msg}\n[{bar:40}] {pos}/{len} tasks ended ({elapsed})"
+        } else {
+            "{spinner} t={msg} [{bar:40}] {pos}/{len} tasks ended ({elapsed})"
+        };
+        bar.set_style(ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
         bar
     });
+    let started = std::time::Instant::now();
     let simulation = Simulation::new(config, &workload, allocator, hooks, isolators);
     let report = simulation.run(|progress| {
         if let Some(bar) = &bar {
             bar.set_position(progress.ended);
-            bar.set_message(format!("{:.0}s running={}", progress.t, progress.running));
+            if args.pace.is_some() {
+                bar.set_message(format!("{:.0}s running={} {}", progress.t, progress.running, progress.summary));
+            } else {
+                bar.set_message(format!("{:.0}s running={}", progress.t, progress.running));
+            }
+        }
+        // Paced: wait until wall time catches up with virtual time.
+        if let Some(pace) = args.pace {
+            let due = std::time::Duration::from_secs_f64(progress.t / pace);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
         }
     });
     if let Some(bar) = bar {

@@ -41,7 +41,7 @@ pub struct SimConfig {
 }
 
 /// What an observer sees after each round.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Progress {
     /// Virtual time.
     pub t: f64,
@@ -51,6 +51,8 @@ pub struct Progress {
     pub total: u64,
     /// Tasks running.
     pub running: u64,
+    /// A one-line live view: each role's dominant share and the utilisation per resource.
+    pub summary: String,
 }
 
 struct AgentState {
@@ -280,7 +282,13 @@ impl<'w> Simulation<'w> {
             self.advance_to(t);
             self.allocation_round(t);
             let ended = self.totals.finished + self.totals.failed + self.totals.killed + self.totals.lost;
-            observe(Progress { t, ended, total: total_tasks, running: self.tasks.len() as u64 });
+            observe(Progress {
+                t,
+                ended,
+                total: total_tasks,
+                running: self.tasks.len() as u64,
+                summary: self.summary(),
+            });
             if self.finished() {
                 stopped = "every task has ended".into();
                 break;
@@ -565,8 +573,7 @@ impl<'w> Simulation<'w> {
 
     fn allocation_round(&mut self, t: f64) {
         for event in crate::script::reload::take_events() {
-            let outcome = if event.ok { "reloaded" } else { "reload refused" };
-            self.events.push((t, format!("{} {outcome}: {}", event.module, event.message)));
+            self.events.push((t, format!("{}: {}", event.module, event.message)));
         }
         let started = Instant::now();
         let result = self.allocator.allocate(Allocate { now: t });
@@ -729,6 +736,20 @@ impl<'w> Simulation<'w> {
         self.next_seq += 1;
         self.due.push(Reverse(Due(t + duration, seq)));
         self.tasks.insert(seq, Task { id, framework, agent, resources, started: t, executor });
+    }
+
+    /// The live view of the latest round.
+    fn summary(&self) -> String {
+        let Some(round) = self.series.last() else { return String::new() };
+        let shares: Vec<String> = self
+            .roles
+            .iter()
+            .zip(&round.role_shares)
+            .map(|(role, share)| format!("{role} {:.0}%", share * 100.0))
+            .collect();
+        let usage: Vec<String> =
+            round.utilisation.iter().map(|(name, u)| format!("{name} {:.0}%", u * 100.0)).collect();
+        format!("shares: {} | used: {}", shares.join(" "), usage.join(" "))
     }
 
     fn record(&mut self, t: f64, offers: u32, declined: u32, rejected: u32, launched: u32, allocator_us: f64) {
