@@ -10,14 +10,9 @@
 
 mod support;
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
-
 use criterion::Criterion;
 use modhost::kinds::AllocatorHandle;
 use modhost::{ModuleManager, manifest};
-use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Resources};
-use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, RecoverResources};
 use modhost_drf::HierarchicalDrf;
 
 fn shape() -> (usize, usize) {
@@ -25,58 +20,22 @@ fn shape() -> (usize, usize) {
     (get("MODHOST_BENCH_AGENTS", 10_000), get("MODHOST_BENCH_FRAMEWORKS", 1_000))
 }
 
-/// Adds the agents and frameworks of the shape.
-fn populate(allocator: &mut dyn Allocator, agents: usize, frameworks: usize) {
-    allocator.initialize(AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
-    let resources = Resources::new().with("cpus", 24.0).with("mem", 4096.0).with("disk", 4096.0);
-    for i in 0..agents {
-        let agent = AgentInfo { id: format!("agent-{i}"), resources: resources.clone(), ..AgentInfo::default() };
-        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
-    }
-    for i in 0..frameworks {
-        let framework =
-            FrameworkInfo { id: format!("framework-{i}"), name: format!("framework-{i}"), role: format!("role-{i}") };
-        allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
-    }
-}
-
-/// Times `iterations` full rounds, giving every offer back (untimed) after each.
-fn rounds(allocator: &mut dyn Allocator, iterations: u64, agents: usize) -> Duration {
-    let mut timed = Duration::ZERO;
-    for i in 0..iterations {
-        let started = Instant::now();
-        let offers = allocator.allocate(Allocate { now: i as f64 }).unwrap();
-        timed += started.elapsed();
-        assert_eq!(offers.len(), agents, "every agent is offered in each round");
-        for offer in black_box(offers) {
-            let request = RecoverResources {
-                framework_id: offer.framework_id,
-                agent_id: offer.agent_id,
-                resources: offer.resources,
-                filters: None,
-            };
-            allocator.recover_resources(request).unwrap();
-        }
-    }
-    timed
-}
-
 fn main() {
     let (agents, frameworks) = shape();
     let mut built_in = HierarchicalDrf::default();
-    populate(&mut built_in, agents, frameworks);
+    support::populate(&mut built_in, agents, frameworks);
 
     let json = serde_json::json!({"libraries": [{"file": support::library("libmodhost_examples.so"), "modules": [{"name": "org_modhost_HierarchicalDRF"}]}]});
     let manager = ModuleManager::new();
     manager.load(&manifest::parse(&json.to_string(), manifest::Origin::Inline).unwrap()).unwrap();
     let mut module: AllocatorHandle = manager.create("org_modhost_HierarchicalDRF", None).unwrap();
-    populate(&mut module, agents, frameworks);
+    support::populate(&mut module, agents, frameworks);
 
     let group_name = format!("allocate_{agents}x{frameworks}");
     let mut criterion = Criterion::default().sample_size(20).configure_from_args();
     let mut group = criterion.benchmark_group(&group_name);
-    group.bench_function("built_in", |b| b.iter_custom(|n| rounds(&mut built_in, n, agents)));
-    group.bench_function("module", |b| b.iter_custom(|n| rounds(&mut module, n, agents)));
+    group.bench_function("built_in", |b| b.iter_custom(|n| support::rounds(&mut built_in, n, agents)));
+    group.bench_function("module", |b| b.iter_custom(|n| support::rounds(&mut module, n, agents)));
     group.finish();
     criterion.final_summary();
 

@@ -8,12 +8,11 @@
 mod support;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use modhost::{ModuleManager, manifest, script, sim};
-use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Label, Resources, TaskInfo};
-use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, Hook, LaunchTask, RecoverResources};
+use modhost_abi::messages::{AgentInfo, FrameworkInfo, Label, Resources, TaskInfo};
+use modhost_abi::{Hook, LaunchTask};
 
 fn workspace() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -67,39 +66,6 @@ fn task_message() -> LaunchTask {
     }
 }
 
-fn populate(allocator: &mut dyn Allocator, agents: usize, frameworks: usize) {
-    allocator.initialize(AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
-    let resources = Resources::new().with("cpus", 24.0).with("mem", 4096.0).with("disk", 4096.0);
-    for i in 0..agents {
-        let agent = AgentInfo { id: format!("agent-{i}"), resources: resources.clone(), ..AgentInfo::default() };
-        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
-    }
-    for i in 0..frameworks {
-        let framework =
-            FrameworkInfo { id: format!("framework-{i}"), name: format!("framework-{i}"), role: format!("role-{i}") };
-        allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
-    }
-}
-
-fn rounds(allocator: &mut dyn Allocator, iterations: u64) -> Duration {
-    let mut timed = Duration::ZERO;
-    for i in 0..iterations {
-        let started = Instant::now();
-        let offers = allocator.allocate(Allocate { now: i as f64 }).unwrap();
-        timed += started.elapsed();
-        for offer in offers {
-            let request = RecoverResources {
-                framework_id: offer.framework_id,
-                agent_id: offer.agent_id,
-                resources: offer.resources,
-                filters: None,
-            };
-            allocator.recover_resources(request).unwrap();
-        }
-    }
-    timed
-}
-
 fn main() {
     let manager = manager();
     let mut criterion = Criterion::default().configure_from_args();
@@ -122,16 +88,16 @@ fn main() {
 
     let (agents, frameworks) = (10_000, 1_000);
     let mut built_in = sim::create_allocator(&manager, "hierarchical").unwrap();
-    populate(built_in.as_mut(), agents, frameworks);
+    support::populate(built_in.as_mut(), agents, frameworks);
     let mut drf_lua = script::create_allocator(&manager, "drf_lua").unwrap();
-    populate(drf_lua.as_mut(), agents, frameworks);
+    support::populate(drf_lua.as_mut(), agents, frameworks);
     let mut drf_py = script::create_allocator(&manager, "drf_py").unwrap();
-    populate(drf_py.as_mut(), agents, frameworks);
+    support::populate(drf_py.as_mut(), agents, frameworks);
     let mut group = criterion.benchmark_group("allocate_10000x1000_scripts");
     group.sample_size(10);
-    group.bench_function("built_in", |b| b.iter_custom(|n| rounds(built_in.as_mut(), n)));
-    group.bench_function("drf_lua", |b| b.iter_custom(|n| rounds(drf_lua.as_mut(), n)));
-    group.bench_function("drf_py", |b| b.iter_custom(|n| rounds(drf_py.as_mut(), n)));
+    group.bench_function("built_in", |b| b.iter_custom(|n| support::rounds(built_in.as_mut(), n, agents)));
+    group.bench_function("drf_lua", |b| b.iter_custom(|n| support::rounds(drf_lua.as_mut(), n, agents)));
+    group.bench_function("drf_py", |b| b.iter_custom(|n| support::rounds(drf_py.as_mut(), n, agents)));
     group.finish();
     criterion.final_summary();
 

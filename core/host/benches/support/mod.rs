@@ -3,6 +3,10 @@
 #![allow(dead_code)] // each bench uses its own subset
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Resources};
+use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, RecoverResources};
 
 /// `target/<profile>`, from the bench binary's path (`target/<profile>/deps/<bench>-*`).
 pub fn profile_dir() -> PathBuf {
@@ -27,4 +31,43 @@ pub fn median_ns(group: &str, bench: &str) -> Option<f64> {
     let path = profile_dir().parent()?.join("criterion").join(group).join(bench).join("new/estimates.json");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     json["median"]["point_estimate"].as_f64()
+}
+
+/// Mesos's DeclineOffers shape: `agents` agents of cpus 24 / mem 4096 / disk 4096 and
+/// `frameworks` frameworks, each in its own role.
+pub fn populate(allocator: &mut dyn Allocator, agents: usize, frameworks: usize) {
+    allocator.initialize(AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
+    let resources = Resources::new().with("cpus", 24.0).with("mem", 4096.0).with("disk", 4096.0);
+    for i in 0..agents {
+        let agent = AgentInfo { id: format!("agent-{i}"), resources: resources.clone(), ..AgentInfo::default() };
+        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+    }
+    for i in 0..frameworks {
+        let framework =
+            FrameworkInfo { id: format!("framework-{i}"), name: format!("framework-{i}"), role: format!("role-{i}") };
+        allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+    }
+}
+
+/// Times `iterations` full allocation rounds, each of which must offer all `agents`;
+/// between them, untimed, every offer is given back so that each round offers every agent
+/// again.
+pub fn rounds(allocator: &mut dyn Allocator, iterations: u64, agents: usize) -> Duration {
+    let mut timed = Duration::ZERO;
+    for i in 0..iterations {
+        let started = Instant::now();
+        let offers = allocator.allocate(Allocate { now: i as f64 }).unwrap();
+        timed += started.elapsed();
+        assert_eq!(offers.len(), agents, "every agent is offered in each round");
+        for offer in std::hint::black_box(offers) {
+            let request = RecoverResources {
+                framework_id: offer.framework_id,
+                agent_id: offer.agent_id,
+                resources: offer.resources,
+                filters: None,
+            };
+            allocator.recover_resources(request).unwrap();
+        }
+    }
+    timed
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Offer, Resources, WeightInfo};
 use modhost_abi::{
-    AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, CallError, Empty, FrameworkRequest,
-    RecoverResources, RolesRequest, UpdateAgent, UpdateFramework, UpdateWeights,
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorVtable, CallError, Empty,
+    FrameworkRequest, MessageFn, MessageTransport, RecoverResources, Remote, RolesRequest, UpdateAgent,
+    UpdateFramework, UpdateWeights,
 };
 use modhost_drf::HierarchicalDrf;
 use serde::Serialize;
@@ -101,32 +102,20 @@ impl ClusterState {
         Ok(())
     }
 
-    /// Hands this state to a new version of a script, through its own functions, the way a
-    /// fresh allocator is rebuilt after a Mesos master failover: options, weights, frameworks
-    /// (and which are suppressed), agents with what each framework holds on them (and which
-    /// are inactive). Refusal filters are not carried over (nor were they by Mesos).
-    pub fn replay(&self, next: &mut Version) -> Result<(), String> {
-        fn send(next: &mut Version, method: &str, request: &impl Serialize) -> Result<(), String> {
-            if !next.defines(method) {
-                return Ok(());
-            }
-            let bytes = serde_json::to_vec(request).map_err(|e| e.to_string())?;
-            next.vm.call(method, &bytes).map(drop).map_err(|e| format!("{method}: {e}"))
-        }
-        if let Some(options) = &self.options {
-            send(next, "initialize", options)?;
-        }
+    /// Tells `allocator` this state through its own methods, the way Mesos rebuilt an
+    /// allocator after a master failover: options, weights, frameworks (and which are
+    /// suppressed), agents with what each framework holds on them (and which are inactive),
+    /// and whether allocation is paused. Refusal filters are not carried over (nor were they
+    /// by Mesos).
+    pub fn replay_into(&self, allocator: &mut dyn Allocator) -> Result<(), CallError> {
+        allocator.initialize(self.options.clone().unwrap_or_default())?;
         let weights =
             self.weights.iter().map(|(role, weight)| WeightInfo { role: role.clone(), weight: *weight }).collect();
-        send(next, "update_weights", &UpdateWeights { weights })?;
+        allocator.update_weights(UpdateWeights { weights })?;
         for f in self.frameworks.values() {
-            send(
-                next,
-                "add_framework",
-                &AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active },
-            )?;
+            allocator.add_framework(AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active })?;
             if f.suppressed {
-                send(next, "suppress_offers", &RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() })?;
+                allocator.suppress_offers(RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() })?;
             }
         }
         for a in self.agents.values() {
@@ -140,48 +129,43 @@ impl ClusterState {
                     resources: resources.clone(),
                 })
                 .collect();
-            send(next, "add_agent", &AddAgent { agent: a.info.clone(), used })?;
+            allocator.add_agent(AddAgent { agent: a.info.clone(), used })?;
             if !a.active {
-                send(next, "deactivate_agent", &AgentRequest { agent_id: a.info.id.clone() })?;
+                allocator.deactivate_agent(AgentRequest { agent_id: a.info.id.clone() })?;
             }
         }
         if self.paused {
-            send(next, "pause", &Empty {})?;
+            allocator.pause(Empty {})?;
         }
         Ok(())
     }
 
-    /// A fresh built-in allocator that knows this state: the replay Mesos does after a
-    /// master failover (frameworks, then agents with what is allocated on them).
+    /// A fresh built-in allocator that knows this state (the fallback of a failing round).
     fn rebuild(&self) -> Result<HierarchicalDrf, CallError> {
         let mut drf = HierarchicalDrf::default();
-        drf.initialize(self.options.clone().unwrap_or_default())?;
-        let weights =
-            self.weights.iter().map(|(role, weight)| WeightInfo { role: role.clone(), weight: *weight }).collect();
-        drf.update_weights(UpdateWeights { weights })?;
-        for f in self.frameworks.values() {
-            drf.add_framework(AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active })?;
-            if f.suppressed {
-                drf.suppress_offers(RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() })?;
-            }
-        }
-        for a in self.agents.values() {
-            let used = a
-                .held
-                .iter()
-                .filter(|(framework, _)| self.frameworks.contains_key(*framework))
-                .map(|(framework, resources)| Allocation {
-                    framework_id: framework.clone(),
-                    agent_id: a.info.id.clone(),
-                    resources: resources.clone(),
-                })
-                .collect();
-            drf.add_agent(AddAgent { agent: a.info.clone(), used })?;
-            if !a.active {
-                drf.deactivate_agent(AgentRequest { agent_id: a.info.id.clone() })?;
-            }
-        }
+        self.replay_into(&mut drf)?;
         Ok(drf)
+    }
+}
+
+/// A new version of a script, driven as an Allocator during the state hand-off: each method
+/// is a call of the script function of that name, skipped when the script does not define it.
+struct Handoff<'a>(&'a mut Version);
+
+impl MessageTransport<AllocatorVtable> for Handoff<'_> {
+    fn call(
+        &mut self,
+        method: &'static str,
+        _entry: fn(&AllocatorVtable) -> MessageFn,
+        request: &[u8],
+        response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
+    ) -> Result<(), CallError> {
+        let answer = self.0.vm.call(method, request)?;
+        response(&answer)
+    }
+
+    fn implements(&self, method: &'static str) -> bool {
+        self.0.defines(method)
     }
 }
 
@@ -217,7 +201,7 @@ impl ScriptedAllocator {
     /// cluster's state into it.
     fn reload(&mut self) {
         let state = &self.state;
-        self.transport.reload_with(|next| state.replay(next));
+        self.transport.reload_with(|next| state.replay_into(&mut Remote(Handoff(next))).map_err(|e| e.to_string()));
     }
 
     /// The script's versions and reloads.
