@@ -265,4 +265,10 @@ fn a_policy_edited_during_a_simulation_takes_over_and_a_broken_save_is_refused()
     let reloads: Vec<&String> = report.events.iter().map(|(_, e)| e).filter(|e| e.contains("reload")).collect();
     assert!(reloads.iter().any(|e| e.starts_with("live: reloaded")), "{reloads:?}");
     assert!(reloads.iter().any(|e| e.starts_with("live: reload of") && e.contains("live_drf.lua:")), "{reloads:?}");
+    // The report shows the module's versions: two ran, one reload refused, no call failed.
+    let status = report.scripts.iter().find(|s| s.module == "live").expect("the scripted allocator is in the report");
+    assert_eq!((status.reloads_ok, status.reloads_failed), (1, 1), "{status:?}");
+    assert_eq!(status.versions.len(), 2);
+    assert!(status.versions.iter().all(|v| v.calls > 0 && v.errors == 0), "{status:?}");
+    assert!(status.last_error.as_ref().unwrap().contains("live_drf.lua:"));
 }

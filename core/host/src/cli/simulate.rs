@@ -232,6 +232,26 @@ fn print_report(report: &Report) {
             isolator.usage_seconds.0.iter().map(|(k, v)| format!("{k}·s {v:.0}")).collect::<Vec<_>>().join(", ")
         );
     }
+    for script in &report.scripts {
+        let calls: u64 = script.versions.iter().map(|v| v.calls).sum();
+        let errors: u64 = script.versions.iter().map(|v| v.errors).sum();
+        let micros: f64 = script.versions.iter().map(|v| v.total_us).sum();
+        let mean = if calls == 0 { 0.0 } else { micros / calls as f64 };
+        let mut line = format!(
+            "script   {}: version {}, {} reload(s) ok, {} refused; {calls} calls, {errors} errors, {mean:.1} us per call",
+            script.module, script.version, script.reloads_ok, script.reloads_failed
+        );
+        if script.refused_offers + script.fallback_rounds > 0 {
+            line.push_str(&format!(
+                "; {} offers refused, {} fallback rounds",
+                script.refused_offers, script.fallback_rounds
+            ));
+        }
+        println!("{line}");
+        if let Some(error) = &script.last_error {
+            println!("         last reload error: {}", error.lines().next().unwrap_or(""));
+        }
+    }
     if let Some(sample) = &report.sample_task {
         let labels: Vec<String> = sample.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect();
         let environment: Vec<String> = sample.environment.iter().map(|v| format!("{}={}", v.name, v.value)).collect();

@@ -205,7 +205,7 @@ impl ScriptedAllocator {
     }
 
     /// The script's versions and reloads.
-    pub fn status(&self) -> &super::ScriptStatus {
+    pub fn status(&self) -> super::ScriptStatus {
         self.transport.status()
     }
 
@@ -404,6 +404,7 @@ impl Allocator for ScriptedAllocator {
                             self.module
                         );
                         self.fallback_rounds += 1;
+                        self.transport.count_fallback_round();
                         self.state.rebuild()?.allocate(request)?
                     }
                 }
@@ -415,6 +416,7 @@ impl Allocator for ScriptedAllocator {
                 Ok(()) => accepted.push(offer),
                 Err(reason) => {
                     self.rejected_offers += 1;
+                    self.transport.count_refused_offer();
                     log::warn!("allocator '{}' ({}) {reason}; offer refused", self.module, self.transport.script());
                 }
             }

@@ -13,7 +13,7 @@ mod transport;
 use modhost_abi::{ALLOCATOR_METHODS, Allocator, Anonymous, HOOK_METHODS, Hook, ISOLATOR_METHODS, Isolator, Remote};
 
 pub use allocator::{ClusterState, FailurePolicy, ScriptedAllocator};
-pub use transport::{ScriptStatus, VersionStats, VmTransport};
+pub use transport::{ScriptStatus, VersionStats, VmTransport, statuses};
 
 use crate::kinds::{AllocatorHandle, AnonymousHandle, HookHandle, IsolatorHandle};
 use crate::{CreateError, Kind, ModuleManager};

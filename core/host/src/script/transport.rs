@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Instant, SystemTime};
 
 use modhost_abi::{CallError, MessageFn, MessageTransport};
@@ -45,8 +46,29 @@ pub struct ScriptStatus {
     pub reloads_failed: u64,
     /// Why the last reload was refused.
     pub last_error: Option<String>,
+    /// Offers of the script the adapter refused (allocators).
+    pub refused_offers: u64,
+    /// Rounds the built-in allocator decided because the script failed (allocators with
+    /// `fallback=hierarchical`).
+    pub fallback_rounds: u64,
     /// Every version that ran, oldest first.
     pub versions: Vec<VersionStats>,
+}
+
+/// Every scripted module alive in the process, for reports.
+static REGISTRY: Mutex<Vec<Weak<Mutex<ScriptStatus>>>> = Mutex::new(Vec::new());
+
+/// The status of every scripted module alive now, by module name.
+pub fn statuses() -> Vec<ScriptStatus> {
+    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    registry.retain(|s| s.strong_count() > 0);
+    let mut all: Vec<ScriptStatus> = registry
+        .iter()
+        .filter_map(Weak::upgrade)
+        .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .collect();
+    all.sort_by(|a, b| a.module.cmp(&b.module));
+    all
 }
 
 /// A Vm module seen as the implementation of one kind.
@@ -56,7 +78,8 @@ pub struct VmTransport {
     version: Version,
     implemented: BTreeSet<&'static str>,
     watcher: Option<Watcher>,
-    status: ScriptStatus,
+    script: String,
+    status: Arc<Mutex<ScriptStatus>>,
 }
 
 fn seconds(time: SystemTime) -> f64 {
@@ -107,32 +130,40 @@ impl VmTransport {
             implemented: first.implemented(methods),
             watcher: (watching && script_parameter.is_some())
                 .then(|| Watcher::start(factory.clone(), script.clone(), required.to_vec(), poll, baseline)),
-            status: ScriptStatus {
+            script: first.info.script.clone(),
+            status: Arc::new(Mutex::new(ScriptStatus {
                 module: name.to_owned(),
                 script: first.info.script.clone(),
                 watching,
+                version: first.hash.clone(),
+                loaded_at: seconds(first.loaded_at),
+                versions: vec![VersionStats { version: first.hash.clone(), ..Default::default() }],
                 ..Default::default()
-            },
+            })),
             version: first,
         };
-        transport.status.version = transport.version.hash.clone();
-        transport.status.loaded_at = seconds(transport.version.loaded_at);
-        transport.status.versions.push(VersionStats { version: transport.version.hash.clone(), ..Default::default() });
+        REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&transport.status));
         transport.forward_output();
         Ok(transport)
     }
 
+    fn state(&self) -> MutexGuard<'_, ScriptStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn start_version(&mut self, version: Version) {
-        self.status.version = version.hash.clone();
-        self.status.loaded_at = seconds(version.loaded_at);
-        self.status.versions.push(VersionStats { version: version.hash.clone(), ..Default::default() });
+        let mut status = self.state();
+        status.version = version.hash.clone();
+        status.loaded_at = seconds(version.loaded_at);
+        status.versions.push(VersionStats { version: version.hash.clone(), ..Default::default() });
+        drop(status);
         self.implemented = version.implemented(self.methods);
         self.version = version;
     }
 
     /// The script's path.
     pub fn script(&self) -> &str {
-        &self.status.script
+        &self.script
     }
 
     /// Whether the running version defines `method`.
@@ -141,8 +172,18 @@ impl VmTransport {
     }
 
     /// The versions and reloads so far.
-    pub fn status(&self) -> &ScriptStatus {
-        &self.status
+    pub fn status(&self) -> ScriptStatus {
+        self.state().clone()
+    }
+
+    /// Counts an offer of the script that the adapter refused.
+    pub fn count_refused_offer(&self) {
+        self.state().refused_offers += 1;
+    }
+
+    /// Counts a round the fallback decided.
+    pub fn count_fallback_round(&self) {
+        self.state().fallback_rounds += 1;
     }
 
     /// What the Vm says about itself now (language, version, functions, heap size).
@@ -166,20 +207,25 @@ impl VmTransport {
         });
         match result {
             Ok(next) => {
-                self.status.reloads_ok += 1;
-                let message =
-                    format!("reloaded '{}': version {} (was {})", self.status.script, next.hash, self.status.version);
+                let previous = {
+                    let mut status = self.state();
+                    status.reloads_ok += 1;
+                    status.version.clone()
+                };
+                let message = format!("reloaded '{}': version {} (was {previous})", self.script, next.hash);
                 self.start_version(next);
                 self.forward_output();
                 reload::record(ReloadEvent { module: self.module.clone(), ok: true, message });
             }
             Err(error) => {
-                self.status.reloads_failed += 1;
-                self.status.last_error = Some(error.clone());
-                let message = format!(
-                    "reload of '{}' refused, version {} keeps running: {error}",
-                    self.status.script, self.status.version
-                );
+                let running = {
+                    let mut status = self.state();
+                    status.reloads_failed += 1;
+                    status.last_error = Some(error.clone());
+                    status.version.clone()
+                };
+                let message =
+                    format!("reload of '{}' refused, version {} keeps running: {error}", self.script, running);
                 reload::record(ReloadEvent { module: self.module.clone(), ok: false, message });
             }
         }
@@ -189,7 +235,7 @@ impl VmTransport {
     pub fn call_json(&mut self, method: &str, request: &[u8]) -> Result<Vec<u8>, CallError> {
         let started = Instant::now();
         let answer = self.version.vm.call(method, request);
-        if let Some(stats) = self.status.versions.last_mut() {
+        if let Some(stats) = self.state().versions.last_mut() {
             stats.calls += 1;
             stats.errors += u64::from(answer.is_err());
             stats.total_us += started.elapsed().as_secs_f64() * 1e6;

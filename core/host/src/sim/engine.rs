@@ -850,6 +850,7 @@ impl<'w> Simulation<'w> {
             hook_errors: self.hooks.errors(),
             isolators: self.isolators.summary(),
             sample_task: self.sample.clone(),
+            scripts: crate::script::statuses(),
             events: self.events.clone(),
             decisions_digest: format!("{:016x}", self.digest),
             peak_rss_kib: peak_rss_kib(),

@@ -185,6 +185,8 @@ pub struct Report {
     pub isolators: Vec<IsolatorSummary>,
     /// The first launched task after the hooks.
     pub sample_task: Option<SampleTask>,
+    /// Every scripted module: its running version, reloads, calls, errors.
+    pub scripts: Vec<crate::script::ScriptStatus>,
     /// Cluster events as they happened: (time, what).
     pub events: Vec<(f64, String)>,
     /// FNV-1a of every offer (time, framework, agent, resources): equal digests mean equal
