@@ -15,6 +15,16 @@ use modhost::sim::{SimConfig, Simulation};
 use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Resources, TaskInfo};
 use modhost_abi::{AddAgent, AddFramework, Allocate, HOOK_METHODS, Hook, LaunchTask, RecoverResources, Remote};
 
+/// Writes a script into a folder of its own: a watcher also follows the other scripts of its
+/// folder (they may be required), so tests running side by side must not share one.
+fn own_script(file: &str, code: &str) -> std::path::PathBuf {
+    let dir = support::scratch().join(format!("reload-{}", file.replace('.', "-")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(file);
+    std::fs::write(&path, code).unwrap();
+    path
+}
+
 /// Saves `text` as editors do: write a new file, rename it over the old one.
 fn save(path: &Path, text: &str) {
     let temporary = path.with_extension("swp-tmp");
@@ -64,7 +74,7 @@ fn until(hook: &mut Remote<VmTransport>, done: impl Fn(&mut Remote<VmTransport>)
 #[test]
 fn an_edited_hook_answers_with_its_new_text_and_a_broken_save_keeps_the_old_one() {
     for (language, extension) in [("lua", "lua"), ("python", "py")] {
-        let path = support::script(&format!("edited_hook.{extension}"), &label_script(language, "one"));
+        let path = own_script(&format!("edited_hook.{extension}"), &label_script(language, "one"));
         let manager = manager(language, "edited", &path, "10");
         let mut hook = Remote(VmTransport::new(&manager, "edited", HOOK_METHODS).unwrap());
         assert_eq!(version_label(&mut hook), "one");
@@ -100,7 +110,7 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
              function how_many() return {{ rounds = rounds, tag = '{tag}' }} end\n"
         )
     };
-    let path = support::script("reloaded_drf.lua", &counting("first"));
+    let path = own_script("reloaded_drf.lua", &counting("first"));
     let manager = manager("lua", "drf", &path, "10");
     let mut allocator = script::create_allocator(&manager, "drf").unwrap();
     allocator.initialize(AllocatorOptions::default()).unwrap();
@@ -151,7 +161,7 @@ fn export_and_import_state_carry_a_scripts_own_state() {
              function import_state(state) count = state.count end\n"
         )
     };
-    let path = support::script("stateful.lua", &script("before"));
+    let path = own_script("stateful.lua", &script("before"));
     let manager = manager("lua", "stateful", &path, "10");
     let mut hook = Remote(VmTransport::new(&manager, "stateful", HOOK_METHODS).unwrap());
     for _ in 0..3 {
@@ -181,7 +191,7 @@ fn export_and_import_state_carry_a_scripts_own_state() {
 
 #[test]
 fn validate_false_keeps_the_running_version() {
-    let path = support::script("validated.lua", &label_script("lua", "good"));
+    let path = own_script("validated.lua", &label_script("lua", "good"));
     let manager = manager("lua", "validated", &path, "10");
     let mut hook = Remote(VmTransport::new(&manager, "validated", HOOK_METHODS).unwrap());
     save(&path, &format!("{}\nfunction validate() return false end\n", label_script("lua", "bad")));
@@ -192,7 +202,7 @@ fn validate_false_keeps_the_running_version() {
 
 #[test]
 fn a_thousand_reloads_under_a_stream_of_calls_fail_no_call() {
-    let path = support::script("stress.lua", &label_script("lua", "0"));
+    let path = own_script("stress.lua", &label_script("lua", "0"));
     let manager = manager("lua", "stress", &path, "1");
     let mut hook = Remote(VmTransport::new(&manager, "stress", HOOK_METHODS).unwrap());
     let writer_path = path.clone();
@@ -231,7 +241,7 @@ fn a_thousand_reloads_under_a_stream_of_calls_fail_no_call() {
 #[test]
 fn a_policy_edited_during_a_simulation_takes_over_and_a_broken_save_is_refused() {
     let drf = std::fs::read_to_string(support::workspace().join("scripts/lua/drf.lua")).unwrap();
-    let path = support::script("live_drf.lua", &drf);
+    let path = own_script("live_drf.lua", &drf);
     let manager = manager("lua", "live", &path, "5");
     let workload = Workload::from_file(&support::workspace().join("scripts/workloads/demo.json")).unwrap();
     let allocator = modhost::sim::create_allocator(&manager, "live").unwrap();
