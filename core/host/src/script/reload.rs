@@ -67,6 +67,33 @@ impl Version {
     }
 }
 
+/// A version's identity: FNV-1a over the script and the other scripts of its folder (which it
+/// may require or import), so that an edit to either shows as a new version.
+fn version_hash(script: &Path) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for path in std::iter::once(script.to_owned()).chain(siblings(script)) {
+        for byte in path.display().to_string().bytes().chain(std::fs::read(&path).unwrap_or_default()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// The other files of the script's folder with its extension, sorted.
+fn siblings(script: &Path) -> Vec<PathBuf> {
+    let resolved = std::fs::canonicalize(script).unwrap_or_else(|_| script.to_owned());
+    let extension = script.extension().map(|e| e.to_owned());
+    let mut paths: Vec<PathBuf> = resolved
+        .parent()
+        .and_then(|folder| std::fs::read_dir(folder).ok())
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    paths.retain(|p| p.extension() == extension.as_deref() && *p != resolved);
+    paths.sort();
+    paths
+}
+
 /// FNV-1a of a file's bytes, as text.
 fn content_hash(path: &Path) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -119,7 +146,7 @@ pub fn load(factory: &ModuleFactory, script: &Path, required: &[&str]) -> Result
             return Err(Refusal::Invalid(format!("'{}': validate() returned {answer}, not true", info.script)));
         }
     }
-    Ok(Version { vm: Box::new(vm), hash: content_hash(script), info, loaded_at: SystemTime::now() })
+    Ok(Version { vm: Box::new(vm), hash: version_hash(script), info, loaded_at: SystemTime::now() })
 }
 
 /// The identity of the files a script depends on: the script as it resolves now (a swapped
