@@ -37,6 +37,8 @@ class Output:
         return False
 
     def take(self):
+        if not self.parts:
+            return []
         text = "".join(self.parts)
         self.parts.clear()
         return text.splitlines()

@@ -104,12 +104,15 @@ impl Construct for PyVm {
 /// What scripts printed since the last look (calls are serialised by the GIL, so it is the
 /// current call's).
 fn take_output(py: Python<'_>) -> Vec<String> {
-    runtime()
-        .ok()
-        .and_then(|r| r.bridge.bind(py).getattr("output").ok())
-        .and_then(|o| o.call_method0("take").ok())
-        .and_then(|lines| lines.extract::<Vec<String>>().ok())
-        .unwrap_or_default()
+    let Ok(runtime) = runtime() else { return Vec::new() };
+    let output = runtime.output.bind(py);
+    // Most calls print nothing: look before calling.
+    match output.getattr(pyo3::intern!(py, "parts")).and_then(|parts| parts.len()) {
+        Ok(0) => return Vec::new(),
+        Ok(_) => {}
+        Err(_) => return Vec::new(),
+    }
+    output.call_method0(pyo3::intern!(py, "take")).and_then(|lines| lines.extract::<Vec<String>>()).unwrap_or_default()
 }
 
 impl PyVm {
@@ -130,10 +133,7 @@ impl Vm for PyVm {
                 .getattr(function)
                 .map_err(|_| failed(format!("'{script}' defines no function '{function}'")))?;
             self.slot.begin(py, self.timeout);
-            let result = runtime
-                .bridge
-                .bind(py)
-                .call_method1("call", (f, PyBytes::new(py, message), script.as_str(), timeout_ms));
+            let result = runtime.call.bind(py).call1((f, PyBytes::new(py, message), script.as_str(), timeout_ms));
             self.slot.end(py);
             let printed = take_output(py);
             let (ok, answer): (bool, String) = result

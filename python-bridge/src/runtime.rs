@@ -44,6 +44,10 @@ pub struct Runtime {
     pub bridge: Py<PyModule>,
     /// `_modhost_bridge.CallTimeout`, raised in a call that overruns.
     pub timeout: Py<PyAny>,
+    /// `_modhost_bridge.call`, looked up once.
+    pub call: Py<PyAny>,
+    /// `_modhost_bridge.output`, the stand-in for stdout and stderr.
+    pub output: Py<PyAny>,
 }
 
 /// Starts the interpreter on first use, or says why it cannot.
@@ -65,7 +69,9 @@ pub fn runtime() -> Result<&'static Runtime, String> {
                         .join(format!("lib/python{}.{}/site-packages", version.major, version.minor));
                     site.call_method1("addsitedir", (dir.display().to_string(),)).map_err(|e| e.to_string())?;
                 }
-                Ok(Runtime { bridge: bridge.unbind(), timeout })
+                let call = bridge.getattr("call").map_err(|e| e.to_string())?.unbind();
+                let output = bridge.getattr("output").map_err(|e| e.to_string())?.unbind();
+                Ok(Runtime { bridge: bridge.unbind(), timeout, call, output })
             })
         })
         .as_ref()
