@@ -59,7 +59,7 @@ fn cluster(
 }
 
 fn round(allocator: &mut dyn Allocator, now: f64) -> Vec<Offer> {
-    allocator.allocate(Allocate { now }).unwrap()
+    allocator.allocate(Allocate { now, dry_run: false }).unwrap()
 }
 
 fn counts(offers: &[Offer]) -> BTreeMap<String, usize> {
@@ -267,4 +267,53 @@ fn a_scripted_isolator_takes_the_defaults_it_leaves_out() {
     assert_eq!(isolator.usage(request.clone()).unwrap(), Default::default());
     assert_eq!(isolator.status(request.clone()).unwrap().container_id, "c");
     assert!(isolator.cleanup(request).is_ok());
+}
+
+#[test]
+fn a_shadow_run_compares_without_changing_what_is_applied() {
+    let (manager, names) = allocators();
+    let priority = support::workspace().join("scripts/lua/priority.lua");
+    let priority_manager = support::lua_manager(&[("priority", &priority, &[])]);
+    let workload = Workload::from_file(&support::workspace().join("scripts/workloads/demo.json")).unwrap();
+    let run = |shadow: Option<(&str, Box<dyn Allocator + '_>)>| {
+        let config = SimConfig {
+            allocation_interval: 1.0,
+            seed: 2,
+            until: None,
+            max_rounds: 10_000,
+            allocator_name: "hierarchical".into(),
+        };
+        let mut simulation = Simulation::new(
+            config,
+            &workload,
+            sim::create_allocator(&manager, "hierarchical").unwrap(),
+            HookChain::default(),
+            Default::default(),
+        );
+        if let Some((name, allocator)) = shadow {
+            simulation = simulation.with_shadow(name, allocator);
+        }
+        simulation.run(|_| {})
+    };
+    let alone = run(None);
+    // Every DRF implementation, in the shadow of the built-in one, agrees on every round.
+    for name in &names[1..] {
+        let report = run(Some((name, sim::create_allocator(&manager, name).unwrap())));
+        let shadow = report.shadow.unwrap();
+        assert_eq!(report.decisions_digest, alone.decisions_digest, "{name}: the shadow changed what was applied");
+        assert_eq!(
+            (shadow.identical_rounds, shadow.offers_only_shadow, shadow.errors),
+            (shadow.rounds, 0, 0),
+            "{name}: {shadow:?}"
+        );
+        assert!(shadow.rounds > 100 && shadow.first_difference.is_none());
+    }
+    // A different policy differs, and still changes nothing that is applied.
+    let report = run(Some(("priority", sim::create_allocator(&priority_manager, "priority").unwrap())));
+    let shadow = report.shadow.unwrap();
+    assert_eq!(report.decisions_digest, alone.decisions_digest);
+    assert!(shadow.identical_rounds < shadow.rounds && shadow.offers_only_shadow > 0, "{shadow:?}");
+    assert_eq!(shadow.errors, 0);
+    assert!(report.series.iter().any(|r| r.shadow_differences > 0));
+    assert_eq!(report.totals.rejected_offers, 0);
 }

@@ -204,11 +204,11 @@ end"#;
     let manager = support::lua_manager(&[("greedy", &path, &[])]);
     let mut allocator = script::create_allocator(&manager, "greedy").unwrap();
     cluster(allocator.as_mut());
-    let offers = allocator.allocate(Allocate { now: 0.0 }).unwrap();
+    let offers = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap();
     let accepted: Vec<(&str, f64)> = offers.iter().map(|o| (o.agent_id.as_str(), o.resources.get("cpus"))).collect();
     assert_eq!(accepted, [("a0", 3.0), ("a1", 4.0)]);
     // The next round: nothing is free any more, so the same answer is refused entirely.
-    assert!(allocator.allocate(Allocate { now: 1.0 }).unwrap().is_empty());
+    assert!(allocator.allocate(Allocate { now: 1.0, dry_run: false }).unwrap().is_empty());
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
     let manager = support::lua_manager(&[("plain", &path, &[]), ("safe", &path, &[("fallback", "hierarchical")])]);
     let mut plain = script::create_allocator(&manager, "plain").unwrap();
     cluster(plain.as_mut());
-    let error = plain.allocate(Allocate { now: 0.0 }).unwrap_err();
+    let error = plain.allocate(Allocate { now: 0.0, dry_run: false }).unwrap_err();
     assert!(
         error.to_string().contains("broken.lua:1:") && error.to_string().contains("no offers this round"),
         "{error}"
@@ -225,7 +225,7 @@ fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
 
     let mut safe = script::create_allocator(&manager, "safe").unwrap();
     cluster(safe.as_mut());
-    let offers = safe.allocate(Allocate { now: 0.0 }).unwrap();
+    let offers = safe.allocate(Allocate { now: 0.0, dry_run: false }).unwrap();
     assert_eq!(offers.len(), 2, "the built-in DRF offered both agents: {offers:?}");
 }
 

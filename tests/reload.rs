@@ -123,7 +123,7 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
         let framework = FrameworkInfo { id: f.into(), name: f.into(), role: f.into() };
         allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
     }
-    let offers = allocator.allocate(Allocate { now: 0.0 }).unwrap();
+    let offers = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap();
     assert_eq!(offers.len(), 4);
     // Give two agents back; keep two allocated.
     for offer in &offers[..2] {
@@ -140,13 +140,13 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
     std::thread::sleep(Duration::from_millis(300));
     // The next call installs the new version after replaying the state: it knows what is
     // allocated, so it offers exactly the two free agents, nothing twice.
-    let again = allocator.allocate(Allocate { now: 1.0 }).unwrap();
+    let again = allocator.allocate(Allocate { now: 1.0, dry_run: false }).unwrap();
     let mut agents: Vec<&str> = again.iter().map(|o| o.agent_id.as_str()).collect();
     agents.sort();
     let mut freed: Vec<&str> = offers[..2].iter().map(|o| o.agent_id.as_str()).collect();
     freed.sort();
     assert_eq!(agents, freed);
-    assert!(allocator.allocate(Allocate { now: 2.0 }).unwrap().is_empty(), "nothing left to offer");
+    assert!(allocator.allocate(Allocate { now: 2.0, dry_run: false }).unwrap().is_empty(), "nothing left to offer");
     let events = script::reload::take_events();
     assert!(events.iter().any(|e| e.ok && e.module == "drf"), "{events:?}");
 }

@@ -142,3 +142,15 @@ fn pace_ties_virtual_time_to_wall_time() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("--pace=0"));
 }
+
+#[test]
+fn a_shadow_allocator_is_reported_beside_the_active_one() {
+    let modules = examples_manifest();
+    let output = modhost(&["simulate", &modules, "--shadow_allocator=org_modhost_HierarchicalDRF"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("shadow   org_modhost_HierarchicalDRF: 176 of 176 rounds identical"), "{text}");
+    let output = modhost(&["simulate", "--shadow_allocator=nope"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--shadow_allocator: Failed to create allocator 'nope'"), "{}", stderr(&output));
+}

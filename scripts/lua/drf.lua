@@ -126,6 +126,16 @@ local function allocatable(free)
   return false
 end
 
+-- Accounts offers as allocated (sign 1) or takes them back (sign -1).
+function apply(offers, sign)
+  for _, offer in ipairs(offers) do
+    local f, a = frameworks[offer.framework_id], agents[offer.agent_id]
+    account(f, a, offer.resources, sign)
+    f.allocations = f.allocations + sign
+    roles[f.role].allocations = roles[f.role].allocations + sign
+  end
+end
+
 function initialize(o)
   options, rng = o, o.seed or 0
   for name in pairs(fair) do fair[name] = true end
@@ -287,5 +297,9 @@ function allocate(request)
       end
     end
   end
+  if request.dry_run then apply(offers, -1) end   -- a shadow round: decide, keep nothing
   return offers
 end
+
+-- After a shadow round: the offers the active allocator made count as this one's.
+function offers_made(request) apply(request.offers, 1) end

@@ -4,7 +4,8 @@
 -- they can take before any later role sees an offer, so under load the last roles starve
 -- (compare the shares of a simulation run with each). Agents are visited fullest first
 -- (bin packing), so small frameworks fill busy agents and large agents stay free for large
--- tasks. Edit PRIORITY and save: hot reload picks it up.
+-- tasks. Edit PRIORITY and save: hot reload picks it up. Try it in the shadow of the DRF:
+--   modhost simulate --modules=file://scripts/lua.json --shadow_allocator=priority_lua
 
 PRIORITY = { "analytics", "web", "batch" }   -- roles not listed come last, by name
 
@@ -21,6 +22,14 @@ local function add(t, resources, sign)
   end
 end
 
+-- What a framework holds on an agent, kept per framework so that a framework that leaves
+-- gives everything back.
+local function hold(a, framework_id, resources, sign)
+  add(a.held, resources, sign)
+  a.by_framework[framework_id] = a.by_framework[framework_id] or {}
+  add(a.by_framework[framework_id], resources, sign)
+end
+
 local function used_fraction(a)
   local most = 0
   for name, amount in pairs(a.total) do
@@ -32,9 +41,9 @@ end
 function initialize(options) interval = options.allocation_interval end
 
 function add_agent(request)
-  local a = { id = request.agent.id, total = request.agent.resources, held = {}, active = true }
+  local a = { id = request.agent.id, total = request.agent.resources, held = {}, by_framework = {}, active = true }
   agents[a.id] = a
-  for _, used in ipairs(request.used) do add(a.held, used.resources, 1) end
+  for _, used in ipairs(request.used) do hold(a, used.framework_id, used.resources, 1) end
 end
 
 function remove_agent(request) agents[request.agent_id] = nil end
@@ -44,7 +53,13 @@ function add_framework(request)
   frameworks[info.id] = { id = info.id, role = info.role, active = request.active, filters = {} }
 end
 
-function remove_framework(request) frameworks[request.framework_id] = nil end
+function remove_framework(request)
+  frameworks[request.framework_id] = nil
+  for _, a in pairs(agents) do
+    local held = a.by_framework[request.framework_id]
+    if held then hold(a, request.framework_id, held, -1) end
+  end
+end
 function suppress_offers(request) frameworks[request.framework_id].suppressed = true end
 
 function revive_offers(request)
@@ -55,7 +70,7 @@ end
 function recover_resources(request)
   local a, f = agents[request.agent_id], frameworks[request.framework_id]
   if not a then return end
-  add(a.held, request.resources, -1)
+  hold(a, request.framework_id, request.resources, -1)
   if f and request.filters and request.filters.refuse_seconds > 0 then
     f.filters[a.id] = now + math.max(request.filters.refuse_seconds, interval)
   end
@@ -89,12 +104,21 @@ function allocate(request)
     if any then
       for _, f in ipairs(order) do
         if (f.filters[a.id] or 0) <= now then
-          add(a.held, free, 1)
+          hold(a, f.id, free, 1)
           offers[#offers + 1] = { framework_id = f.id, agent_id = a.id, resources = free }
           break
         end
       end
     end
   end
+  if request.dry_run then offers_made({ offers = offers }, -1) end   -- a shadow round keeps nothing
   return offers
+end
+
+-- After a shadow round: the active allocator's offers are what is held now.
+function offers_made(request, sign)
+  for _, offer in ipairs(request.offers) do
+    local a = agents[offer.agent_id]
+    if a then hold(a, offer.framework_id, offer.resources, sign or 1) end
+  end
 end

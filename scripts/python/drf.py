@@ -88,6 +88,15 @@ def _allocatable(free):
     return False
 
 
+def _apply(offers, sign):
+    """Accounts offers as allocated (sign 1) or takes them back (sign -1)."""
+    for offer in offers:
+        f, a = frameworks[offer["framework_id"]], agents[offer["agent_id"]]
+        _account(f, a, offer["resources"], sign)
+        f["allocations"] += sign
+        roles[f["role"]]["allocations"] += sign
+
+
 def initialize(o):
     options.update(o)
     state["rng"] = o.get("seed", 0) & MASK
@@ -254,4 +263,11 @@ def allocate(request):
         heapq.heappush(role_heap, (_share(r["allocated"], r["weight"]), r["allocations"], r["name"]))
         offers.append({"framework_id": f["id"], "agent_id": a["id"],
                        "resources": {n: v for n, v in free.items() if v > 0}})
+    if request.get("dry_run"):  # a shadow round: decide, keep nothing
+        _apply(offers, -1)
     return offers
+
+
+def offers_made(request):
+    """After a shadow round: the offers the active allocator made count as this one's."""
+    _apply(request["offers"], 1)

@@ -148,6 +148,7 @@ typedef struct modhost_allocator_vtable {
                                   * "MHOF", u32 count, then per offer: str framework_id,
                                   * str agent_id, u32 n, n x (str name, f64 amount);
                                   * str = u32 length + UTF-8 bytes */
+    modhost_message_fn offers_made; /* {"offers":[...]} after a {"now","dry_run":true} round */
 } modhost_allocator_vtable;
 
 typedef struct modhost_hook_vtable {

@@ -81,7 +81,7 @@ pub use descriptor::{
 pub use error::CallError;
 pub use kinds::allocator::{
     ALLOCATOR_METHODS, AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorGlue,
-    AllocatorVtable, Empty, FrameworkRequest, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework,
+    AllocatorVtable, Empty, FrameworkRequest, OffersMade, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework,
     UpdateWeights,
 };
 pub use kinds::anonymous::{Anonymous, AnonymousGlue, AnonymousVtable};

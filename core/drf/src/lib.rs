@@ -28,7 +28,8 @@ use std::sync::Arc;
 use modhost_abi::messages::{AllocatorOptions, Offer, Resources, round_scalar};
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, CallError, Construct, Empty,
-    FrameworkRequest, Parameters, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework, UpdateWeights,
+    FrameworkRequest, OffersMade, Parameters, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework,
+    UpdateWeights,
 };
 pub use rng::SplitMix64;
 
@@ -371,6 +372,22 @@ impl HierarchicalDrf {
         offers
     }
 
+    /// Accounts offers as allocated (`sign` 1) or takes them back (`sign` -1), with the
+    /// allocation counts that break DRF ties.
+    fn apply(&mut self, offers: &[Offer], sign: i64) -> Result<(), CallError> {
+        for offer in offers {
+            let framework = self.framework(&offer.framework_id)?;
+            let agent = self.agent(&offer.agent_id)?;
+            let amounts = self.amounts(&offer.resources);
+            self.account(framework, agent, &amounts, sign as f64);
+            let role = self.frameworks[framework].role;
+            let step = |count: &mut u64| *count = count.saturating_add_signed(sign);
+            step(&mut self.frameworks[framework].allocations);
+            step(&mut self.roles[role].allocations);
+        }
+        Ok(())
+    }
+
     fn add_used(&mut self, used: &[Allocation]) -> Result<(), CallError> {
         for allocation in used {
             let framework = self.framework(&allocation.framework_id)?;
@@ -614,6 +631,15 @@ impl Allocator for HierarchicalDrf {
             self.now = request.now;
             return Ok(Vec::new());
         }
-        Ok(self.round(request.now))
+        let offers = self.round(request.now);
+        if request.dry_run {
+            // Decide exactly as a real round would, then leave nothing allocated.
+            self.apply(&offers, -1)?;
+        }
+        Ok(offers)
+    }
+
+    fn offers_made(&mut self, request: OffersMade) -> Result<(), CallError> {
+        self.apply(&request.offers, 1)
     }
 }

@@ -130,7 +130,7 @@ fn bookkeeping_survives_random_operations() {
                 }
                 _ => {
                     now += 1.0;
-                    let offers = drf.allocate(Allocate { now }).unwrap();
+                    let offers = drf.allocate(Allocate { now, dry_run: false }).unwrap();
                     let mut offered: HashMap<String, Resources> = HashMap::new();
                     for offer in offers {
                         // Only free resources, never the same twice in a round.

@@ -120,6 +120,17 @@ pub struct UpdateWeights {
 pub struct Allocate {
     /// The host's clock, in seconds.
     pub now: f64,
+    /// A shadow round: decide as usual, but leave nothing allocated (the host applies
+    /// another allocator's decisions and reports them through `offers_made`).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Request of [`Allocator::offers_made`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OffersMade {
+    /// The offers the host made this round, which now count as allocated.
+    pub offers: Vec<Offer>,
 }
 
 /// A request with nothing in it (`pause`, `resume`).
@@ -213,6 +224,13 @@ pub trait Allocator: Send {
         let _ = request;
         Ok(())
     }
+    /// After a dry-run round, the offers another allocator made and the host applied: account
+    /// them as allocated, as if they were this allocator's own. (Shadow runs use this to keep a
+    /// candidate policy's view of the cluster identical to the active one's.)
+    fn offers_made(&mut self, request: OffersMade) -> Result<(), CallError> {
+        let _ = request;
+        Ok(())
+    }
     /// One allocation round: the offers to make now. (Across the boundary the offers travel
     /// in the packed layout of [`PackedOffers`](crate::PackedOffers), not JSON.)
     fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError>;
@@ -263,5 +281,7 @@ message_kind! {
         resume(Empty) -> ();
         /// See [`Allocator::allocate`].
         allocate(Allocate) -> Vec<Offer> as crate::kinds::codec::PackedOffers;
+        /// See [`Allocator::offers_made`].
+        offers_made(OffersMade) -> ();
     }
 }

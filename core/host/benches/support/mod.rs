@@ -56,7 +56,7 @@ pub fn rounds(allocator: &mut dyn Allocator, iterations: u64, agents: usize) -> 
     let mut timed = Duration::ZERO;
     for i in 0..iterations {
         let started = Instant::now();
-        let offers = allocator.allocate(Allocate { now: i as f64 }).unwrap();
+        let offers = allocator.allocate(Allocate { now: i as f64, dry_run: false }).unwrap();
         timed += started.elapsed();
         assert_eq!(offers.len(), agents, "every agent is offered in each round");
         for offer in std::hint::black_box(offers) {

@@ -24,6 +24,10 @@ pub struct SimulateArgs {
     /// The allocator: `hierarchical` (built in) or the name of an Allocator module.
     #[arg(long, default_value = "hierarchical")]
     allocator: String,
+    /// A candidate allocator to run in the shadow of the active one: it sees the same inputs,
+    /// its decisions are compared, only the active one's are applied.
+    #[arg(long = "shadow_allocator")]
+    shadow_allocator: Option<String>,
     /// Hook modules to install, comma-separated, in the order they run.
     #[arg(long)]
     hooks: Option<String>,
@@ -106,7 +110,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         bar
     });
     let started = std::time::Instant::now();
-    let simulation = Simulation::new(config, &workload, allocator, hooks, isolators);
+    let mut simulation = Simulation::new(config, &workload, allocator, hooks, isolators);
+    if let Some(name) = &args.shadow_allocator {
+        let shadow = sim::create_allocator(&manager, name).map_err(|e| anyhow::anyhow!("--shadow_allocator: {e}"))?;
+        simulation = simulation.with_shadow(name, shadow);
+    }
     let report = simulation.run(|progress| {
         if let Some(bar) = &bar {
             bar.set_position(progress.ended);
@@ -250,6 +258,22 @@ fn print_report(report: &Report) {
         println!("{line}");
         if let Some(error) = &script.last_error {
             println!("         last reload error: {}", error.lines().next().unwrap_or(""));
+        }
+    }
+    if let Some(shadow) = &report.shadow {
+        println!(
+            "shadow   {}: {} of {} rounds identical; offers: {} alike, {} only by '{}', {} only by the shadow; {} errors",
+            shadow.allocator,
+            shadow.identical_rounds,
+            shadow.rounds,
+            shadow.offers_same,
+            shadow.offers_only_active,
+            report.allocator,
+            shadow.offers_only_shadow,
+            shadow.errors
+        );
+        if let Some((t, example)) = &shadow.first_difference {
+            println!("         first difference at t={t}s: {example}");
         }
     }
     if let Some(sample) = &report.sample_task {

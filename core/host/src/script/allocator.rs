@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Offer, Resources, WeightInfo};
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorVtable, CallError, Empty,
-    FrameworkRequest, MessageFn, MessageTransport, RecoverResources, Remote, RolesRequest, UpdateAgent,
+    FrameworkRequest, MessageFn, MessageTransport, OffersMade, RecoverResources, Remote, RolesRequest, UpdateAgent,
     UpdateFramework, UpdateWeights,
 };
 use modhost_drf::HierarchicalDrf;
@@ -226,8 +226,8 @@ impl ScriptedAllocator {
         }
     }
 
-    fn script_offers(&mut self, now: f64) -> Result<Vec<Offer>, CallError> {
-        let request = serde_json::to_vec(&Allocate { now }).expect("a float encodes");
+    fn script_offers(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError> {
+        let request = serde_json::to_vec(&request).expect("a float encodes");
         let answer = self.transport.call_json("allocate", &request)?;
         if answer.trim_ascii() == b"null" {
             return Ok(Vec::new());
@@ -385,9 +385,17 @@ impl Allocator for ScriptedAllocator {
         self.notify("resume", &request)
     }
 
+    fn offers_made(&mut self, request: OffersMade) -> Result<(), CallError> {
+        self.reload();
+        for offer in &request.offers {
+            self.state.hold(&offer.framework_id, &offer.agent_id, &offer.resources);
+        }
+        self.notify("offers_made", &request)
+    }
+
     fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError> {
         self.reload();
-        let proposed = match self.script_offers(request.now) {
+        let proposed = match self.script_offers(request) {
             Ok(offers) => offers,
             Err(e) => {
                 self.errors += 1;
@@ -410,9 +418,12 @@ impl Allocator for ScriptedAllocator {
                 }
             }
         };
+        // A dry run is checked against a copy: nothing it offers stays allocated.
+        let mut scratch = request.dry_run.then(|| self.state.clone());
         let mut accepted = Vec::with_capacity(proposed.len());
         for offer in proposed {
-            match self.state.accept(&offer) {
+            let state = scratch.as_mut().unwrap_or(&mut self.state);
+            match state.accept(&offer) {
                 Ok(()) => accepted.push(offer),
                 Err(reason) => {
                     self.rejected_offers += 1;

@@ -15,12 +15,14 @@ use modhost_abi::messages::{
     TaskStatus, WeightInfo,
 };
 use modhost_abi::{
-    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, CallError, FrameworkRequest, RecoverResources,
-    RolesRequest, UpdateWeights,
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, CallError, FrameworkRequest, OffersMade,
+    RecoverResources, RolesRequest, UpdateWeights,
 };
 use modhost_drf::SplitMix64;
 
-use super::report::{Distribution, FrameworkSummary, Report, RoleSummary, RoundRecord, SampleTask, Totals};
+use super::report::{
+    Distribution, FrameworkSummary, Report, RoleSummary, RoundRecord, SampleTask, ShadowSummary, Totals,
+};
 use super::workload::{Duration, Event, Workload};
 use crate::hooks::HookChain;
 use crate::isolators::Isolators;
@@ -105,6 +107,17 @@ impl Ord for Due {
     }
 }
 
+/// A candidate allocator run in the shadow of the active one.
+struct Shadow<'w> {
+    allocator: Box<dyn Allocator + 'w>,
+    summary: ShadowSummary,
+}
+
+/// The key of an offer, for comparing two allocators' rounds.
+fn offer_key(offer: &Offer) -> String {
+    format!("{} on {}: {}", offer.framework_id, offer.agent_id, offer.resources)
+}
+
 /// One run of a workload.
 pub struct Simulation<'w> {
     config: SimConfig,
@@ -135,6 +148,8 @@ pub struct Simulation<'w> {
     sample: Option<SampleTask>,
     round_ended: u32,
     idle_rounds: usize,
+    shadow: Option<Shadow<'w>>,
+    shadow_differences: u32,
 }
 
 /// Rounds with nothing running, nothing to come and nothing launched before a run counts
@@ -228,6 +243,8 @@ impl<'w> Simulation<'w> {
             sample: None,
             round_ended: 0,
             idle_rounds: 0,
+            shadow: None,
+            shadow_differences: 0,
         }
     }
 
@@ -239,6 +256,27 @@ impl<'w> Simulation<'w> {
         }
     }
 
+    /// Tells the allocator (and the shadow, if any) about a change in the cluster.
+    fn tell(&mut self, what: &str, call: impl Fn(&mut dyn Allocator) -> Result<(), CallError>) {
+        let result = call(self.allocator.as_mut());
+        self.allocator_call(what, result);
+        if let Some(shadow) = &mut self.shadow
+            && let Err(e) = call(shadow.allocator.as_mut())
+        {
+            shadow.summary.errors += 1;
+            log::warn!("shadow allocator '{}': {what} failed: {e}", shadow.summary.allocator);
+        }
+    }
+
+    /// Runs a candidate allocator beside the active one: it sees every call the active one
+    /// sees, decides each round in a dry run, and is then told the active one's offers, which
+    /// are the only ones applied. Where the two differ is reported.
+    pub fn with_shadow(mut self, name: &str, allocator: Box<dyn Allocator + 'w>) -> Self {
+        self.shadow =
+            Some(Shadow { allocator, summary: ShadowSummary { allocator: name.to_owned(), ..Default::default() } });
+        self
+    }
+
     /// Runs to the end and reports; `observe` sees each round.
     pub fn run(mut self, mut observe: impl FnMut(Progress)) -> Report {
         let options = modhost_abi::messages::AllocatorOptions {
@@ -246,14 +284,13 @@ impl<'w> Simulation<'w> {
             seed: self.config.seed,
             ..Default::default()
         };
-        let result = self.allocator.initialize(options);
-        self.allocator_call("initialize", result);
+        self.tell("initialize", |a| a.initialize(options.clone()));
         for info in &self.workload.agents {
             self.add_agent(info.clone());
         }
         if !self.workload.weights.is_empty() {
-            let result = self.allocator.update_weights(UpdateWeights { weights: self.workload.weights.clone() });
-            self.allocator_call("update_weights", result);
+            let weights = self.workload.weights.clone();
+            self.tell("update_weights", |a| a.update_weights(UpdateWeights { weights: weights.clone() }));
         }
         for index in 0..self.frameworks.len() {
             if self.workload.frameworks[index].arrive_at == 0.0
@@ -306,8 +343,7 @@ impl<'w> Simulation<'w> {
             self.hooks.agent_start(&mut info);
         }
         self.total.add(&info.resources);
-        let result = self.allocator.add_agent(AddAgent { agent: info.clone(), used: Vec::new() });
-        self.allocator_call("add_agent", result);
+        self.tell("add_agent", |a| a.add_agent(AddAgent { agent: info.clone(), used: Vec::new() }));
         self.agent_index.insert(info.id.clone(), self.agents.len());
         self.agents.push(AgentState { info, used: Resources::new(), alive: true });
     }
@@ -319,8 +355,7 @@ impl<'w> Simulation<'w> {
         framework.pending.push_back((t, spec.tasks));
         framework.pending_count = spec.tasks;
         let request = AddFramework { framework: framework.info.clone(), used: Vec::new(), active: true };
-        let result = self.allocator.add_framework(request);
-        self.allocator_call("add_framework", result);
+        self.tell("add_framework", |a| a.add_framework(request.clone()));
     }
 
     /// Whether nothing is left to do: no task pending or running, no framework to come.
@@ -430,8 +465,7 @@ impl<'w> Simulation<'w> {
                 resources: task.resources,
                 filters: None,
             };
-            let result = self.allocator.recover_resources(request);
-            self.allocator_call("recover_resources", result);
+            self.tell("recover_resources", |a| a.recover_resources(request.clone()));
         }
     }
 
@@ -454,8 +488,7 @@ impl<'w> Simulation<'w> {
                     }
                 }
                 self.total.subtract(&self.agents[index].info.resources);
-                let result = self.allocator.remove_agent(AgentRequest { agent_id: agent.clone() });
-                self.allocator_call("remove_agent", result);
+                self.tell("remove_agent", |a| a.remove_agent(AgentRequest { agent_id: agent.clone() }));
                 if !self.hooks.is_empty() {
                     self.hooks.agent_lost(&self.agents[index].info.clone());
                 }
@@ -482,8 +515,9 @@ impl<'w> Simulation<'w> {
                 f.left = true;
                 f.pending.clear();
                 f.pending_count = 0;
-                let result = self.allocator.remove_framework(FrameworkRequest { framework_id: framework.clone() });
-                self.allocator_call("remove_framework", result);
+                self.tell("remove_framework", |a| {
+                    a.remove_framework(FrameworkRequest { framework_id: framework.clone() })
+                });
                 self.events.push((at, format!("framework {framework} leaves; {} task(s) killed", killed.len())));
             }
             Event::WeightChange { role, weight } => {
@@ -491,8 +525,7 @@ impl<'w> Simulation<'w> {
                     self.role_weights[index] = weight;
                 }
                 let request = UpdateWeights { weights: vec![WeightInfo { role: role.clone(), weight }] };
-                let result = self.allocator.update_weights(request);
-                self.allocator_call("update_weights", result);
+                self.tell("update_weights", |a| a.update_weights(request.clone()));
                 self.events.push((at, format!("role {role} weight set to {weight}")));
             }
         }
@@ -505,8 +538,7 @@ impl<'w> Simulation<'w> {
         if f.suppressed {
             f.suppressed = false;
             let request = RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() };
-            let result = self.allocator.revive_offers(request);
-            self.allocator_call("revive_offers", result);
+            self.tell("revive_offers", |a| a.revive_offers(request.clone()));
         }
     }
 
@@ -576,7 +608,7 @@ impl<'w> Simulation<'w> {
             self.events.push((t, format!("{}: {}", event.module, event.message)));
         }
         let started = Instant::now();
-        let result = self.allocator.allocate(Allocate { now: t });
+        let result = self.allocator.allocate(Allocate { now: t, dry_run: false });
         let elapsed = started.elapsed().as_secs_f64() * 1e6;
         self.allocator_us.push(elapsed);
         let offers = match result {
@@ -593,7 +625,9 @@ impl<'w> Simulation<'w> {
         let (made, rejected_before) = (offers.len() as u32, self.totals.rejected_offers);
         let mut declined = 0;
         let mut launched = 0;
-        for (framework, agent, offer) in self.check_offers(offers) {
+        let valid = self.check_offers(offers);
+        self.shadow_round(t, &valid);
+        for (framework, agent, offer) in valid {
             let line = format!("{t}|{}|{}|{}\n", offer.framework_id, offer.agent_id, offer.resources);
             self.digest = fnv(self.digest, line.as_bytes());
             let n = self.use_offer(framework, agent, offer, t);
@@ -605,6 +639,52 @@ impl<'w> Simulation<'w> {
         self.totals.offers += u64::from(made);
         self.totals.declined += u64::from(declined);
         self.record(t, made, declined, (self.totals.rejected_offers - rejected_before) as u32, launched, elapsed);
+    }
+
+    /// The shadow's dry run of this round, compared with the active allocator's checked
+    /// offers, which the shadow is then told were made.
+    fn shadow_round(&mut self, t: f64, made: &[(usize, usize, Offer)]) {
+        self.shadow_differences = 0;
+        let Some(shadow) = &mut self.shadow else { return };
+        let summary = &mut shadow.summary;
+        summary.rounds += 1;
+        match shadow.allocator.allocate(Allocate { now: t, dry_run: true }) {
+            Ok(proposed) => {
+                let mut count: BTreeMap<String, i64> = BTreeMap::new();
+                for (_, _, offer) in made {
+                    *count.entry(offer_key(offer)).or_default() += 1;
+                }
+                for offer in &proposed {
+                    *count.entry(offer_key(offer)).or_default() -= 1;
+                }
+                let only_active: i64 = count.values().filter(|c| **c > 0).sum();
+                let only_shadow: i64 = -count.values().filter(|c| **c < 0).sum::<i64>();
+                summary.offers_same += made.len() as u64 - only_active as u64;
+                summary.offers_only_active += only_active as u64;
+                summary.offers_only_shadow += only_shadow as u64;
+                if only_active + only_shadow == 0 {
+                    summary.identical_rounds += 1;
+                } else if summary.first_difference.is_none() {
+                    let example = count.iter().find(|(_, c)| **c != 0).map(|(k, c)| {
+                        format!(
+                            "{} {k}",
+                            if *c > 0 { "only the active allocator offered" } else { "only the shadow offered" }
+                        )
+                    });
+                    summary.first_difference = Some((t, example.unwrap_or_default()));
+                }
+                self.shadow_differences = (only_active + only_shadow) as u32;
+            }
+            Err(e) => {
+                summary.errors += 1;
+                log::warn!("shadow allocator '{}': allocate failed at t={t}: {e}", summary.allocator);
+            }
+        }
+        let offers = made.iter().map(|(_, _, offer)| offer.clone()).collect();
+        if let Err(e) = shadow.allocator.offers_made(OffersMade { offers }) {
+            shadow.summary.errors += 1;
+            log::warn!("shadow allocator '{}': offers_made failed at t={t}: {e}", shadow.summary.allocator);
+        }
     }
 
     /// The framework's answer to an offer: launch what fits, decline the rest.
@@ -626,15 +706,13 @@ impl<'w> Simulation<'w> {
                 resources: remaining,
                 filters: Some(Filters { refuse_seconds: spec.refuse_seconds }),
             };
-            let result = self.allocator.recover_resources(request);
-            self.allocator_call("recover_resources", result);
+            self.tell("recover_resources", |a| a.recover_resources(request.clone()));
         }
         let f = &mut self.frameworks[framework];
         if f.pending_count == 0 && spec.suppress_when_idle && !f.suppressed {
             f.suppressed = true;
             let request = RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() };
-            let result = self.allocator.suppress_offers(request);
-            self.allocator_call("suppress_offers", result);
+            self.tell("suppress_offers", |a| a.suppress_offers(request.clone()));
         }
         launched
     }
@@ -783,6 +861,7 @@ impl<'w> Simulation<'w> {
             utilisation,
             role_shares,
             framework_shares,
+            shadow_differences: self.shadow_differences,
         });
     }
 
@@ -851,6 +930,7 @@ impl<'w> Simulation<'w> {
             isolators: self.isolators.summary(),
             sample_task: self.sample.clone(),
             scripts: crate::script::statuses(),
+            shadow: self.shadow.as_ref().map(|s| s.summary.clone()),
             events: self.events.clone(),
             decisions_digest: format!("{:016x}", self.digest),
             peak_rss_kib: peak_rss_kib(),

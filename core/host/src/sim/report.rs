@@ -33,6 +33,29 @@ pub struct RoundRecord {
     pub role_shares: Vec<f64>,
     /// Each framework's dominant share, in the report's framework order.
     pub framework_shares: Vec<f32>,
+    /// Offers in which the shadow allocator's dry run differed from the active one's.
+    pub shadow_differences: u32,
+}
+
+/// How a shadow allocator's decisions compared with the active one's.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ShadowSummary {
+    /// The candidate allocator.
+    pub allocator: String,
+    /// Rounds compared.
+    pub rounds: u64,
+    /// Rounds in which both made exactly the same offers.
+    pub identical_rounds: u64,
+    /// Offers both made.
+    pub offers_same: u64,
+    /// Offers only the active allocator made.
+    pub offers_only_active: u64,
+    /// Offers only the shadow made.
+    pub offers_only_shadow: u64,
+    /// The shadow's failed calls.
+    pub errors: u64,
+    /// The first round that differed, and one offer that did.
+    pub first_difference: Option<(f64, String)>,
 }
 
 /// Summary figures of a distribution.
@@ -187,6 +210,8 @@ pub struct Report {
     pub sample_task: Option<SampleTask>,
     /// Every scripted module: its running version, reloads, calls, errors.
     pub scripts: Vec<crate::script::ScriptStatus>,
+    /// The shadow allocator's comparison, when one ran.
+    pub shadow: Option<ShadowSummary>,
     /// Cluster events as they happened: (time, what).
     pub events: Vec<(f64, String)>,
     /// FNV-1a of every offer (time, framework, agent, resources): equal digests mean equal
