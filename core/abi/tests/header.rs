@@ -49,7 +49,8 @@ fn header_vtables_match_the_traits() {
         ("modhost_isolator_vtable", ISOLATOR_METHODS),
     ] {
         let start = header.find(&format!("typedef struct {name} {{")).unwrap_or_else(|| panic!("no {name}"));
-        let body = &header[start..start + header[start..].find('}').unwrap()];
+        let end = header[start..].find(&format!("}} {name};")).unwrap_or_else(|| panic!("{name} does not end"));
+        let body = &header[start..start + end];
         let fields: Vec<&str> = body
             .lines()
             .filter_map(|line| line.trim().strip_prefix("modhost_message_fn "))

@@ -24,7 +24,7 @@ enum Action {
     #[command(subcommand)]
     Modules(ModulesAction),
     /// Run a workload on a simulated cluster with an allocator, hooks and isolators.
-    Simulate(simulate::SimulateArgs),
+    Simulate(Box<simulate::SimulateArgs>),
     /// Generate or check workload files.
     #[command(subcommand)]
     Workload(workload::WorkloadAction),
@@ -61,7 +61,7 @@ pub struct CheckArgs {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command.action {
         Action::Modules(ModulesAction::Check(args)) => check::run(&args.sources, args.json),
-        Action::Simulate(args) => simulate::run(args),
+        Action::Simulate(args) => simulate::run(*args),
         Action::Workload(action) => workload::run(action),
     }
 }
