@@ -316,4 +316,10 @@ fn a_shadow_run_compares_without_changing_what_is_applied() {
     assert_eq!(shadow.errors, 0);
     assert!(report.series.iter().any(|r| r.shadow_differences > 0));
     assert_eq!(report.totals.rejected_offers, 0);
+    // Shares over time for both: what each policy's offers would give each role, every round.
+    let roles = report.roles.len();
+    assert!(report.series.iter().all(|r| r.offered_shares.len() == roles && r.shadow_offered_shares.len() == roles));
+    assert!(report.series.iter().any(|r| r.offered_shares != r.shadow_offered_shares));
+    let page = modhost::sim::html(&report).unwrap();
+    assert!(page.contains("Offered share by role: hierarchical vs shadow priority"));
 }

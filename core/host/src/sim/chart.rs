@@ -80,6 +80,28 @@ pub fn html(report: &Report) -> Result<String, String> {
     }
     let share_svg = line_chart("Dominant share by role", &top, end)?;
     let utilisation_svg = line_chart("Utilisation by resource", &utilisation, end)?;
+    // Shadow runs: the share each policy's offers would give each role, round by round.
+    let shadow_svg = match &report.shadow {
+        Some(shadow) => {
+            let mut series = Vec::new();
+            for (i, role) in report.roles.iter().enumerate().take(6) {
+                for (label, pick) in [("active", 0), ("shadow", 1)] {
+                    let points = report
+                        .series
+                        .iter()
+                        .filter_map(|r| {
+                            let shares = if pick == 0 { &r.offered_shares } else { &r.shadow_offered_shares };
+                            shares.get(i).map(|s| (r.t, *s))
+                        })
+                        .collect();
+                    series.push((format!("{} ({label})", role.role), points));
+                }
+            }
+            let title = format!("Offered share by role: {} vs shadow {}", report.allocator, shadow.allocator);
+            line_chart(&title, &series, end)?
+        }
+        None => String::new(),
+    };
 
     let mut rows = String::new();
     for role in &report.roles {
@@ -113,6 +135,7 @@ Offers: {offers} made, {declined} declined, {rejected} refused by the host.
 Allocator time per round: median {median:.1} µs, p99 {p99:.1} µs. Task wait: mean {wait:.1} s, p99 {wait99:.1} s.</p>
 {share_svg}
 {utilisation_svg}
+{shadow_svg}
 <h2>Roles</h2>
 <table><tr><th>role</th><th>weight</th><th>frameworks</th><th>tasks launched</th><th>mean share</th><th>peak share</th></tr>
 {rows}</table>

@@ -150,6 +150,8 @@ pub struct Simulation<'w> {
     idle_rounds: usize,
     shadow: Option<Shadow<'w>>,
     shadow_differences: u32,
+    /// This round's offered shares per role, active then shadow (shadow runs only).
+    offered_shares: (Vec<f64>, Vec<f64>),
 }
 
 /// Rounds with nothing running, nothing to come and nothing launched before a run counts
@@ -245,6 +247,7 @@ impl<'w> Simulation<'w> {
             idle_rounds: 0,
             shadow: None,
             shadow_differences: 0,
+            offered_shares: (Vec::new(), Vec::new()),
         }
     }
 
@@ -648,6 +651,7 @@ impl<'w> Simulation<'w> {
         let Some(shadow) = &mut self.shadow else { return };
         let summary = &mut shadow.summary;
         summary.rounds += 1;
+        let mut proposed_for_shares = Vec::new();
         match shadow.allocator.allocate(Allocate { now: t, dry_run: true }) {
             Ok(proposed) => {
                 let mut count: BTreeMap<String, i64> = BTreeMap::new();
@@ -674,13 +678,28 @@ impl<'w> Simulation<'w> {
                     summary.first_difference = Some((t, example.unwrap_or_default()));
                 }
                 self.shadow_differences = (only_active + only_shadow) as u32;
+                proposed_for_shares = proposed;
             }
             Err(e) => {
                 summary.errors += 1;
                 log::warn!("shadow allocator '{}': allocate failed at t={t}: {e}", summary.allocator);
             }
         }
-        let offers = made.iter().map(|(_, _, offer)| offer.clone()).collect();
+        let offers: Vec<Offer> = made.iter().map(|(_, _, offer)| offer.clone()).collect();
+        // The dominant share each role would hold if the round's offers were taken whole:
+        // the same measure for both allocators, since only one of them is applied.
+        let offered = |offers: &[Offer], frameworks: &HashMap<String, usize>, roles: &[FrameworkState]| {
+            let mut used: Vec<Resources> = self.role_used.clone();
+            for offer in offers {
+                if let Some(&f) = frameworks.get(&offer.framework_id) {
+                    used[roles[f].role].add(&offer.resources);
+                }
+            }
+            used.iter().map(|u| dominant_share(u, &self.total)).collect::<Vec<f64>>()
+        };
+        let active = offered(&offers, &self.framework_index, &self.frameworks);
+        let candidate = offered(&proposed_for_shares, &self.framework_index, &self.frameworks);
+        self.offered_shares = (active, candidate);
         if let Err(e) = shadow.allocator.offers_made(OffersMade { offers }) {
             shadow.summary.errors += 1;
             log::warn!("shadow allocator '{}': offers_made failed at t={t}: {e}", shadow.summary.allocator);
@@ -862,6 +881,8 @@ impl<'w> Simulation<'w> {
             role_shares,
             framework_shares,
             shadow_differences: self.shadow_differences,
+            offered_shares: std::mem::take(&mut self.offered_shares.0),
+            shadow_offered_shares: std::mem::take(&mut self.offered_shares.1),
         });
     }
 

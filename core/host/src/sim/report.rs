@@ -35,6 +35,13 @@ pub struct RoundRecord {
     pub framework_shares: Vec<f32>,
     /// Offers in which the shadow allocator's dry run differed from the active one's.
     pub shadow_differences: u32,
+    /// Shadow runs: each role's dominant share if the active allocator's offers of the round
+    /// were taken whole (empty without a shadow).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offered_shares: Vec<f64>,
+    /// Shadow runs: the same for the shadow's offers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow_offered_shares: Vec<f64>,
 }
 
 /// How a shadow allocator's decisions compared with the active one's.
