@@ -310,7 +310,7 @@ fn a_shadow_run_compares_without_changing_what_is_applied() {
     }
     // A different policy differs, and still changes nothing that is applied.
     let report = run(Some(("priority", sim::create_allocator(&priority_manager, "priority").unwrap())));
-    let shadow = report.shadow.unwrap();
+    let shadow = report.shadow.clone().unwrap();
     assert_eq!(report.decisions_digest, alone.decisions_digest);
     assert!(shadow.identical_rounds < shadow.rounds && shadow.offers_only_shadow > 0, "{shadow:?}");
     assert_eq!(shadow.errors, 0);
