@@ -48,21 +48,29 @@ local function shuffle(list)
   end
 end
 
+local max = math.max
 local function share(allocated, weight)
   local s = 0.0
-  for _, name in ipairs(names) do
-    if fair[name] and total[name] > 0 then s = math.max(s, (allocated[name] or 0) / total[name]) end
+  for i = 1, #names do
+    local name = names[i]
+    local t = total[name]
+    if fair[name] and t > 0 then s = max(s, (allocated[name] or 0) / t) end
   end
   return s / weight
 end
 
 -- Adds (sign 1) or removes (sign -1) what a framework holds on an agent.
+local function add(t, amounts, sign)
+  for name, amount in pairs(amounts) do t[name] = round((t[name] or 0) + sign * amount) end
+end
+
 local function account(f, a, amounts, sign)
   local held = a.by_framework[f.id] or {}
   a.by_framework[f.id] = held
-  for _, t in ipairs({ f.allocated, roles[f.role].allocated, a.allocated, held }) do
-    for name, amount in pairs(amounts) do t[name] = round((t[name] or 0) + sign * amount) end
-  end
+  add(f.allocated, amounts, sign)
+  add(roles[f.role].allocated, amounts, sign)
+  add(a.allocated, amounts, sign)
+  add(held, amounts, sign)
   local empty = true
   for _, amount in pairs(held) do if amount > 0 then empty = false end end
   if empty then a.by_framework[f.id] = nil end
