@@ -161,9 +161,15 @@ impl Vm for PyVm {
                 .and_then(|f| f.extract())
                 .map_err(|e| failed(e.to_string()))?;
             let version = Python::version_str().split_whitespace().next().unwrap_or("3").to_owned();
+            // Which installation runs: the one the build linked (its prefix, from sys).
+            let prefix: String = py
+                .import("sys")
+                .and_then(|sys| sys.getattr("base_prefix"))
+                .and_then(|p| p.extract())
+                .unwrap_or_default();
             Ok(VmInfo {
                 language: "python".into(),
-                version: format!("Python {version}"),
+                version: format!("Python {version} ({prefix})"),
                 script: self.shown(),
                 functions,
                 memory_bytes: 0,
