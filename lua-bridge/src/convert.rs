@@ -103,29 +103,59 @@ impl<'de> Visitor<'de> for Push {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.room()?;
-        let hint = seq.size_hint().unwrap_or(0).min(1 << 16) as c_int;
+        // The elements go on the stack first, so the table is made at its final size (JSON
+        // gives no length ahead, and growing a table rehashes it at every power of two).
         // SAFETY: see the comment above the impl.
-        unsafe { ffi::lua_createtable(self.state, hint, 0) };
-        let mut index = 1;
-        while seq.next_element_seed(self.nested())?.is_some() {
-            // SAFETY: the table is below the element just pushed.
-            unsafe { ffi::lua_rawseti(self.state, -2, index) };
-            index += 1;
+        let base = unsafe { ffi::lua_gettop(self.state) };
+        let mut count: c_int = 0;
+        loop {
+            // SAFETY: see the comment above the impl.
+            if unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
+                return Err(serde::de::Error::custom("the message is too large for the Lua stack"));
+            }
+            if seq.next_element_seed(self.nested())?.is_none() {
+                break;
+            }
+            count += 1;
+        }
+        // SAFETY: `count` values lie above `base`; the new table is moved below them, then
+        // each value is popped into its index, the last first.
+        unsafe {
+            ffi::lua_createtable(self.state, count, 0);
+            ffi::lua_rotate(self.state, base + 1, 1);
+            for index in (1..=count).rev() {
+                ffi::lua_rawseti(self.state, base + 1, ffi::lua_Integer::from(index));
+            }
         }
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         self.room()?;
-        let hint = map.size_hint().unwrap_or(0).min(1 << 16) as c_int;
+        // As for lists: keys and values on the stack first, then a table of the right size.
+        // (A key given twice keeps its first value, where JSON parsers usually keep the last.)
         // SAFETY: see the comment above the impl.
-        unsafe { ffi::lua_createtable(self.state, 0, hint) };
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        let base = unsafe { ffi::lua_gettop(self.state) };
+        let mut count: c_int = 0;
+        loop {
+            // SAFETY: see the comment above the impl.
+            if unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
+                return Err(serde::de::Error::custom("the message is too large for the Lua stack"));
+            }
+            let Some(key) = map.next_key::<Cow<'de, str>>()? else { break };
             // SAFETY: see the comment above the impl; Lua copies the bytes.
             unsafe { ffi::lua_pushlstring(self.state, key.as_ptr().cast(), key.len()) };
             map.next_value_seed(self.nested())?;
-            // SAFETY: the table is below the key and the value just pushed.
-            unsafe { ffi::lua_rawset(self.state, -3) };
+            count += 1;
+        }
+        // SAFETY: `count` key/value pairs lie above `base`; the new table is moved below them,
+        // then each pair is popped into it.
+        unsafe {
+            ffi::lua_createtable(self.state, 0, count);
+            ffi::lua_rotate(self.state, base + 1, 1);
+            for _ in 0..count {
+                ffi::lua_rawset(self.state, base + 1);
+            }
         }
         Ok(())
     }
