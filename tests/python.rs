@@ -176,3 +176,16 @@ fn the_bundled_hooks_read_role_settings_from_json_or_sqlite() {
         serde_json::json!([{"name": "KEEP", "value": "1"}, {"name": "MODHOST_TIER", "value": "from-sqlite"}])
     );
 }
+
+#[test]
+fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
+    let code = "def bomb(r):\n    hoard = []\n    while True:\n        hoard.append(' ' * 1_000_000)\n\ndef ok(r):\n    return 'fine'\n";
+    let (_manager, mut vm) = load_vm("hungry", code, &[("memory_limit", "64MiB")]);
+    let error = call(&mut vm, "bomb", "{}").unwrap_err().to_string();
+    assert!(error.contains("MemoryError") && error.contains("hungry.py:4"), "{error}");
+    assert_eq!(call(&mut vm, "ok", "{}").unwrap(), "\"fine\"");
+    let path = support::script("sized.py", "def f(r):\n    return 1\n");
+    let manager = support::python_manager(&[("sized", &path, &[("memory_limit", "lots")])]);
+    let error = manager.create::<VmHandle>("sized", None).err().unwrap().to_string();
+    assert!(error.contains("memory_limit=lots"), "{error}");
+}

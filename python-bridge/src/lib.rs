@@ -10,6 +10,7 @@
 //! This library calls `dladdr`/`dlopen` once (in `runtime.rs`), only to make the libpython it
 //! already loaded global, so that the standard library's C extension modules load.
 
+mod memory;
 mod runtime;
 mod watchdog;
 
@@ -29,6 +30,7 @@ use watchdog::Slot;
 pub struct PyVm {
     script: PathBuf,
     timeout: Duration,
+    memory_limit: usize,
     module: Option<Py<PyModule>>,
     slot: Arc<Slot>,
     output: Vec<String>,
@@ -36,7 +38,17 @@ pub struct PyVm {
 
 /// Parameters this module reads, and those of the host's adapter (`kind`, `fallback`,
 /// `reload`, `reload_poll_ms`); any other is an error.
-const KNOWN: [&str; 7] = ["script", "python_path", "timeout_ms", "kind", "fallback", "reload", "reload_poll_ms"];
+const KNOWN: [&str; 8] =
+    ["script", "python_path", "timeout_ms", "memory_limit", "kind", "fallback", "reload", "reload_poll_ms"];
+
+/// `256MiB`, `1GiB`, `512KiB` or a number of bytes (at least 1 MiB).
+fn parse_size(value: &str) -> Option<usize> {
+    let (number, scale) = [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
+        .into_iter()
+        .find_map(|(suffix, scale)| value.strip_suffix(suffix).map(|n| (n, scale)))
+        .unwrap_or((value, 1));
+    number.trim().parse::<usize>().ok()?.checked_mul(scale).filter(|n| *n >= 1 << 20)
+}
 
 fn failed(message: impl Into<String>) -> CallError {
     CallError::failed(message)
@@ -68,6 +80,11 @@ impl Construct for PyVm {
                     .ok_or_else(|| failed(format!("parameter timeout_ms={v}: expected milliseconds > 0")))?,
             ),
         };
+        let memory_limit = match parameters.get("memory_limit") {
+            None => 256 << 20,
+            Some(v) => parse_size(v)
+                .ok_or_else(|| failed(format!("parameter memory_limit={v}: expected a size such as 256MiB")))?,
+        };
         let shown = script.display().to_string();
         let code =
             std::fs::read_to_string(&script).map_err(|e| failed(format!("cannot read script '{shown}': {e}")))?;
@@ -89,7 +106,9 @@ impl Construct for PyVm {
                 bridge.call_method1("add_path", (path,)).map_err(|e| failed(e.to_string()))?;
             }
             slot.begin(py, timeout);
+            memory::begin(memory_limit);
             let loaded = bridge.call_method1("load", (code.as_str(), shown.as_str(), name.as_str()));
+            memory::end();
             slot.end(py);
             output.extend(take_output(py));
             match loaded.and_then(|module| module.cast_into::<PyModule>().map_err(PyErr::from)) {
@@ -97,7 +116,7 @@ impl Construct for PyVm {
                 Err(e) => Err(failed(format!("cannot load '{shown}': {}", describe(py, &e, &shown)))),
             }
         })?;
-        Ok(PyVm { script, timeout, module: Some(module), slot, output })
+        Ok(PyVm { script, timeout, memory_limit, module: Some(module), slot, output })
     }
 }
 
@@ -133,7 +152,9 @@ impl Vm for PyVm {
                 .getattr(function)
                 .map_err(|_| failed(format!("'{script}' defines no function '{function}'")))?;
             self.slot.begin(py, self.timeout);
+            memory::begin(self.memory_limit);
             let result = runtime.call.bind(py).call1((f, PyBytes::new(py, message), script.as_str(), timeout_ms));
+            memory::end();
             self.slot.end(py);
             let printed = take_output(py);
             let (ok, answer): (bool, String) = result

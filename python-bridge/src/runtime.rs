@@ -56,6 +56,7 @@ pub fn runtime() -> Result<&'static Runtime, String> {
     RUNTIME
         .get_or_init(|| {
             promote_libpython();
+            crate::memory::install();
             Python::initialize();
             Python::attach(|py| {
                 let bridge = PyModule::from_code(py, BRIDGE, c"<modhost bridge>", c"_modhost_bridge")
