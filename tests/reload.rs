@@ -137,7 +137,8 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
     }
 
     save(&path, &counting("second"));
-    std::thread::sleep(Duration::from_millis(300));
+    // Generous, for loaded CI machines: the watcher needs two polls and a load.
+    std::thread::sleep(Duration::from_millis(1000));
     // The next call installs the new version after replaying the state: it knows what is
     // allocated, so it offers exactly the two free agents, nothing twice.
     let again = allocator.allocate(Allocate { now: 1.0, dry_run: false }).unwrap();
@@ -260,11 +261,11 @@ fn a_policy_edited_during_a_simulation_takes_over_and_a_broken_save_is_refused()
             if rounds == 20 {
                 // From now on the policy offers nothing.
                 save(&path, &frozen);
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(500));
             }
             if rounds == 40 {
                 save(&path, "function allocate(request\n");
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(500));
             }
             let _ = progress;
         });
