@@ -2,27 +2,33 @@
 //!
 //! CPython has no limit of its own. Before the interpreter starts, the bridge wraps its
 //! object and memory allocators: each block carries its size in a 16-byte header (keeping
-//! 16-byte alignment), a counter follows what is live, and while a call runs an allocation
-//! that would take the call more than `memory_limit` past what was live when it began is
-//! refused. Python turns the refusal into a `MemoryError` in the script, which the bridge
+//! 16-byte alignment). While a call runs, its thread counts what it allocates less what it
+//! frees, and an allocation that would take that past `memory_limit` is refused. The count is
+//! per thread because calls from several host threads interleave at the interpreter's switch
+//! interval. Python turns the refusal into a `MemoryError` in the script, which the bridge
 //! reports like any other exception; the host goes on.
 
+use std::cell::Cell;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use pyo3::ffi::{PyMem_GetAllocator, PyMem_SetAllocator, PyMemAllocatorDomain, PyMemAllocatorEx};
 
 const HEADER: usize = 16;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static BASELINE: AtomicUsize = AtomicUsize::new(0);
-static LIMIT: AtomicUsize = AtomicUsize::new(0);
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// The limit of the call running on this thread (0: none), and what it has taken so far.
+    static CALL: Cell<(usize, isize)> = const { Cell::new((0, 0)) };
+}
 
 fn refuse(extra: usize) -> bool {
-    ACTIVE.load(Ordering::Relaxed) && {
-        let limit = LIMIT.load(Ordering::Relaxed);
-        limit > 0 && LIVE.load(Ordering::Relaxed).saturating_add(extra) > BASELINE.load(Ordering::Relaxed) + limit
+    let (limit, taken) = CALL.get();
+    limit > 0 && taken.saturating_add(extra as isize) > limit as isize
+}
+
+fn count(bytes: isize) {
+    let (limit, taken) = CALL.get();
+    if limit > 0 {
+        CALL.set((limit, taken.saturating_add(bytes)));
     }
 }
 
@@ -39,7 +45,7 @@ fn finish(block: *mut c_void, size: usize) -> *mut c_void {
     }
     // SAFETY: `block` was allocated with HEADER extra bytes, aligned for a usize.
     unsafe { block.cast::<usize>().write(size) };
-    LIVE.fetch_add(size, Ordering::Relaxed);
+    count(size as isize);
     // SAFETY: the block is at least HEADER bytes long.
     unsafe { block.cast::<u8>().add(HEADER).cast() }
 }
@@ -85,7 +91,7 @@ extern "C" fn realloc(ctx: *mut c_void, ptr: *mut c_void, size: usize) -> *mut c
     if moved.is_null() {
         return moved;
     }
-    LIVE.fetch_sub(old, Ordering::Relaxed);
+    count(-(old as isize));
     finish(moved, size)
 }
 
@@ -94,7 +100,7 @@ extern "C" fn free(ctx: *mut c_void, ptr: *mut c_void) {
         return;
     }
     let (block, size) = block_of(ptr);
-    LIVE.fetch_sub(size, Ordering::Relaxed);
+    count(-(size as isize));
     let original = original(ctx);
     if let Some(release) = original.free {
         release(original.ctx, block);
@@ -128,14 +134,12 @@ pub fn install() {
     }
 }
 
-/// Starts counting a call against `limit` bytes (0: no limit). Called with the GIL.
+/// Starts counting this thread's call against `limit` bytes (0: no limit).
 pub fn begin(limit: usize) {
-    BASELINE.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
-    LIMIT.store(limit, Ordering::Relaxed);
-    ACTIVE.store(true, Ordering::Relaxed);
+    CALL.set((limit, 0));
 }
 
-/// Stops counting. Called with the GIL.
+/// Stops counting this thread's call.
 pub fn end() {
-    ACTIVE.store(false, Ordering::Relaxed);
+    CALL.set((0, 0));
 }
