@@ -30,6 +30,7 @@ fn check(manifest: &str, expected_code: i32, stderr_fragments: &[&str]) -> Outpu
     for fragment in stderr_fragments {
         assert!(stderr.contains(fragment), "stderr lacks {fragment:?} for {manifest}:\n{stderr}");
     }
+    support::assert_no_repeated_cause(&stderr);
     output
 }
 

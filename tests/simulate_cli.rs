@@ -88,6 +88,7 @@ fn check_error(args: &[&str], fragments: &[&str]) {
     for fragment in fragments {
         assert!(text.contains(fragment), "{args:?}: stderr lacks {fragment:?}:\n{text}");
     }
+    support::assert_no_repeated_cause(&text);
 }
 
 #[test]
@@ -113,6 +114,7 @@ fn bad_flags_and_workloads_fail_with_a_clear_error() {
         &["bad-workload.json", "frameworks[0].task_resources.mem", "negative"],
     );
     check_error(&["--workload=/nonexistent/w.json"], &["cannot read workload '/nonexistent/w.json'"]);
+    check_error(&["--modules=/nonexistent/m.json"], &["Error reading module manifest file '/nonexistent/m.json'"]);
 }
 
 #[test]

@@ -199,3 +199,13 @@ fn scripted_manager(bridge: &Path, symbol: &str, modules: &[ScriptedModule<'_>])
     manager.load(&modhost::manifest::parse(&json.to_string(), modhost::manifest::Origin::Inline).unwrap()).unwrap();
     manager
 }
+
+/// Checks that no line of `stderr` says the same thing twice in a row ("X: cause: cause"), as
+/// happens when an error both prints its cause and returns it as its `source()` and the binary
+/// prints the whole chain.
+pub fn assert_no_repeated_cause(stderr: &str) {
+    for line in stderr.lines() {
+        let parts: Vec<&str> = line.split(": ").collect();
+        assert!(!parts.windows(2).any(|pair| pair[0] == pair[1]), "a cause is printed twice: {line}");
+    }
+}

@@ -24,12 +24,12 @@ pub enum HooksError {
     #[error("Error installing hooks: No hook module named '{0}' available")]
     Unknown(String),
     /// The module's `create` failed.
-    #[error("Error installing hooks: Failed to instantiate hook module '{name}': {source}")]
+    #[error("Error installing hooks: Failed to instantiate hook module '{name}': {cause}")]
     Create {
         /// The module.
         name: String,
         /// Why.
-        source: CreateError,
+        cause: CreateError,
     },
 }
 
@@ -61,7 +61,7 @@ impl HookChain {
                 return Err(HooksError::Unknown(name.to_owned()));
             }
             let hook = crate::script::create_hook(manager, name)
-                .map_err(|source| HooksError::Create { name: name.to_owned(), source })?;
+                .map_err(|cause| HooksError::Create { name: name.to_owned(), cause })?;
             chain.push(name, hook);
         }
         Ok(chain)

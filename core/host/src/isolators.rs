@@ -15,12 +15,12 @@ pub enum IsolationError {
     #[error("Unknown or unsupported isolator '{0}'")]
     Unknown(String),
     /// The module's `create` failed.
-    #[error("Failed to create isolator '{name}': {source}")]
+    #[error("Failed to create isolator '{name}': {cause}")]
     Create {
         /// The module.
         name: String,
         /// Why.
-        source: CreateError,
+        cause: CreateError,
     },
 }
 
@@ -65,7 +65,7 @@ impl Isolators {
                 return Err(IsolationError::Unknown(name.to_owned()));
             }
             let isolator = crate::script::create_isolator(manager, name)
-                .map_err(|source| IsolationError::Create { name: name.to_owned(), source })?;
+                .map_err(|cause| IsolationError::Create { name: name.to_owned(), cause })?;
             isolators.push(name, isolator);
         }
         Ok(isolators)

@@ -100,20 +100,20 @@ pub enum ManifestError {
     #[error("Only one of --modules or --modules_dir should be specified")]
     BothSources,
     /// A manifest file could not be read.
-    #[error("Error reading module manifest file '{}': {source}", path.display())]
+    #[error("Error reading module manifest file '{}': {cause}", path.display())]
     ReadFile {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The `--modules_dir` directory could not be listed.
-    #[error("Error loading module manifests from '{}' directory: {source}", dir.display())]
+    #[error("Error loading module manifests from '{}' directory: {cause}", dir.display())]
     ReadDir {
         /// The directory.
         dir: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Not JSON, or JSON of the wrong shape.
     #[error("Error parsing {origin}: {message}{hint}")]
@@ -306,7 +306,7 @@ pub fn parse(text: &str, origin: Origin) -> Result<Manifest, ManifestError> {
 /// Reads and parses a manifest file.
 pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
     let text =
-        std::fs::read_to_string(path).map_err(|source| ManifestError::ReadFile { path: path.to_owned(), source })?;
+        std::fs::read_to_string(path).map_err(|cause| ManifestError::ReadFile { path: path.to_owned(), cause })?;
     parse(&text, Origin::File(path.to_owned()))
 }
 
@@ -325,7 +325,7 @@ pub fn from_flag(value: &str) -> Result<Manifest, ManifestError> {
 /// Reads every entry of a `--modules_dir` directory, in byte order of the names, as Mesos
 /// does (there is no extension filter; a subdirectory is a read error).
 pub fn from_dir(dir: &Path) -> Result<Vec<Manifest>, ManifestError> {
-    let read_dir = |source| ManifestError::ReadDir { dir: dir.to_owned(), source };
+    let read_dir = |cause| ManifestError::ReadDir { dir: dir.to_owned(), cause };
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read_dir)? {
         paths.push(entry.map_err(read_dir)?.path());

@@ -77,12 +77,12 @@ impl Anonymous for ScriptedAnonymous {}
 
 /// Why an Anonymous module could not be created at start (Mesos's message).
 #[derive(Debug, thiserror::Error)]
-#[error("Failed to create anonymous module named '{name}': {source}")]
+#[error("Failed to create anonymous module named '{name}': {cause}")]
 pub struct AnonymousError {
     /// The module.
     pub name: String,
     /// Why.
-    pub source: CreateError,
+    pub cause: CreateError,
 }
 
 /// Every Anonymous module, native or scripted (a Vm with the parameter `kind=Anonymous`),
@@ -90,8 +90,7 @@ pub struct AnonymousError {
 pub fn create_anonymous_modules(manager: &ModuleManager) -> Result<Vec<Box<dyn Anonymous>>, AnonymousError> {
     let mut created: Vec<Box<dyn Anonymous>> = Vec::new();
     for name in manager.find(Kind::Anonymous) {
-        let module =
-            manager.create::<AnonymousHandle>(&name, None).map_err(|source| AnonymousError { name, source })?;
+        let module = manager.create::<AnonymousHandle>(&name, None).map_err(|cause| AnonymousError { name, cause })?;
         created.push(Box::new(module));
     }
     for name in manager.find(Kind::Vm) {
@@ -100,11 +99,11 @@ pub fn create_anonymous_modules(manager: &ModuleManager) -> Result<Vec<Box<dyn A
             continue;
         }
         let mut transport = VmTransport::new(manager, &name, &["start"])
-            .map_err(|source| AnonymousError { name: name.clone(), source })?;
+            .map_err(|cause| AnonymousError { name: name.clone(), cause })?;
         if transport.defines("start") {
             transport.call_json("start", b"{}").map_err(|e| AnonymousError {
                 name: name.clone(),
-                source: CreateError::Failed {
+                cause: CreateError::Failed {
                     name: name.clone(),
                     message: format!("start() failed in '{}': {e}", transport.script()),
                 },

@@ -18,12 +18,12 @@ pub const BUILT_IN_ALLOCATORS: [&str; 2] = ["hierarchical", "HierarchicalDRF"];
 
 /// Why `--allocator` could not be honoured.
 #[derive(Debug, thiserror::Error)]
-#[error("Failed to create allocator '{name}': {source}")]
+#[error("Failed to create allocator '{name}': {cause}")]
 pub struct AllocatorError {
     /// The name given.
     pub name: String,
     /// Why.
-    pub source: CreateError,
+    pub cause: CreateError,
 }
 
 /// The allocator named by `--allocator`: the built-in DRF for `hierarchical`, else the
@@ -32,7 +32,7 @@ pub fn create_allocator(manager: &ModuleManager, name: &str) -> Result<Box<dyn A
     if BUILT_IN_ALLOCATORS.contains(&name) {
         return Ok(Box::new(modhost_drf::HierarchicalDrf::default()));
     }
-    crate::script::create_allocator(manager, name).map_err(|source| AllocatorError { name: name.to_owned(), source })
+    crate::script::create_allocator(manager, name).map_err(|cause| AllocatorError { name: name.to_owned(), cause })
 }
 
 /// Parses a duration the way Mesos's flags write them (`1secs`, `500ms`, `2mins`, `1hrs`,

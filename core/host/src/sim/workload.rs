@@ -244,12 +244,12 @@ pub struct Workload {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
     /// The file could not be read.
-    #[error("cannot read workload '{}': {source}", path.display())]
+    #[error("cannot read workload '{}': {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Not JSON of the expected shape.
     #[error("workload {origin}: {message}")]
@@ -278,7 +278,7 @@ impl Workload {
     /// Reads and checks a workload file.
     pub fn from_file(path: &Path) -> Result<Workload, WorkloadError> {
         let text =
-            std::fs::read_to_string(path).map_err(|source| WorkloadError::Read { path: path.to_owned(), source })?;
+            std::fs::read_to_string(path).map_err(|cause| WorkloadError::Read { path: path.to_owned(), cause })?;
         Workload::parse(&text, &format!("'{}'", path.display()))
     }
 
