@@ -211,6 +211,36 @@ end"#;
     assert!(allocator.allocate(Allocate { now: 1.0, dry_run: false }).unwrap().is_empty());
 }
 
+/// One script per way of answering `allocate` with something that is not a list of offers:
+/// the error says which offer and which field, and the call counts as the version's error.
+#[test]
+fn a_malformed_allocate_answer_names_the_offer_and_field_and_counts_as_an_error() {
+    let cases = [
+        ("not_a_list", r#"{ framework_id = "f" }"#, "expected a sequence"),
+        ("agent_number", r#"{ { framework_id = "f", agent_id = 3, resources = {} } }"#, "offer 1 of 1: field agent_id"),
+        (
+            "amount_text",
+            r#"{ { framework_id = "f", agent_id = "a0", resources = { cpus = 1 } },
+                 { framework_id = "f", agent_id = "a1", resources = { cpus = "lots" } } }"#,
+            "offer 2 of 2: field resources",
+        ),
+        ("missing_agent", r#"{ { framework_id = "f", resources = {} } }"#, "offer 1 of 1: missing field `agent_id`"),
+    ];
+    for (name, answer, fragment) in cases {
+        let path = support::script(&format!("{name}.lua"), &format!("function allocate(request) return {answer} end"));
+        let manager = support::lua_manager(&[(name, &path, &[])]);
+        let mut allocator = script::create_allocator(&manager, name).unwrap();
+        cluster(allocator.as_mut());
+        let error = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap_err();
+        assert!(matches!(error, CallError::Failed { .. }), "{name}: {error:?}");
+        let text = error.to_string();
+        assert!(text.contains(fragment) && text.contains(&format!("{name}.lua")), "{name}: {text}");
+        let status = script::statuses().into_iter().find(|s| s.module == name).expect("a status");
+        let errors: u64 = status.versions.iter().map(|v| v.errors).sum();
+        assert_eq!(errors, 1, "{name}: the malformed answer counts as the version's error");
+    }
+}
+
 #[test]
 fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
     let path = support::script("broken.lua", "function allocate(request) error('the policy is broken') end");
@@ -218,10 +248,7 @@ fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
     let mut plain = script::create_allocator(&manager, "plain").unwrap();
     cluster(plain.as_mut());
     let error = plain.allocate(Allocate { now: 0.0, dry_run: false }).unwrap_err();
-    assert!(
-        error.to_string().contains("broken.lua:1:") && error.to_string().contains("no offers this round"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("broken.lua:1:") && error.to_string().contains("failed in allocate"), "{error}");
 
     let mut safe = script::create_allocator(&manager, "safe").unwrap();
     cluster(safe.as_mut());

@@ -20,9 +20,43 @@ use serde::{Deserialize, Serialize};
 /// adding and subtracting the same amounts always returns to the same value. Names are
 /// shared (`Arc<str>`): a cluster has a handful of resource names and hundreds of thousands
 /// of resource sets, and cloning a set must not allocate a string per name.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// It reads from a JSON object of names to amounts; an empty array also reads as no
+/// resources, because Lua has a single table type and its empty table `{}` becomes `[]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct Resources(pub BTreeMap<Arc<str>, f64>);
+
+impl<'de> Deserialize<'de> for Resources {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ResourcesVisitor)
+    }
+}
+
+struct ResourcesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ResourcesVisitor {
+    type Value = Resources;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map of resource names to amounts")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Resources, A::Error> {
+        let mut amounts = BTreeMap::new();
+        while let Some((name, amount)) = map.next_entry::<Arc<str>, f64>()? {
+            amounts.insert(name, amount);
+        }
+        Ok(Resources(amounts))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Resources, A::Error> {
+        if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Seq, &self));
+        }
+        Ok(Resources::new())
+    }
+}
 
 /// Rounds to Mesos's scalar precision (three decimal places).
 pub fn round_scalar(value: f64) -> f64 {
@@ -328,4 +362,28 @@ pub struct ContainerState {
     /// Its process id.
     #[serde(default)]
     pub pid: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Resources;
+
+    fn check(json: &str, expected: Result<Resources, &str>) {
+        let read = serde_json::from_str::<Resources>(json);
+        match (read, expected) {
+            (Ok(read), Ok(expected)) => assert_eq!(read, expected, "{json}"),
+            (Err(error), Err(fragment)) => assert!(error.to_string().contains(fragment), "{json}: {error}"),
+            (read, expected) => panic!("{json}: read {read:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn resources_read_from_a_map_or_from_lua_s_empty_table() {
+        check(r#"{"cpus": 2, "mem": 512.5}"#, Ok(Resources::new().with("cpus", 2.0).with("mem", 512.5)));
+        check("{}", Ok(Resources::new()));
+        check("[]", Ok(Resources::new()));
+        check("[1]", Err("expected a map of resource names to amounts"));
+        check(r#"{"cpus": "lots"}"#, Err("expected f64"));
+        check("3", Err("expected a map of resource names to amounts"));
+    }
 }

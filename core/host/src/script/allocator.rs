@@ -232,10 +232,42 @@ impl ScriptedAllocator {
         if answer.trim_ascii() == b"null" {
             return Ok(Vec::new());
         }
-        serde_json::from_slice(&answer).map_err(|e| CallError::Malformed {
-            message: format!("allocate must return a list of {{framework_id, agent_id, resources}}: {e}"),
+        serde_json::from_slice(&answer).map_err(|whole| {
+            self.transport.count_malformed_answer();
+            CallError::Malformed {
+                message: format!(
+                    "allocate must return a list of {{framework_id, agent_id, resources}}: {}",
+                    first_bad_offer(&answer).unwrap_or_else(|| whole.to_string())
+                ),
+            }
         })
     }
+}
+
+/// Which element of a list the script returned is not an offer, and why ("offer 2 of 3:
+/// invalid type ..."). The JSON position serde reports on the whole answer points into text
+/// the user never wrote; the element's number points into their list. Only run once decoding
+/// has failed, so the common path parses once.
+fn first_bad_offer(answer: &[u8]) -> Option<String> {
+    let list: Vec<serde_json::Value> = serde_json::from_slice(answer).ok()?;
+    let count = list.len();
+    list.into_iter().enumerate().find_map(|(index, element)| {
+        offer_fault(element).map(|fault| format!("offer {} of {count}: {fault}", index + 1))
+    })
+}
+
+/// Why one element is not an offer, naming the field at fault when one is.
+fn offer_fault(element: serde_json::Value) -> Option<String> {
+    let whole = serde_json::from_value::<Offer>(element.clone()).err()?;
+    let field_fault = |field: &str, check: fn(serde_json::Value) -> Result<(), serde_json::Error>| {
+        let value = element.get(field)?.clone();
+        check(value).err().map(|e| format!("field {field}: {e}"))
+    };
+    let text = |value| serde_json::from_value::<String>(value).map(drop);
+    field_fault("framework_id", text)
+        .or_else(|| field_fault("agent_id", text))
+        .or_else(|| field_fault("resources", |value| serde_json::from_value::<Resources>(value).map(drop)))
+        .or_else(|| Some(whole.to_string()))
 }
 
 impl Allocator for ScriptedAllocator {
@@ -403,7 +435,7 @@ impl Allocator for ScriptedAllocator {
                 match self.policy {
                     FailurePolicy::NoOffers => {
                         return Err(CallError::Failed {
-                            message: format!("script '{script}' failed in allocate, no offers this round: {e}"),
+                            message: format!("script '{script}' failed in allocate: {e}"),
                         });
                     }
                     FailurePolicy::Hierarchical => {

@@ -181,6 +181,14 @@ impl VmTransport {
         self.state().refused_offers += 1;
     }
 
+    /// Counts, as an error of the running version, a call whose answer the host could not
+    /// use (the script returned, but not what the method must return).
+    pub fn count_malformed_answer(&self) {
+        if let Some(stats) = self.state().versions.last_mut() {
+            stats.errors += 1;
+        }
+    }
+
     /// Counts a round the fallback decided.
     pub fn count_fallback_round(&self) {
         self.state().fallback_rounds += 1;
@@ -266,7 +274,11 @@ impl<V> MessageTransport<V> for VmTransport {
         response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
         let answer = self.call_json(method, request)?;
-        response(&answer)
+        let decoded = response(&answer);
+        if decoded.is_err() {
+            self.count_malformed_answer();
+        }
+        decoded
     }
 
     fn implements(&self, method: &'static str) -> bool {
