@@ -4,10 +4,10 @@
 mod support;
 
 use modhost::kinds::VmHandle;
-use modhost::script;
+use modhost::script::{self, VmTransport};
 use modhost::{CreateError, ModuleManager};
-use modhost_abi::messages::{AgentInfo, FrameworkInfo, Resources};
-use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, CallError, Vm};
+use modhost_abi::messages::{AgentInfo, FrameworkInfo, Resources, TaskInfo};
+use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, CallError, HOOK_METHODS, Hook, LaunchTask, Remote, Vm};
 
 /// A Vm over `code` with extra parameters.
 fn load_vm(name: &str, code: &str, extra: &[(&str, &str)]) -> (ModuleManager, VmHandle) {
@@ -239,6 +239,21 @@ fn a_malformed_allocate_answer_names_the_offer_and_field_and_counts_as_an_error(
         let errors: u64 = status.versions.iter().map(|v| v.errors).sum();
         assert_eq!(errors, 1, "{name}: the malformed answer counts as the version's error");
     }
+}
+
+#[test]
+fn a_malformed_hook_answer_names_the_script_and_counts_as_an_error() {
+    let path =
+        support::script("bad_labels.lua", "function master_launch_task_label_decorator(r) return { { key = 5 } } end");
+    let manager = support::lua_manager(&[("bad_labels", &path, &[])]);
+    let mut hook = Remote(VmTransport::new(&manager, "bad_labels", HOOK_METHODS).unwrap());
+    let request =
+        LaunchTask { task: TaskInfo::default(), framework: FrameworkInfo::default(), agent: AgentInfo::default() };
+    let error = hook.master_launch_task_label_decorator(request).unwrap_err();
+    let CallError::Malformed { message } = &error else { panic!("not a malformed answer: {error:?}") };
+    assert!(message.contains("bad_labels.lua") && message.contains("master_launch_task_label_decorator"), "{message}");
+    let status = script::statuses().into_iter().find(|s| s.module == "bad_labels").expect("a status");
+    assert_eq!(status.versions.iter().map(|v| v.errors).sum::<u64>(), 1);
 }
 
 #[test]

@@ -274,11 +274,16 @@ impl<V> MessageTransport<V> for VmTransport {
         response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
         let answer = self.call_json(method, request)?;
-        let decoded = response(&answer);
-        if decoded.is_err() {
+        response(&answer).map_err(|error| {
             self.count_malformed_answer();
-        }
-        decoded
+            match error {
+                // The decoder knows the method, not the file: name the script here.
+                CallError::Malformed { message } => {
+                    CallError::Malformed { message: format!("script '{}': {message}", self.script) }
+                }
+                other => other,
+            }
+        })
     }
 
     fn implements(&self, method: &'static str) -> bool {
