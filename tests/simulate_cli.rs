@@ -156,3 +156,31 @@ fn a_shadow_allocator_is_reported_beside_the_active_one() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("--shadow_allocator: Failed to create allocator 'nope'"), "{}", stderr(&output));
 }
+
+/// A chatty script's output is capped at `MODHOST_LOG_LIMIT` lines (50 by default), the rest
+/// counted; `0` lifts the cap; a value that is not a number is refused.
+#[test]
+fn the_log_cap_follows_modhost_log_limit() {
+    let path = support::script("chatty.lua", "function master_launch_task_label_decorator(r) print('launch') end");
+    let manifest = serde_json::json!({"libraries": [{"file": support::lua_bridge(), "modules": [
+        {"name": "chatty", "symbol": "org_modhost_lua", "parameters": [{"key": "script", "value": path}]}]}]});
+    let run = |limit: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_modhost"))
+            .args(["simulate", &format!("--modules={manifest}"), "--hooks=chatty"])
+            .env("MODHOST_LOG_LIMIT", limit)
+            .output()
+            .expect("run modhost");
+        let text = stderr(&output);
+        (output.status.code(), text.matches("[chatty] launch").count(), text.contains("not shown"))
+    };
+    assert_eq!(run("3"), (Some(0), 3, true));
+    let (code, lines, capped) = run("0");
+    assert!(code == Some(0) && lines > 50 && !capped, "{code:?} {lines} {capped}");
+    let output = Command::new(env!("CARGO_BIN_EXE_modhost"))
+        .args(["simulate"])
+        .env("MODHOST_LOG_LIMIT", "many")
+        .output()
+        .expect("run modhost");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("MODHOST_LOG_LIMIT=many: expected a number of lines"), "{}", stderr(&output));
+}

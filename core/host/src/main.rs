@@ -8,8 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let command = cli::Command::parse();
-    cli::logger::install();
-    let code = match cli::run(command) {
+    let code = match cli::logger::install().and_then(|()| cli::run(command)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("modhost: {error:#}");
