@@ -30,10 +30,20 @@ impl Push {
         Push { state: self.state, depth: self.depth + 1 }
     }
 
+    /// Room for one more nested value: under the depth limit, and stack to build it on.
     fn room<E: serde::de::Error>(&self) -> Result<(), E> {
-        // SAFETY: `state` is the running state of the protected call (see `push_json`).
-        if self.depth >= MAX_DEPTH || unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
+        if self.depth >= MAX_DEPTH {
             return Err(E::custom(format!("the message nests deeper than {MAX_DEPTH} levels")));
+        }
+        self.stack_room()
+    }
+
+    /// Room on the Lua stack for the next element of a list or map (they all wait there until
+    /// their table is made).
+    fn stack_room<E: serde::de::Error>(&self) -> Result<(), E> {
+        // SAFETY: `state` is the running state of the protected call (see `push_json`).
+        if unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
+            return Err(E::custom("the message is too large for the Lua stack"));
         }
         Ok(())
     }
@@ -109,10 +119,7 @@ impl<'de> Visitor<'de> for Push {
         let base = unsafe { ffi::lua_gettop(self.state) };
         let mut count: c_int = 0;
         loop {
-            // SAFETY: see the comment above the impl.
-            if unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
-                return Err(serde::de::Error::custom("the message is too large for the Lua stack"));
-            }
+            self.stack_room()?;
             if seq.next_element_seed(self.nested())?.is_none() {
                 break;
             }
@@ -138,10 +145,7 @@ impl<'de> Visitor<'de> for Push {
         let base = unsafe { ffi::lua_gettop(self.state) };
         let mut count: c_int = 0;
         loop {
-            // SAFETY: see the comment above the impl.
-            if unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
-                return Err(serde::de::Error::custom("the message is too large for the Lua stack"));
-            }
+            self.stack_room()?;
             let Some(key) = map.next_key::<Cow<'de, str>>()? else { break };
             // SAFETY: see the comment above the impl; Lua copies the bytes.
             unsafe { ffi::lua_pushlstring(self.state, key.as_ptr().cast(), key.len()) };
