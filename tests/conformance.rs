@@ -59,7 +59,7 @@ fn cluster(
 }
 
 fn round(allocator: &mut dyn Allocator, now: f64) -> Vec<Offer> {
-    allocator.allocate(Allocate { now, dry_run: false }).unwrap()
+    allocator.allocate(Allocate { now, dry_run: false }).unwrap().to_vec()
 }
 
 fn counts(offers: &[Offer]) -> BTreeMap<String, usize> {

@@ -204,7 +204,7 @@ end"#;
     let manager = support::lua_manager(&[("greedy", &path, &[])]);
     let mut allocator = script::create_allocator(&manager, "greedy").unwrap();
     cluster(allocator.as_mut());
-    let offers = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap();
+    let offers = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
     let accepted: Vec<(&str, f64)> = offers.iter().map(|o| (o.agent_id.as_str(), o.resources.get("cpus"))).collect();
     assert_eq!(accepted, [("a0", 3.0), ("a1", 4.0)]);
     // The next round: nothing is free any more, so the same answer is refused entirely.
@@ -267,7 +267,7 @@ fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
 
     let mut safe = script::create_allocator(&manager, "safe").unwrap();
     cluster(safe.as_mut());
-    let offers = safe.allocate(Allocate { now: 0.0, dry_run: false }).unwrap();
+    let offers = safe.allocate(Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
     assert_eq!(offers.len(), 2, "the built-in DRF offered both agents: {offers:?}");
 }
 

@@ -123,7 +123,7 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
         let framework = FrameworkInfo { id: f.into(), name: f.into(), role: f.into() };
         allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
     }
-    let offers = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap();
+    let offers = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
     assert_eq!(offers.len(), 4);
     // Give two agents back; keep two allocated.
     for offer in &offers[..2] {
@@ -141,7 +141,7 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
     std::thread::sleep(Duration::from_millis(1000));
     // The next call installs the new version after replaying the state: it knows what is
     // allocated, so it offers exactly the two free agents, nothing twice.
-    let again = allocator.allocate(Allocate { now: 1.0, dry_run: false }).unwrap();
+    let again = allocator.allocate(Allocate { now: 1.0, dry_run: false }).unwrap().to_vec();
     let mut agents: Vec<&str> = again.iter().map(|o| o.agent_id.as_str()).collect();
     agents.sort();
     let mut freed: Vec<&str> = offers[..2].iter().map(|o| o.agent_id.as_str()).collect();

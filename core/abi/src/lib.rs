@@ -71,6 +71,7 @@ mod error;
 mod guard;
 mod kinds;
 pub mod messages;
+mod offers;
 mod params;
 
 pub use buffer::{Buffer, Bytes, Status};
@@ -85,7 +86,7 @@ pub use kinds::allocator::{
     UpdateWeights,
 };
 pub use kinds::anonymous::{Anonymous, AnonymousGlue, AnonymousVtable};
-pub use kinds::codec::{Codec, Json, PackedOffers};
+pub use kinds::codec::{Codec, Json};
 pub use kinds::hook::{
     AgentEvent, ExecutorEnvironment, HOOK_METHODS, Hook, HookGlue, HookVtable, LaunchTask, LaunchTaskResources,
     PostFetch, RemoveExecutor, RunTask, TaskStatusUpdate,

@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::offers::{Iter as OffersIter, OfferRef, Offers, ResourceIter};
+
 /// Scalar resources by name, such as `{"cpus": 4, "mem": 4096}`.
 ///
 /// Arithmetic rounds to three decimal places, as Mesos's fixed-point scalars do, so that

@@ -25,7 +25,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use modhost_abi::messages::{AllocatorOptions, Offer, Resources, round_scalar};
+use modhost_abi::messages::{AllocatorOptions, OfferRef, Offers, Resources, round_scalar};
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, CallError, Construct, Empty,
     FrameworkRequest, OffersMade, Parameters, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework,
@@ -55,7 +55,7 @@ struct Filter {
 
 #[derive(Debug)]
 struct Framework {
-    id: String,
+    id: Arc<str>,
     role: usize,
     active: bool,
     suppressed: bool,
@@ -67,19 +67,20 @@ struct Framework {
 
 #[derive(Debug)]
 struct Role {
-    name: String,
+    name: Arc<str>,
     weight: f64,
     allocated: Amounts,
     allocations: u64,
     frameworks: Vec<usize>,
 }
 
-/// A position in DRF order: share, then allocation count, then name.
+/// A position in DRF order: share, then allocation count, then name. (Names are shared, so
+/// that the keys a round makes and drops at every step cost no allocation.)
 #[derive(Debug, Clone)]
 struct Key {
     share: f64,
     allocations: u64,
-    name: String,
+    name: Arc<str>,
     index: usize,
 }
 
@@ -209,12 +210,16 @@ impl HierarchicalDrf {
     }
 
     fn amounts(&mut self, resources: &Resources) -> Amounts {
-        for name in resources.0.keys() {
+        self.amounts_of(resources.0.iter().map(|(name, amount)| (&**name, *amount)))
+    }
+
+    fn amounts_of<'n>(&mut self, resources: impl Iterator<Item = (&'n str, f64)> + Clone) -> Amounts {
+        for (name, _) in resources.clone() {
             self.intern(name);
         }
         let mut amounts = vec![0.0; self.names.len()];
-        for (name, amount) in &resources.0 {
-            amounts[self.name_index[&**name]] = *amount;
+        for (name, amount) in resources {
+            amounts[self.name_index[name]] = amount;
         }
         amounts
     }
@@ -229,13 +234,18 @@ impl HierarchicalDrf {
         resources
     }
 
+    /// The non-zero `amounts` with their names, in interning order.
+    fn named<'a>(&'a self, amounts: &'a [f64]) -> impl Iterator<Item = (&'a str, f64)> {
+        self.names.iter().zip(amounts).filter(|(_, amount)| **amount > 0.0).map(|(name, amount)| (&**name, *amount))
+    }
+
     fn role(&mut self, name: &str) -> usize {
         if let Some(&index) = self.role_index.get(name) {
             return index;
         }
         let index = self.roles.len();
         self.roles.push(Role {
-            name: name.to_owned(),
+            name: name.into(),
             weight: 1.0,
             allocated: vec![0.0; self.names.len()],
             allocations: 0,
@@ -313,7 +323,7 @@ impl HierarchicalDrf {
         Key { share: self.share(&r.allocated, r.weight), allocations: r.allocations, name: r.name.clone(), index }
     }
 
-    fn round(&mut self, now: f64) -> Vec<Offer> {
+    fn round(&mut self, now: f64) -> Offers {
         self.now = now;
         for framework in &mut self.frameworks {
             framework.filters.retain(|_, filter| filter.expires > now);
@@ -337,7 +347,7 @@ impl HierarchicalDrf {
             }
         }
 
-        let mut offers = Vec::new();
+        let mut offers = Offers::with_capacity(order.len());
         for agent in order {
             let free: Amounts = self.agents[agent]
                 .total
@@ -363,22 +373,18 @@ impl HierarchicalDrf {
             self.roles[role].allocations += 1;
             framework_order[role].insert(self.framework_key(framework));
             role_order.insert(self.role_key(role));
-            offers.push(Offer {
-                framework_id: self.frameworks[framework].id.clone(),
-                agent_id: self.agents[agent].id.clone(),
-                resources: self.resources(&free),
-            });
+            offers.push(&self.frameworks[framework].id, &self.agents[agent].id, self.named(&free));
         }
         offers
     }
 
     /// Accounts offers as allocated (`sign` 1) or takes them back (`sign` -1), with the
     /// allocation counts that break DRF ties.
-    fn apply(&mut self, offers: &[Offer], sign: i64) -> Result<(), CallError> {
+    fn apply<'o>(&mut self, offers: impl IntoIterator<Item = OfferRef<'o>>, sign: i64) -> Result<(), CallError> {
         for offer in offers {
-            let framework = self.framework(&offer.framework_id)?;
-            let agent = self.agent(&offer.agent_id)?;
-            let amounts = self.amounts(&offer.resources);
+            let framework = self.framework(offer.framework_id)?;
+            let agent = self.agent(offer.agent_id)?;
+            let amounts = self.amounts_of(offer.resources());
             self.account(framework, agent, &amounts, sign as f64);
             let role = self.frameworks[framework].role;
             let step = |count: &mut u64| *count = count.saturating_add_signed(sign);
@@ -431,7 +437,7 @@ impl Allocator for HierarchicalDrf {
         let role = self.role(&request.framework.role);
         let index = self.frameworks.len();
         self.frameworks.push(Framework {
-            id: id.clone(),
+            id: id.as_str().into(),
             role,
             active: request.active,
             suppressed: false,
@@ -626,10 +632,10 @@ impl Allocator for HierarchicalDrf {
         Ok(())
     }
 
-    fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError> {
+    fn allocate(&mut self, request: Allocate) -> Result<Offers, CallError> {
         if self.paused {
             self.now = request.now;
-            return Ok(Vec::new());
+            return Ok(Offers::new());
         }
         let offers = self.round(request.now);
         if request.dry_run {
@@ -640,6 +646,7 @@ impl Allocator for HierarchicalDrf {
     }
 
     fn offers_made(&mut self, request: OffersMade) -> Result<(), CallError> {
-        self.apply(&request.offers, 1)
+        let offers: Offers = request.offers.into_iter().collect();
+        self.apply(&offers, 1)
     }
 }

@@ -26,7 +26,7 @@ fn cluster(agents: &[(f64, f64)], frameworks: &[(&str, &str)]) -> HierarchicalDr
 }
 
 fn round(drf: &mut HierarchicalDrf, now: f64) -> Vec<Offer> {
-    drf.allocate(Allocate { now, dry_run: false }).unwrap()
+    drf.allocate(Allocate { now, dry_run: false }).unwrap().to_vec()
 }
 
 /// How many agents each framework got, sorted by framework.

@@ -132,7 +132,7 @@ fn bookkeeping_survives_random_operations() {
                     now += 1.0;
                     let offers = drf.allocate(Allocate { now, dry_run: false }).unwrap();
                     let mut offered: HashMap<String, Resources> = HashMap::new();
-                    for offer in offers {
+                    for offer in offers.to_vec() {
                         // Only free resources, never the same twice in a round.
                         let mut free = model.free(&offer.agent_id);
                         free.subtract(offered.get(&offer.agent_id).unwrap_or(&Resources::new()));

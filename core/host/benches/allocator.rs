@@ -4,6 +4,8 @@
 //!
 //! Each measured iteration is one `allocate` that offers every agent (10,000 offers); between
 //! iterations, untimed, every offer is given back so the next round offers everything again.
+//! After criterion's two medians, the same rounds are timed in back-to-back pairs, whose
+//! ratios the machine's noise moves much less.
 //!
 //! `cargo bench -p modhost --bench allocator` (set MODHOST_BENCH_AGENTS / _FRAMEWORKS to
 //! change the shape).
@@ -48,4 +50,8 @@ fn main() {
             boundary / native
         );
     }
+    let [low, median, high] = support::paired_ratio(&mut built_in, &mut module, agents, 60);
+    println!(
+        "{group_name}: module / built-in, 60 paired rounds: median {median:.3}x (quartiles {low:.3}x to {high:.3}x)"
+    );
 }

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::message::message_kind;
-use crate::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer, Resources, WeightInfo};
+use crate::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer, Offers, Resources, WeightInfo};
 use crate::{CallError, Kind};
 
 /// Resources a framework already uses on an agent (when a framework or agent is re-added).
@@ -232,8 +232,8 @@ pub trait Allocator: Send {
         Ok(())
     }
     /// One allocation round: the offers to make now. (Across the boundary the offers travel
-    /// in the packed layout of [`PackedOffers`](crate::PackedOffers), not JSON.)
-    fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError>;
+    /// in their own packed layout, described at [`Offers`], not JSON.)
+    fn allocate(&mut self, request: Allocate) -> Result<Offers, CallError>;
 }
 
 message_kind! {
@@ -280,7 +280,7 @@ message_kind! {
         /// See [`Allocator::resume`].
         resume(Empty) -> ();
         /// See [`Allocator::allocate`].
-        allocate(Allocate) -> Vec<Offer> as crate::kinds::codec::PackedOffers;
+        allocate(Allocate) -> Offers as crate::kinds::codec::PackedOffers;
         /// See [`Allocator::offers_made`].
         offers_made(OffersMade) -> ();
     }

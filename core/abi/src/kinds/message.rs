@@ -48,7 +48,7 @@ where
         // SAFETY: `this` is a live, exclusively used T (caller's guarantee).
         let module = unsafe { &mut *this.cast::<T>() };
         let response = call(module, request)?;
-        let bytes = C::encode(&response)
+        let bytes = C::encode(response)
             .map_err(|e| CallError::failed(format!("cannot encode the response of {method}: {e}")))?;
         // SAFETY: `output` is valid for writes (caller's guarantee).
         unsafe { write_out(output, Buffer::from_vec(bytes)) }

@@ -59,7 +59,7 @@ pub fn rounds(allocator: &mut dyn Allocator, iterations: u64, agents: usize) -> 
         let offers = allocator.allocate(Allocate { now: i as f64, dry_run: false }).unwrap();
         timed += started.elapsed();
         assert_eq!(offers.len(), agents, "every agent is offered in each round");
-        for offer in std::hint::black_box(offers) {
+        for offer in std::hint::black_box(offers).to_vec() {
             let request = RecoverResources {
                 framework_id: offer.framework_id,
                 agent_id: offer.agent_id,
@@ -70,4 +70,25 @@ pub fn rounds(allocator: &mut dyn Allocator, iterations: u64, agents: usize) -> 
         }
     }
     timed
+}
+
+/// The ratio `b / a` of one round's time, measured in `pairs` back-to-back pairs (the order
+/// alternating), as (first quartile, median, third quartile). On a noisy machine a ratio of
+/// two medians taken seconds apart moves with whatever else runs; a pair's two rounds share
+/// their moment, so the spread of paired ratios shows what is the allocators and what is noise.
+pub fn paired_ratio(a: &mut dyn Allocator, b: &mut dyn Allocator, agents: usize, pairs: usize) -> [f64; 3] {
+    let mut ratios = Vec::with_capacity(pairs);
+    for pair in 0..pairs {
+        let (a_time, b_time) = if pair % 2 == 0 {
+            let a_time = rounds(a, 1, agents);
+            (a_time, rounds(b, 1, agents))
+        } else {
+            let b_time = rounds(b, 1, agents);
+            (rounds(a, 1, agents), b_time)
+        };
+        ratios.push(b_time.as_secs_f64() / a_time.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    [at(0.25), at(0.5), at(0.75)]
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Offer, Resources, WeightInfo};
+use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Offer, Offers, Resources, WeightInfo};
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorVtable, CallError, Empty,
     FrameworkRequest, MessageFn, MessageTransport, OffersMade, RecoverResources, Remote, RolesRequest, UpdateAgent,
@@ -425,7 +425,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("offers_made", &request)
     }
 
-    fn allocate(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError> {
+    fn allocate(&mut self, request: Allocate) -> Result<Offers, CallError> {
         self.reload();
         let proposed = match self.script_offers(request) {
             Ok(offers) => offers,
@@ -445,18 +445,18 @@ impl Allocator for ScriptedAllocator {
                         );
                         self.fallback_rounds += 1;
                         self.transport.count_fallback_round();
-                        self.state.rebuild()?.allocate(request)?
+                        self.state.rebuild()?.allocate(request)?.to_vec()
                     }
                 }
             }
         };
         // A dry run is checked against a copy: nothing it offers stays allocated.
         let mut scratch = request.dry_run.then(|| self.state.clone());
-        let mut accepted = Vec::with_capacity(proposed.len());
+        let mut accepted = Offers::with_capacity(proposed.len());
         for offer in proposed {
             let state = scratch.as_mut().unwrap_or(&mut self.state);
             match state.accept(&offer) {
-                Ok(()) => accepted.push(offer),
+                Ok(()) => accepted.push_offer(&offer),
                 Err(reason) => {
                     self.rejected_offers += 1;
                     self.transport.count_refused_offer();

@@ -615,7 +615,7 @@ impl<'w> Simulation<'w> {
         let elapsed = started.elapsed().as_secs_f64() * 1e6;
         self.allocator_us.push(elapsed);
         let offers = match result {
-            Ok(offers) => offers,
+            Ok(offers) => offers.to_vec(),
             Err(e) => {
                 self.totals.allocator_errors += 1;
                 log::warn!(
@@ -658,6 +658,7 @@ impl<'w> Simulation<'w> {
                 for (_, _, offer) in made {
                     *count.entry(offer_key(offer)).or_default() += 1;
                 }
+                let proposed = proposed.to_vec();
                 for offer in &proposed {
                     *count.entry(offer_key(offer)).or_default() -= 1;
                 }
