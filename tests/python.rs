@@ -189,3 +189,68 @@ fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
     let error = manager.create::<VmHandle>("sized", None).err().unwrap().to_string();
     assert!(error.contains("memory_limit=lots"), "{error}");
 }
+
+/// One call of `echo`-style functions: the JSON the host sends, and what comes back.
+fn check_answer(vm: &mut VmHandle, function: &str, message: &str, expected: Result<serde_json::Value, &str>) {
+    let answer = call(vm, function, message);
+    match (answer, expected) {
+        (Ok(json), Ok(value)) => {
+            let got: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(got, value, "{function}({message})");
+        }
+        (Err(error), Err(fragment)) => {
+            assert!(matches!(error, CallError::Failed { .. }), "{error:?}");
+            assert!(error.to_string().contains(fragment), "{function}: {error}");
+        }
+        (answer, expected) => panic!("{function}({message}): got {answer:?}, expected {expected:?}"),
+    }
+}
+
+#[test]
+fn messages_map_to_python_values_as_the_json_module_would_and_back() {
+    let code = r#"
+def echo(r):
+    return r
+
+def types(r):
+    return {k: type(v).__name__ for k, v in r.items()}
+
+def as_tuple(r):
+    return (1, "two", None, True, 2.5)
+
+def a_set(r):
+    return {1, 2}
+
+def not_a_number(r):
+    return [float("nan")]
+
+def int_keys(r):
+    return {1: "one"}
+
+def huge(r):
+    return 2 ** 70
+"#;
+    let (_manager, mut vm) = load_vm("mapping", code, &[]);
+    let message =
+        r#"{"s":"é\n\"x\"","i":-3,"u":18446744073709551615,"f":1.0,"t":true,"n":null,"l":[1,[2,{}]],"d":{"k":"v"}}"#;
+    let cases: Vec<(&str, &str, Result<serde_json::Value, &str>)> = vec![
+        ("echo", message, Ok(serde_json::from_str(message).unwrap())),
+        (
+            "types",
+            message,
+            Ok(serde_json::json!({"s": "str", "i": "int", "u": "int", "f": "float", "t": "bool",
+                                  "n": "NoneType", "l": "list", "d": "dict"})),
+        ),
+        ("as_tuple", "{}", Ok(serde_json::json!([1, "two", null, true, 2.5]))),
+        ("a_set", "{}", Err("a_set answered what JSON cannot carry: the answer holds a set")),
+        ("not_a_number", "{}", Err("the answer holds the float NaN")),
+        ("int_keys", "{}", Err("dict key 1 of type int")),
+        ("huge", "{}", Err("the int 1180591620717411303424 of the answer is too large")),
+        ("echo", "{\"unclosed\": ", Err("cannot pass the message to echo")),
+    ];
+    for (function, message, expected) in cases {
+        check_answer(&mut vm, function, message, expected);
+    }
+    // The VM goes on after each refusal.
+    check_answer(&mut vm, "echo", "[1]", Ok(serde_json::json!([1])));
+}

@@ -1,6 +1,5 @@
-# The Python side of modhost's bridge: output capture, calls with JSON in and out, and
-# errors with the script's file:line. Loaded once per process as the module _modhost_bridge.
-import json
+# The Python side of modhost's bridge: output capture, calls, and errors with the script's
+# file:line. Loaded once per process as the module _modhost_bridge.
 import sys
 import traceback
 import types
@@ -47,8 +46,6 @@ class Output:
 output = Output()
 sys.stdout = output
 sys.stderr = output
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_decode = json.loads
 
 
 def describe(error, script):
@@ -66,10 +63,12 @@ def describe(error, script):
     return where + head + "\nTraceback (most recent call last):\n" + "".join(traceback.format_list(frames))
 
 
-def call(function, payload, script, timeout):
+def call(function, request, script, timeout):
+    """Runs one call; the bridge makes the request from the host's JSON and the answer's JSON
+    from what this returns (in Rust: the json module's layers cost more than the call)."""
     timeout_ms[0] = timeout
     try:
-        return True, _encode(function(_decode(payload)))
+        return True, function(request)
     except BaseException as error:  # a script error, or the timeout, never escapes
         return False, describe(error, script)
 

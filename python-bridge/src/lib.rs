@@ -10,6 +10,7 @@
 //! This library calls `dladdr`/`dlopen` once (in `runtime.rs`), only to make the libpython it
 //! already loaded global, so that the standard library's C extension modules load.
 
+mod convert;
 mod memory;
 mod runtime;
 mod watchdog;
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use modhost_abi::{CallError, Construct, Parameters, Vm, VmInfo, declare_module};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyModule};
+use pyo3::types::PyModule;
 
 use runtime::runtime;
 use watchdog::Slot;
@@ -140,30 +141,40 @@ impl PyVm {
     }
 }
 
+/// A call's JSON answer (or why there is none), and the lines the script printed meanwhile.
+type CallOutcome = (Result<Vec<u8>, String>, Vec<String>);
+
 impl Vm for PyVm {
     fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
         let runtime = runtime().map_err(failed)?;
         let script = self.shown();
         let module = self.module.as_ref().ok_or_else(|| failed("the module was released"))?;
         let timeout_ms = self.timeout.as_millis() as u64;
-        let (ok, answer, printed) = Python::attach(|py| -> Result<(bool, String, Vec<String>), CallError> {
+        let (answer, printed) = Python::attach(|py| -> Result<CallOutcome, CallError> {
             let f = module
                 .bind(py)
                 .getattr(function)
                 .map_err(|_| failed(format!("'{script}' defines no function '{function}'")))?;
+            let request = convert::to_python(py, message)
+                .map_err(|e| failed(format!("cannot pass the message to {function}: {e}")))?;
             self.slot.begin(py, self.timeout);
             memory::begin(self.memory_limit);
-            let result = runtime.call.bind(py).call1((f, PyBytes::new(py, message), script.as_str(), timeout_ms));
+            let result = runtime.call.bind(py).call1((f, request, script.as_str(), timeout_ms));
             memory::end();
             self.slot.end(py);
             let printed = take_output(py);
-            let (ok, answer): (bool, String) = result
+            let (ok, answer): (bool, Bound<'_, PyAny>) = result
                 .and_then(|r| r.extract())
                 .map_err(|e| failed(format!("{function}: {}", describe(py, &e, &script))))?;
-            Ok((ok, answer, printed))
+            let answer = if ok {
+                convert::to_json(&answer).map_err(|e| format!("{function} answered what JSON cannot carry: {e}"))
+            } else {
+                Err(format!("{function} failed: {}", answer.str().map(|s| s.to_string()).unwrap_or_default()))
+            };
+            Ok((answer, printed))
         })?;
         self.output.extend(printed);
-        if ok { Ok(answer.into_bytes()) } else { Err(failed(format!("{function} failed: {answer}"))) }
+        answer.map_err(failed)
     }
 
     fn has_function(&mut self, function: &str) -> Result<bool, CallError> {
