@@ -49,12 +49,30 @@ pub fn populate(allocator: &mut dyn Allocator, agents: usize, frameworks: usize)
     }
 }
 
+/// Whether a timed round starts right after the allocator's own untimed give-back phase
+/// (`Warm`), or after the caches were emptied (`Cold`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Caches {
+    /// As the give-back phase left them.
+    Warm,
+    /// Emptied by writing a buffer twice the size of the largest cache (L3 is 32 MiB here).
+    Cold,
+}
+
 /// Times `iterations` full allocation rounds, each of which must offer all `agents`;
 /// between them, untimed, every offer is given back so that each round offers every agent
 /// again.
 pub fn rounds(allocator: &mut dyn Allocator, iterations: u64, agents: usize) -> Duration {
+    rounds_with(allocator, iterations, agents, Caches::Warm)
+}
+
+/// [`rounds`], with the caches each round starts from.
+pub fn rounds_with(allocator: &mut dyn Allocator, iterations: u64, agents: usize, caches: Caches) -> Duration {
     let mut timed = Duration::ZERO;
     for i in 0..iterations {
+        if caches == Caches::Cold {
+            empty_caches();
+        }
         let started = Instant::now();
         let offers = allocator.allocate(Allocate { now: i as f64, dry_run: false }).unwrap();
         timed += started.elapsed();
@@ -72,19 +90,29 @@ pub fn rounds(allocator: &mut dyn Allocator, iterations: u64, agents: usize) -> 
     timed
 }
 
+/// Evicts everything the caches hold by writing one byte per cache line of a 64 MiB buffer.
+fn empty_caches() {
+    let mut junk = vec![0u8; 64 << 20];
+    for line in junk.chunks_mut(64) {
+        line[0] = 1;
+    }
+    std::hint::black_box(&junk);
+}
+
 /// The ratio `b / a` of one round's time, measured in `pairs` back-to-back pairs (the order
-/// alternating), as (first quartile, median, third quartile). On a noisy machine a ratio of
-/// two medians taken seconds apart moves with whatever else runs; a pair's two rounds share
-/// their moment, so the spread of paired ratios shows what is the allocators and what is noise.
-pub fn paired_ratio(a: &mut dyn Allocator, b: &mut dyn Allocator, agents: usize, pairs: usize) -> [f64; 3] {
+/// alternating) of rounds that each start from empty caches, as (first quartile, median,
+/// third quartile). A pair's two rounds share their moment on a noisy machine, and starting
+/// both from the same (empty) caches removes what each allocator's give-back phase left
+/// behind, so what differs is the round itself.
+pub fn paired_cold_ratio(a: &mut dyn Allocator, b: &mut dyn Allocator, agents: usize, pairs: usize) -> [f64; 3] {
     let mut ratios = Vec::with_capacity(pairs);
     for pair in 0..pairs {
         let (a_time, b_time) = if pair % 2 == 0 {
-            let a_time = rounds(a, 1, agents);
-            (a_time, rounds(b, 1, agents))
+            let a_time = rounds_with(a, 1, agents, Caches::Cold);
+            (a_time, rounds_with(b, 1, agents, Caches::Cold))
         } else {
-            let b_time = rounds(b, 1, agents);
-            (rounds(a, 1, agents), b_time)
+            let b_time = rounds_with(b, 1, agents, Caches::Cold);
+            (rounds_with(a, 1, agents, Caches::Cold), b_time)
         };
         ratios.push(b_time.as_secs_f64() / a_time.as_secs_f64());
     }
