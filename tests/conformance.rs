@@ -46,20 +46,20 @@ fn cluster(
     frameworks: &[(&str, &str)],
 ) -> Box<dyn Allocator> {
     let mut allocator = sim::create_allocator(manager, name).unwrap();
-    allocator.initialize(AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
+    allocator.initialize(&AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
     for (i, (cpus, mem)) in agents.iter().enumerate() {
         let agent = AgentInfo { id: format!("a{i}"), resources: res(*cpus, *mem), ..AgentInfo::default() };
-        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+        allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
     for (id, role) in frameworks {
         let framework = FrameworkInfo { id: (*id).into(), name: (*id).into(), role: (*role).into() };
-        allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+        allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
     }
     allocator
 }
 
 fn round(allocator: &mut dyn Allocator, now: f64) -> Vec<Offer> {
-    allocator.allocate(Allocate { now, dry_run: false }).unwrap().to_vec()
+    allocator.allocate(&Allocate { now, dry_run: false }).unwrap().to_vec()
 }
 
 fn counts(offers: &[Offer]) -> BTreeMap<String, usize> {
@@ -77,7 +77,7 @@ fn decline(allocator: &mut dyn Allocator, offer: &Offer, refuse_seconds: f64) {
         resources: offer.resources.clone(),
         filters: Some(Filters { refuse_seconds }),
     };
-    allocator.recover_resources(request).unwrap();
+    allocator.recover_resources(&request).unwrap();
 }
 
 /// Runs `check` on every allocator implementation.
@@ -96,7 +96,9 @@ fn roles_share_by_weight() {
         assert!(round(even.as_mut(), 1.0).is_empty(), "{name}: everything is allocated");
 
         let mut weighted = cluster(manager, name, &[(1.0, 1024.0); 3], &[("fa", "a"), ("fb", "b")]);
-        weighted.update_weights(UpdateWeights { weights: vec![WeightInfo { role: "a".into(), weight: 2.0 }] }).unwrap();
+        weighted
+            .update_weights(&UpdateWeights { weights: vec![WeightInfo { role: "a".into(), weight: 2.0 }] })
+            .unwrap();
         assert_eq!(
             counts(&round(weighted.as_mut(), 0.0)),
             BTreeMap::from([("fa".into(), 2), ("fb".into(), 1)]),
@@ -125,9 +127,9 @@ fn suppress_and_revive() {
         let mut allocator = cluster(manager, name, &[(1.0, 1024.0)], &[("f1", "a")]);
         let offer = round(allocator.as_mut(), 0.0).remove(0);
         decline(allocator.as_mut(), &offer, 1000.0);
-        allocator.suppress_offers(RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
+        allocator.suppress_offers(&RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
         assert!(round(allocator.as_mut(), 2000.0).is_empty(), "{name}: suppressed");
-        allocator.revive_offers(RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
+        allocator.revive_offers(&RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
         assert_eq!(round(allocator.as_mut(), 2001.0).len(), 1, "{name}: revived");
     });
 }
@@ -140,7 +142,7 @@ fn a_lost_agent_is_no_longer_offered() {
         for offer in &offers {
             decline(allocator.as_mut(), offer, 0.0);
         }
-        allocator.remove_agent(AgentRequest { agent_id: "a1".into() }).unwrap();
+        allocator.remove_agent(&AgentRequest { agent_id: "a1".into() }).unwrap();
         let mut agents: Vec<String> = round(allocator.as_mut(), 1.0).into_iter().map(|o| o.agent_id).collect();
         agents.sort();
         assert_eq!(agents, ["a0", "a2"], "{name}");
@@ -264,9 +266,9 @@ fn a_scripted_isolator_takes_the_defaults_it_leaves_out() {
     let manager = support::lua_manager(&[("iso", &path, &[])]);
     let mut isolator = script::create_isolator(&manager, "iso").unwrap();
     let request = modhost_abi::ContainerRequest { container_id: "c".into() };
-    assert_eq!(isolator.usage(request.clone()).unwrap(), Default::default());
-    assert_eq!(isolator.status(request.clone()).unwrap().container_id, "c");
-    assert!(isolator.cleanup(request).is_ok());
+    assert_eq!(isolator.usage(&request).unwrap(), Default::default());
+    assert_eq!(isolator.status(&request).unwrap().container_id, "c");
+    assert!(isolator.cleanup(&request).is_ok());
 }
 
 #[test]

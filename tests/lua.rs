@@ -178,13 +178,13 @@ fn print_reaches_the_host_and_require_loads_from_the_scripts_folder() {
 }
 
 fn cluster(allocator: &mut dyn Allocator) {
-    allocator.initialize(Default::default()).unwrap();
+    allocator.initialize(&Default::default()).unwrap();
     for id in ["a0", "a1"] {
         let agent = AgentInfo { id: id.into(), resources: Resources::new().with("cpus", 4.0), ..Default::default() };
-        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+        allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
     let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into() };
-    allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+    allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
 }
 
 #[test]
@@ -204,11 +204,11 @@ end"#;
     let manager = support::lua_manager(&[("greedy", &path, &[])]);
     let mut allocator = script::create_allocator(&manager, "greedy").unwrap();
     cluster(allocator.as_mut());
-    let offers = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
+    let offers = allocator.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
     let accepted: Vec<(&str, f64)> = offers.iter().map(|o| (o.agent_id.as_str(), o.resources.get("cpus"))).collect();
     assert_eq!(accepted, [("a0", 3.0), ("a1", 4.0)]);
     // The next round: nothing is free any more, so the same answer is refused entirely.
-    assert!(allocator.allocate(Allocate { now: 1.0, dry_run: false }).unwrap().is_empty());
+    assert!(allocator.allocate(&Allocate { now: 1.0, dry_run: false }).unwrap().is_empty());
 }
 
 /// One script per way of answering `allocate` with something that is not a list of offers:
@@ -231,7 +231,7 @@ fn a_malformed_allocate_answer_names_the_offer_and_field_and_counts_as_an_error(
         let manager = support::lua_manager(&[(name, &path, &[])]);
         let mut allocator = script::create_allocator(&manager, name).unwrap();
         cluster(allocator.as_mut());
-        let error = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap_err();
+        let error = allocator.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap_err();
         assert!(matches!(error, CallError::Failed { .. }), "{name}: {error:?}");
         let text = error.to_string();
         assert!(text.contains(fragment) && text.contains(&format!("{name}.lua")), "{name}: {text}");
@@ -249,7 +249,7 @@ fn a_malformed_hook_answer_names_the_script_and_counts_as_an_error() {
     let mut hook = Remote(VmTransport::new(&manager, "bad_labels", HOOK_METHODS).unwrap());
     let request =
         LaunchTask { task: TaskInfo::default(), framework: FrameworkInfo::default(), agent: AgentInfo::default() };
-    let error = hook.master_launch_task_label_decorator(request).unwrap_err();
+    let error = hook.master_launch_task_label_decorator(&request).unwrap_err();
     let CallError::Malformed { message } = &error else { panic!("not a malformed answer: {error:?}") };
     assert!(message.contains("bad_labels.lua") && message.contains("master_launch_task_label_decorator"), "{message}");
     let status = script::statuses().into_iter().find(|s| s.module == "bad_labels").expect("a status");
@@ -262,12 +262,12 @@ fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
     let manager = support::lua_manager(&[("plain", &path, &[]), ("safe", &path, &[("fallback", "hierarchical")])]);
     let mut plain = script::create_allocator(&manager, "plain").unwrap();
     cluster(plain.as_mut());
-    let error = plain.allocate(Allocate { now: 0.0, dry_run: false }).unwrap_err();
+    let error = plain.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap_err();
     assert!(error.to_string().contains("broken.lua:1:") && error.to_string().contains("failed in allocate"), "{error}");
 
     let mut safe = script::create_allocator(&manager, "safe").unwrap();
     cluster(safe.as_mut());
-    let offers = safe.allocate(Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
+    let offers = safe.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
     assert_eq!(offers.len(), 2, "the built-in DRF offered both agents: {offers:?}");
 }
 

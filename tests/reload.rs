@@ -50,7 +50,7 @@ fn manager(language: &str, name: &str, script: &Path, poll_ms: &str) -> ModuleMa
 }
 
 fn version_label(hook: &mut Remote<VmTransport>) -> String {
-    let labels = hook.master_launch_task_label_decorator(LaunchTask {
+    let labels = hook.master_launch_task_label_decorator(&LaunchTask {
         task: TaskInfo::default(),
         framework: FrameworkInfo::default(),
         agent: AgentInfo::default(),
@@ -113,17 +113,17 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
     let path = own_script("reloaded_drf.lua", &counting("first"));
     let manager = manager("lua", "drf", &path, "10");
     let mut allocator = script::create_allocator(&manager, "drf").unwrap();
-    allocator.initialize(AllocatorOptions::default()).unwrap();
+    allocator.initialize(&AllocatorOptions::default()).unwrap();
     for i in 0..4 {
         let agent =
             AgentInfo { id: format!("a{i}"), resources: Resources::new().with("cpus", 4.0), ..Default::default() };
-        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+        allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
     for f in ["f1", "f2"] {
         let framework = FrameworkInfo { id: f.into(), name: f.into(), role: f.into() };
-        allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+        allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
     }
-    let offers = allocator.allocate(Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
+    let offers = allocator.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
     assert_eq!(offers.len(), 4);
     // Give two agents back; keep two allocated.
     for offer in &offers[..2] {
@@ -133,7 +133,7 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
             resources: offer.resources.clone(),
             filters: None,
         };
-        allocator.recover_resources(request).unwrap();
+        allocator.recover_resources(&request).unwrap();
     }
 
     save(&path, &counting("second"));
@@ -141,13 +141,13 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
     std::thread::sleep(Duration::from_millis(1000));
     // The next call installs the new version after replaying the state: it knows what is
     // allocated, so it offers exactly the two free agents, nothing twice.
-    let again = allocator.allocate(Allocate { now: 1.0, dry_run: false }).unwrap().to_vec();
+    let again = allocator.allocate(&Allocate { now: 1.0, dry_run: false }).unwrap().to_vec();
     let mut agents: Vec<&str> = again.iter().map(|o| o.agent_id.as_str()).collect();
     agents.sort();
     let mut freed: Vec<&str> = offers[..2].iter().map(|o| o.agent_id.as_str()).collect();
     freed.sort();
     assert_eq!(agents, freed);
-    assert!(allocator.allocate(Allocate { now: 2.0, dry_run: false }).unwrap().is_empty(), "nothing left to offer");
+    assert!(allocator.allocate(&Allocate { now: 2.0, dry_run: false }).unwrap().is_empty(), "nothing left to offer");
     let events = script::reload::take_events();
     assert!(events.iter().any(|e| e.ok && e.module == "drf"), "{events:?}");
 }
@@ -172,7 +172,7 @@ fn export_and_import_state_carry_a_scripts_own_state() {
     let started = Instant::now();
     loop {
         let labels = hook
-            .master_launch_task_label_decorator(LaunchTask {
+            .master_launch_task_label_decorator(&LaunchTask {
                 task: TaskInfo::default(),
                 framework: Default::default(),
                 agent: Default::default(),

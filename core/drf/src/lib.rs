@@ -422,14 +422,14 @@ impl HierarchicalDrf {
 }
 
 impl Allocator for HierarchicalDrf {
-    fn initialize(&mut self, options: AllocatorOptions) -> Result<(), CallError> {
-        self.apply_options(options);
+    fn initialize(&mut self, options: &AllocatorOptions) -> Result<(), CallError> {
+        self.apply_options(options.clone());
         Ok(())
     }
 
-    fn add_framework(&mut self, request: AddFramework) -> Result<(), CallError> {
-        let id = request.framework.id;
-        if let Some(&existing) = self.framework_index.get(&id)
+    fn add_framework(&mut self, request: &AddFramework) -> Result<(), CallError> {
+        let id = &request.framework.id;
+        if let Some(&existing) = self.framework_index.get(id)
             && !self.frameworks[existing].removed
         {
             return Err(CallError::failed(format!("framework '{id}' was already added")));
@@ -446,12 +446,12 @@ impl Allocator for HierarchicalDrf {
             allocations: 0,
             filters: HashMap::new(),
         });
-        self.framework_index.insert(id, index);
+        self.framework_index.insert(id.clone(), index);
         self.roles[role].frameworks.push(index);
         self.add_used(&request.used)
     }
 
-    fn remove_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+    fn remove_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         let framework = self.framework(&request.framework_id)?;
         for agent in 0..self.agents.len() {
             if let Some(held) = self.agents[agent].by_framework.get(&framework).cloned() {
@@ -465,19 +465,19 @@ impl Allocator for HierarchicalDrf {
         Ok(())
     }
 
-    fn activate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+    fn activate_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         let framework = self.framework(&request.framework_id)?;
         self.frameworks[framework].active = true;
         Ok(())
     }
 
-    fn deactivate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+    fn deactivate_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         let framework = self.framework(&request.framework_id)?;
         self.frameworks[framework].active = false;
         Ok(())
     }
 
-    fn update_framework(&mut self, request: UpdateFramework) -> Result<(), CallError> {
+    fn update_framework(&mut self, request: &UpdateFramework) -> Result<(), CallError> {
         let framework = self.framework(&request.framework.id)?;
         let old = self.frameworks[framework].role;
         let new = self.role(&request.framework.role);
@@ -496,7 +496,7 @@ impl Allocator for HierarchicalDrf {
         Ok(())
     }
 
-    fn add_agent(&mut self, request: AddAgent) -> Result<(), CallError> {
+    fn add_agent(&mut self, request: &AddAgent) -> Result<(), CallError> {
         let id = request.agent.id.clone();
         if self.agent_index.get(&id).is_some_and(|&a| !self.agents[a].removed) {
             return Err(CallError::failed(format!("agent '{id}' was already added")));
@@ -518,7 +518,7 @@ impl Allocator for HierarchicalDrf {
         self.add_used(&request.used)
     }
 
-    fn remove_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+    fn remove_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         let agent = self.agent(&request.agent_id)?;
         let held: Vec<(usize, Amounts)> =
             self.agents[agent].by_framework.iter().map(|(f, a)| (*f, a.clone())).collect();
@@ -536,7 +536,7 @@ impl Allocator for HierarchicalDrf {
         Ok(())
     }
 
-    fn update_agent(&mut self, request: UpdateAgent) -> Result<(), CallError> {
+    fn update_agent(&mut self, request: &UpdateAgent) -> Result<(), CallError> {
         let agent = self.agent(&request.agent.id)?;
         let total = self.amounts(&request.agent.resources);
         for ((slot, old), new) in self.total.iter_mut().zip(&self.agents[agent].total).zip(&total) {
@@ -546,19 +546,19 @@ impl Allocator for HierarchicalDrf {
         Ok(())
     }
 
-    fn activate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+    fn activate_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         let agent = self.agent(&request.agent_id)?;
         self.agents[agent].active = true;
         Ok(())
     }
 
-    fn deactivate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+    fn deactivate_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         let agent = self.agent(&request.agent_id)?;
         self.agents[agent].active = false;
         Ok(())
     }
 
-    fn recover_resources(&mut self, request: RecoverResources) -> Result<(), CallError> {
+    fn recover_resources(&mut self, request: &RecoverResources) -> Result<(), CallError> {
         // Resources of a framework or an agent that is gone were released with it (Mesos
         // ignores such calls too).
         let (Some(&framework), Some(&agent)) =
@@ -595,21 +595,21 @@ impl Allocator for HierarchicalDrf {
         Ok(())
     }
 
-    fn suppress_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+    fn suppress_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
         let framework = self.framework(&request.framework_id)?;
         self.frameworks[framework].suppressed = true;
         Ok(())
     }
 
-    fn revive_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+    fn revive_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
         let framework = self.framework(&request.framework_id)?;
         self.frameworks[framework].suppressed = false;
         self.frameworks[framework].filters.clear();
         Ok(())
     }
 
-    fn update_weights(&mut self, request: UpdateWeights) -> Result<(), CallError> {
-        for weight in request.weights {
+    fn update_weights(&mut self, request: &UpdateWeights) -> Result<(), CallError> {
+        for weight in &request.weights {
             if !(weight.weight.is_finite() && weight.weight > 0.0) {
                 return Err(CallError::failed(format!(
                     "role '{}': weight {} must be a positive number",
@@ -622,17 +622,17 @@ impl Allocator for HierarchicalDrf {
         Ok(())
     }
 
-    fn pause(&mut self, _: Empty) -> Result<(), CallError> {
+    fn pause(&mut self, _: &Empty) -> Result<(), CallError> {
         self.paused = true;
         Ok(())
     }
 
-    fn resume(&mut self, _: Empty) -> Result<(), CallError> {
+    fn resume(&mut self, _: &Empty) -> Result<(), CallError> {
         self.paused = false;
         Ok(())
     }
 
-    fn allocate(&mut self, request: Allocate) -> Result<Offers, CallError> {
+    fn allocate(&mut self, request: &Allocate) -> Result<Offers, CallError> {
         if self.paused {
             self.now = request.now;
             return Ok(Offers::new());
@@ -645,8 +645,8 @@ impl Allocator for HierarchicalDrf {
         Ok(offers)
     }
 
-    fn offers_made(&mut self, request: OffersMade) -> Result<(), CallError> {
-        let offers: Offers = request.offers.into_iter().collect();
+    fn offers_made(&mut self, request: &OffersMade) -> Result<(), CallError> {
+        let offers: Offers = request.offers.iter().cloned().collect();
         self.apply(&offers, 1)
     }
 }

@@ -16,17 +16,17 @@ fn cluster(agents: &[(f64, f64)], frameworks: &[(&str, &str)]) -> HierarchicalDr
     let mut drf = HierarchicalDrf::new(AllocatorOptions { seed: 1, ..AllocatorOptions::default() });
     for (i, (cpus, mem)) in agents.iter().enumerate() {
         let agent = AgentInfo { id: format!("a{i}"), resources: res(*cpus, *mem), ..AgentInfo::default() };
-        drf.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+        drf.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
     for (id, role) in frameworks {
         let framework = FrameworkInfo { id: (*id).into(), name: (*id).into(), role: (*role).into() };
-        drf.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+        drf.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
     }
     drf
 }
 
 fn round(drf: &mut HierarchicalDrf, now: f64) -> Vec<Offer> {
-    drf.allocate(Allocate { now, dry_run: false }).unwrap().to_vec()
+    drf.allocate(&Allocate { now, dry_run: false }).unwrap().to_vec()
 }
 
 /// How many agents each framework got, sorted by framework.
@@ -39,7 +39,7 @@ fn counts(offers: &[Offer]) -> Vec<(String, usize)> {
 }
 
 fn decline(drf: &mut HierarchicalDrf, offer: &Offer, refuse_seconds: Option<f64>) {
-    drf.recover_resources(RecoverResources {
+    drf.recover_resources(&RecoverResources {
         framework_id: offer.framework_id.clone(),
         agent_id: offer.agent_id.clone(),
         resources: offer.resources.clone(),
@@ -64,7 +64,7 @@ fn weights_divide_shares() {
     // a (weight 2) vs b (weight 1) over 3 equal agents: a, b, a (worked in the test's comment).
     // Round: a takes one (share 1/3 / 2 = 1/6); b (0) takes one (1/3); a (1/6 < 1/3) takes the last.
     let mut drf = cluster(&[(1.0, 1024.0); 3], &[("fa", "a"), ("fb", "b")]);
-    drf.update_weights(UpdateWeights { weights: vec![WeightInfo { role: "a".into(), weight: 2.0 }] }).unwrap();
+    drf.update_weights(&UpdateWeights { weights: vec![WeightInfo { role: "a".into(), weight: 2.0 }] }).unwrap();
     assert_eq!(counts(&round(&mut drf, 0.0)), [("fa".into(), 2), ("fb".into(), 1)]);
 }
 
@@ -85,7 +85,7 @@ fn the_dominant_resource_decides() {
     for (id, agent, held) in [("f1", "a0", res(1.0, 3000.0)), ("f2", "a1", res(2.0, 500.0))] {
         let framework = FrameworkInfo { id: id.into(), name: id.into(), role: id.into() };
         let used = vec![modhost_abi::Allocation { framework_id: id.into(), agent_id: agent.into(), resources: held }];
-        drf.add_framework(AddFramework { framework, used, active: true }).unwrap();
+        drf.add_framework(&AddFramework { framework, used, active: true }).unwrap();
     }
     let offers = round(&mut drf, 0.0);
     let order: Vec<&str> = offers.iter().map(|o| o.framework_id.as_str()).collect();
@@ -116,7 +116,7 @@ fn a_filter_does_not_hide_resources_larger_than_those_refused() {
     let offer = round(&mut drf, 0.0).remove(0);
     // f1 keeps half (a task) and declines the rest with a long filter.
     let half = res(2.0, 2048.0);
-    drf.recover_resources(RecoverResources {
+    drf.recover_resources(&RecoverResources {
         framework_id: "f1".into(),
         agent_id: offer.agent_id.clone(),
         resources: half.clone(),
@@ -125,7 +125,7 @@ fn a_filter_does_not_hide_resources_larger_than_those_refused() {
     .unwrap();
     assert!(round(&mut drf, 1.0).is_empty(), "the refused half is filtered");
     // The task finishes: now more is free than was refused, so the filter no longer applies.
-    drf.recover_resources(RecoverResources {
+    drf.recover_resources(&RecoverResources {
         framework_id: "f1".into(),
         agent_id: offer.agent_id,
         resources: half,
@@ -141,22 +141,22 @@ fn suppress_stops_offers_and_revive_restores_them_and_clears_filters() {
     let offer = round(&mut drf, 0.0).remove(0);
     decline(&mut drf, &offer, Some(1000.0));
     assert!(round(&mut drf, 1.0).is_empty(), "filtered for 1000 s");
-    drf.revive_offers(RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
+    drf.revive_offers(&RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
     let offer = round(&mut drf, 2.0).remove(0);
     decline(&mut drf, &offer, None);
-    drf.suppress_offers(RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
+    drf.suppress_offers(&RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
     assert!(round(&mut drf, 3.0).is_empty(), "suppressed");
-    drf.revive_offers(RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
+    drf.revive_offers(&RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
     assert_eq!(round(&mut drf, 4.0).len(), 1, "revived");
 }
 
 #[test]
 fn inactive_frameworks_and_agents_get_nothing() {
     let mut drf = cluster(&[(1.0, 1024.0); 2], &[("f1", "a")]);
-    drf.deactivate_framework(FrameworkRequest { framework_id: "f1".into() }).unwrap();
+    drf.deactivate_framework(&FrameworkRequest { framework_id: "f1".into() }).unwrap();
     assert!(round(&mut drf, 0.0).is_empty());
-    drf.activate_framework(FrameworkRequest { framework_id: "f1".into() }).unwrap();
-    drf.deactivate_agent(AgentRequest { agent_id: "a0".into() }).unwrap();
+    drf.activate_framework(&FrameworkRequest { framework_id: "f1".into() }).unwrap();
+    drf.deactivate_agent(&AgentRequest { agent_id: "a0".into() }).unwrap();
     let offers = round(&mut drf, 1.0);
     assert_eq!(offers.iter().map(|o| o.agent_id.as_str()).collect::<Vec<_>>(), ["a1"]);
 }
@@ -166,14 +166,14 @@ fn losing_an_agent_releases_what_was_allocated_on_it() {
     let mut drf = cluster(&[(2.0, 2048.0), (2.0, 2048.0)], &[("f1", "a")]);
     let offers = round(&mut drf, 0.0);
     assert_eq!(drf.allocated_total(), res(4.0, 4096.0));
-    drf.remove_agent(AgentRequest { agent_id: offers[0].agent_id.clone() }).unwrap();
+    drf.remove_agent(&AgentRequest { agent_id: offers[0].agent_id.clone() }).unwrap();
     assert_eq!(drf.cluster_total(), res(2.0, 2048.0));
     assert_eq!(drf.allocated_total(), res(2.0, 2048.0));
     // Giving back resources of the lost agent is ignored, as in Mesos.
     decline(&mut drf, &offers[0], None);
     assert_eq!(drf.allocated_total(), res(2.0, 2048.0));
     // Removing a framework releases the rest.
-    drf.remove_framework(FrameworkRequest { framework_id: "f1".into() }).unwrap();
+    drf.remove_framework(&FrameworkRequest { framework_id: "f1".into() }).unwrap();
     assert_eq!(drf.allocated_total(), Resources::new());
 }
 
@@ -190,7 +190,7 @@ fn giving_back_more_than_held_is_an_error() {
     let mut drf = cluster(&[(1.0, 1024.0)], &[("f1", "a")]);
     let offer = round(&mut drf, 0.0).remove(0);
     let error = drf
-        .recover_resources(RecoverResources {
+        .recover_resources(&RecoverResources {
             framework_id: "f1".into(),
             agent_id: offer.agent_id,
             resources: res(2.0, 1024.0),
@@ -204,7 +204,7 @@ fn giving_back_more_than_held_is_an_error() {
 fn the_same_seed_gives_the_same_decisions() {
     let run = |seed| {
         let mut drf = cluster(&[(1.0, 1024.0); 50], &[("f1", "a"), ("f2", "b"), ("f3", "c")]);
-        drf.initialize(AllocatorOptions { seed, ..AllocatorOptions::default() }).unwrap();
+        drf.initialize(&AllocatorOptions { seed, ..AllocatorOptions::default() }).unwrap();
         round(&mut drf, 0.0).into_iter().map(|o| (o.framework_id, o.agent_id)).collect::<Vec<_>>()
     };
     assert_eq!(run(3), run(3));

@@ -68,14 +68,14 @@ fn bookkeeping_survives_random_operations() {
                     let resources =
                         Resources::new().with("cpus", (1 + pick(16)) as f64).with("mem", (256 * (1 + pick(64))) as f64);
                     let agent = AgentInfo { id: id.clone(), resources: resources.clone(), ..AgentInfo::default() };
-                    drf.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+                    drf.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
                     model.totals.insert(id, resources);
                 }
                 1 if !model.totals.is_empty() && pick(3) == 0 => {
                     let mut ids: Vec<String> = model.totals.keys().cloned().collect();
                     ids.sort();
                     let id = ids[pick(ids.len() as u64) as usize].clone();
-                    drf.remove_agent(AgentRequest { agent_id: id.clone() }).unwrap();
+                    drf.remove_agent(&AgentRequest { agent_id: id.clone() }).unwrap();
                     model.totals.remove(&id);
                     model.held.retain(|(_, a), _| *a != id);
                 }
@@ -83,21 +83,21 @@ fn bookkeeping_survives_random_operations() {
                     let id = format!("f{next_framework}");
                     next_framework += 1;
                     let framework = FrameworkInfo { id: id.clone(), name: id.clone(), role: format!("r{}", pick(3)) };
-                    drf.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+                    drf.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
                     frameworks.push(id);
                 }
                 3 if !frameworks.is_empty() && pick(4) == 0 => {
                     let id = frameworks.swap_remove(pick(frameworks.len() as u64) as usize);
-                    drf.remove_framework(FrameworkRequest { framework_id: id.clone() }).unwrap();
+                    drf.remove_framework(&FrameworkRequest { framework_id: id.clone() }).unwrap();
                     model.held.retain(|(f, _), _| *f != id);
                 }
                 4 if !frameworks.is_empty() => {
                     let id = frameworks[pick(frameworks.len() as u64) as usize].clone();
                     let request = RolesRequest { framework_id: id, roles: vec![] };
                     if pick(2) == 0 {
-                        drf.suppress_offers(request).unwrap()
+                        drf.suppress_offers(&request).unwrap()
                     } else {
-                        drf.revive_offers(request).unwrap()
+                        drf.revive_offers(&request).unwrap()
                     }
                 }
                 5 | 6 => {
@@ -114,7 +114,7 @@ fn bookkeeping_survives_random_operations() {
                             )
                         };
                         let filters = (pick(2) == 0).then(|| Filters { refuse_seconds: pick(10) as f64 });
-                        drf.recover_resources(RecoverResources {
+                        drf.recover_resources(&RecoverResources {
                             framework_id: key.0.clone(),
                             agent_id: key.1.clone(),
                             resources: back.clone(),
@@ -130,7 +130,7 @@ fn bookkeeping_survives_random_operations() {
                 }
                 _ => {
                     now += 1.0;
-                    let offers = drf.allocate(Allocate { now, dry_run: false }).unwrap();
+                    let offers = drf.allocate(&Allocate { now, dry_run: false }).unwrap();
                     let mut offered: HashMap<String, Resources> = HashMap::new();
                     for offer in offers.to_vec() {
                         // Only free resources, never the same twice in a round.

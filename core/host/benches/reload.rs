@@ -33,7 +33,7 @@ fn script(language: &str, value: usize) -> String {
 fn label(hook: &mut Remote<VmTransport>) -> (String, Duration) {
     let started = Instant::now();
     let request = LaunchTask { task: TaskInfo::default(), framework: Default::default(), agent: Default::default() };
-    let labels = hook.master_launch_task_label_decorator(request).unwrap().unwrap();
+    let labels = hook.master_launch_task_label_decorator(&request).unwrap().unwrap();
     (labels[0].value.clone(), started.elapsed())
 }
 

@@ -76,13 +76,11 @@ fn main() {
     let message = task_message();
     let mut group = criterion.benchmark_group("hook_call");
     group.bench_function("native_module", |b| {
-        b.iter(|| native.master_launch_task_label_decorator(black_box(message.clone())).unwrap())
+        b.iter(|| native.master_launch_task_label_decorator(black_box(&message)).unwrap())
     });
-    group.bench_function("lua", |b| {
-        b.iter(|| lua.master_launch_task_label_decorator(black_box(message.clone())).unwrap())
-    });
+    group.bench_function("lua", |b| b.iter(|| lua.master_launch_task_label_decorator(black_box(&message)).unwrap()));
     group.bench_function("python", |b| {
-        b.iter(|| python.master_launch_task_label_decorator(black_box(message.clone())).unwrap())
+        b.iter(|| python.master_launch_task_label_decorator(black_box(&message)).unwrap())
     });
     group.finish();
 

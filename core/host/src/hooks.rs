@@ -4,8 +4,6 @@
 //! `Some` replaces the field, `None` leaves it; an error is logged as a warning naming the
 //! module and ignored (Mesos's rules since 0.23), and counted for the report.
 
-use std::collections::BTreeMap;
-
 use modhost_abi::messages::{AgentInfo, ExecutorInfo, FrameworkInfo, Resources, TaskInfo, TaskStatus};
 use modhost_abi::{
     AgentEvent, CallError, ExecutorEnvironment, Hook, LaunchTask, LaunchTaskResources, RemoveExecutor, RunTask,
@@ -82,17 +80,19 @@ impl HookChain {
         self.hooks.iter().map(|h| (h.name.clone(), h.errors)).collect()
     }
 
-    /// Runs one decorator over every hook: `Some` replaces `field`, `None` keeps it, an
-    /// error is logged and counted.
-    fn decorate<T>(
+    /// Runs one decorator over every hook, all on one request: `Some` replaces the decorated
+    /// field of the request (so the next hook sees it), `None` keeps it, an error is logged
+    /// and counted. The request is built once per chain, not once per hook.
+    fn decorate<R, T>(
         &mut self,
         method: &str,
-        field: &mut T,
-        call: impl Fn(&mut dyn Hook, &T) -> Result<Option<T>, CallError>,
+        request: &mut R,
+        field: impl Fn(&mut R) -> &mut T,
+        call: impl Fn(&mut dyn Hook, &R) -> Result<Option<T>, CallError>,
     ) {
         for installed in &mut self.hooks {
-            match call(installed.hook.as_mut(), field) {
-                Ok(Some(value)) => *field = value,
+            match call(installed.hook.as_mut(), request) {
+                Ok(Some(value)) => *field(request) = value,
                 Ok(None) => {}
                 Err(e) => {
                     installed.errors += 1;
@@ -114,31 +114,32 @@ impl HookChain {
 
     /// Master, on launch: the task's labels.
     pub fn launch_task_labels(&mut self, task: &mut TaskInfo, framework: &FrameworkInfo, agent: &AgentInfo) {
-        let mut labels = std::mem::take(&mut task.labels);
-        let base = task.clone();
-        self.decorate("master_launch_task_label_decorator", &mut labels, |hook, labels| {
-            let task = TaskInfo { labels: labels.clone(), ..base.clone() };
-            hook.master_launch_task_label_decorator(LaunchTask {
-                task,
-                framework: framework.clone(),
-                agent: agent.clone(),
-            })
-        });
-        task.labels = labels;
+        if self.hooks.is_empty() {
+            return;
+        }
+        let mut request = LaunchTask { task: task.clone(), framework: framework.clone(), agent: agent.clone() };
+        self.decorate(
+            "master_launch_task_label_decorator",
+            &mut request,
+            |r| &mut r.task.labels,
+            |hook, r| hook.master_launch_task_label_decorator(r),
+        );
+        task.labels = request.task.labels;
     }
 
     /// Master, on launch: the task's resources.
     pub fn launch_task_resources(&mut self, task: &mut TaskInfo, agent_resources: &Resources) {
-        let mut resources = std::mem::take(&mut task.resources);
-        let base = task.clone();
-        self.decorate("master_launch_task_resource_decorator", &mut resources, |hook, resources| {
-            let task = TaskInfo { resources: resources.clone(), ..base.clone() };
-            hook.master_launch_task_resource_decorator(LaunchTaskResources {
-                task,
-                agent_resources: agent_resources.clone(),
-            })
-        });
-        task.resources = resources;
+        if self.hooks.is_empty() {
+            return;
+        }
+        let mut request = LaunchTaskResources { task: task.clone(), agent_resources: agent_resources.clone() };
+        self.decorate(
+            "master_launch_task_resource_decorator",
+            &mut request,
+            |r| &mut r.task.resources,
+            |hook, r| hook.master_launch_task_resource_decorator(r),
+        );
+        task.resources = request.task.resources;
     }
 
     /// Agent, on run-task: the task's labels.
@@ -149,72 +150,85 @@ impl HookChain {
         framework: &FrameworkInfo,
         agent: &AgentInfo,
     ) {
-        let mut labels = std::mem::take(&mut task.labels);
-        let base = task.clone();
-        self.decorate("agent_run_task_label_decorator", &mut labels, |hook, labels| {
-            hook.agent_run_task_label_decorator(RunTask {
-                task: TaskInfo { labels: labels.clone(), ..base.clone() },
-                executor: executor.clone(),
-                framework: framework.clone(),
-                agent: agent.clone(),
-            })
-        });
-        task.labels = labels;
+        if self.hooks.is_empty() {
+            return;
+        }
+        let mut request = RunTask {
+            task: task.clone(),
+            executor: executor.clone(),
+            framework: framework.clone(),
+            agent: agent.clone(),
+        };
+        self.decorate(
+            "agent_run_task_label_decorator",
+            &mut request,
+            |r| &mut r.task.labels,
+            |hook, r| hook.agent_run_task_label_decorator(r),
+        );
+        task.labels = request.task.labels;
     }
 
     /// Agent, on executor launch: the executor's environment.
     pub fn executor_environment(&mut self, executor: &mut ExecutorInfo) {
-        let mut environment = std::mem::take(&mut executor.environment);
-        let base = executor.clone();
-        self.decorate("agent_executor_environment_decorator", &mut environment, |hook, environment| {
-            let executor = ExecutorInfo { environment: environment.clone(), ..base.clone() };
-            hook.agent_executor_environment_decorator(ExecutorEnvironment { executor })
-        });
-        executor.environment = environment;
+        if self.hooks.is_empty() {
+            return;
+        }
+        let mut request = ExecutorEnvironment { executor: executor.clone() };
+        self.decorate(
+            "agent_executor_environment_decorator",
+            &mut request,
+            |r| &mut r.executor.environment,
+            |hook, r| hook.agent_executor_environment_decorator(r),
+        );
+        executor.environment = request.executor.environment;
     }
 
     /// Agent, before a status update goes out: only labels are taken from a decoration.
     pub fn task_status(&mut self, framework_id: &str, status: &mut TaskStatus) {
-        let mut labels = std::mem::take(&mut status.labels);
-        let base = status.clone();
-        self.decorate("agent_task_status_decorator", &mut labels, |hook, labels| {
-            let status = TaskStatus { labels: labels.clone(), ..base.clone() };
-            let decorated =
-                hook.agent_task_status_decorator(TaskStatusUpdate { framework_id: framework_id.to_owned(), status })?;
-            Ok(decorated.map(|s| s.labels))
-        });
-        status.labels = labels;
+        if self.hooks.is_empty() {
+            return;
+        }
+        let mut request = TaskStatusUpdate { framework_id: framework_id.to_owned(), status: status.clone() };
+        self.decorate(
+            "agent_task_status_decorator",
+            &mut request,
+            |r| &mut r.status.labels,
+            |hook, r| Ok(hook.agent_task_status_decorator(r)?.map(|decorated| decorated.labels)),
+        );
+        status.labels = request.status.labels;
     }
 
     /// Agent, at start: its resources, then its attributes.
     pub fn agent_start(&mut self, agent: &mut AgentInfo) {
-        let mut resources = std::mem::take(&mut agent.resources);
-        let base = agent.clone();
-        self.decorate("agent_resources_decorator", &mut resources, |hook, resources| {
-            hook.agent_resources_decorator(AgentEvent {
-                agent: AgentInfo { resources: resources.clone(), ..base.clone() },
-            })
-        });
-        agent.resources = resources;
-        let mut attributes: BTreeMap<String, String> = std::mem::take(&mut agent.attributes);
-        let base = agent.clone();
-        self.decorate("agent_attributes_decorator", &mut attributes, |hook, attributes| {
-            hook.agent_attributes_decorator(AgentEvent {
-                agent: AgentInfo { attributes: attributes.clone(), ..base.clone() },
-            })
-        });
-        agent.attributes = attributes;
+        if self.hooks.is_empty() {
+            return;
+        }
+        let mut request = AgentEvent { agent: agent.clone() };
+        self.decorate(
+            "agent_resources_decorator",
+            &mut request,
+            |r| &mut r.agent.resources,
+            |hook, r| hook.agent_resources_decorator(r),
+        );
+        self.decorate(
+            "agent_attributes_decorator",
+            &mut request,
+            |r| &mut r.agent.attributes,
+            |hook, r| hook.agent_attributes_decorator(r),
+        );
+        agent.resources = request.agent.resources;
+        agent.attributes = request.agent.attributes;
     }
 
     /// Master, after an agent is lost.
     pub fn agent_lost(&mut self, agent: &AgentInfo) {
-        self.notify("master_agent_lost_hook", |hook| hook.master_agent_lost_hook(AgentEvent { agent: agent.clone() }));
+        let request = AgentEvent { agent: agent.clone() };
+        self.notify("master_agent_lost_hook", |hook| hook.master_agent_lost_hook(&request));
     }
 
     /// Agent, when an executor is removed.
     pub fn remove_executor(&mut self, framework: &FrameworkInfo, executor: &ExecutorInfo) {
-        self.notify("agent_remove_executor_hook", |hook| {
-            hook.agent_remove_executor_hook(RemoveExecutor { framework: framework.clone(), executor: executor.clone() })
-        });
+        let request = RemoveExecutor { framework: framework.clone(), executor: executor.clone() };
+        self.notify("agent_remove_executor_hook", |hook| hook.agent_remove_executor_hook(&request));
     }
 }

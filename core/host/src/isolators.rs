@@ -110,15 +110,15 @@ impl Isolators {
             installed.containers += 1;
         }
         let id = &config.container_id;
-        self.each("prepare", |i| i.prepare(Prepare { container_id: id.clone(), config: config.clone() }).map(drop))?;
-        self.each("isolate", |i| i.isolate(Isolate { container_id: id.clone(), pid }))?;
-        self.each("update", |i| i.update(Update { container_id: id.clone(), resources: config.resources.clone() }))
+        self.each("prepare", |i| i.prepare(&Prepare { container_id: id.clone(), config: config.clone() }).map(drop))?;
+        self.each("isolate", |i| i.isolate(&Isolate { container_id: id.clone(), pid }))?;
+        self.each("update", |i| i.update(&Update { container_id: id.clone(), resources: config.resources.clone() }))
     }
 
     /// Polls every isolator's `watch`; the first limitation reported wins.
     pub fn watch(&mut self, container_id: &str) -> Option<(String, ContainerLimitation)> {
         for installed in &mut self.list {
-            match installed.isolator.watch(ContainerRequest { container_id: container_id.to_owned() }) {
+            match installed.isolator.watch(&ContainerRequest { container_id: container_id.to_owned() }) {
                 Ok(Some(limitation)) => return Some((installed.name.clone(), limitation)),
                 Ok(None) => {}
                 Err(e) => {
@@ -135,7 +135,7 @@ impl Isolators {
     pub fn finish(&mut self, container_id: &str, seconds: f64) {
         for installed in &mut self.list {
             let request = ContainerRequest { container_id: container_id.to_owned() };
-            match installed.isolator.usage(request.clone()) {
+            match installed.isolator.usage(&request) {
                 Ok(statistics) => {
                     for (name, amount) in &statistics.used.0 {
                         let slot = installed.usage.0.entry(name.clone()).or_default();
@@ -147,7 +147,7 @@ impl Isolators {
                     log::warn!("isolator '{}': usage failed: {e}", installed.name);
                 }
             }
-            if let Err(e) = installed.isolator.cleanup(request) {
+            if let Err(e) = installed.isolator.cleanup(&request) {
                 installed.errors += 1;
                 log::warn!("isolator '{}': cleanup failed: {e}", installed.name);
             }
@@ -157,7 +157,7 @@ impl Isolators {
     /// Cleans up a container that never ran (a failed launch).
     pub fn cleanup(&mut self, container_id: &str) {
         for installed in &mut self.list {
-            if let Err(e) = installed.isolator.cleanup(ContainerRequest { container_id: container_id.to_owned() }) {
+            if let Err(e) = installed.isolator.cleanup(&ContainerRequest { container_id: container_id.to_owned() }) {
                 installed.errors += 1;
                 log::warn!("isolator '{}': cleanup failed: {e}", installed.name);
             }

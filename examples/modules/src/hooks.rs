@@ -28,17 +28,17 @@ fn merge(mut existing: Vec<Label>, added: &[Label]) -> Vec<Label> {
 }
 
 impl Hook for LabelHook {
-    fn master_launch_task_label_decorator(&mut self, request: LaunchTask) -> Result<Option<Vec<Label>>, CallError> {
+    fn master_launch_task_label_decorator(&mut self, request: &LaunchTask) -> Result<Option<Vec<Label>>, CallError> {
         if self.labels.is_empty() {
             return Ok(None);
         }
-        Ok(Some(merge(request.task.labels, &self.labels)))
+        Ok(Some(merge(request.task.labels.clone(), &self.labels)))
     }
 
-    fn agent_task_status_decorator(&mut self, request: TaskStatusUpdate) -> Result<Option<TaskStatus>, CallError> {
+    fn agent_task_status_decorator(&mut self, request: &TaskStatusUpdate) -> Result<Option<TaskStatus>, CallError> {
         let hooked = [Label { key: "modhost.hooked".into(), value: "true".into() }];
         let labels = merge(request.status.labels.clone(), &hooked);
-        Ok(Some(TaskStatus { labels, ..request.status }))
+        Ok(Some(TaskStatus { labels, ..request.status.clone() }))
     }
 }
 
@@ -67,9 +67,9 @@ impl Construct for EnvironmentHook {
 impl Hook for EnvironmentHook {
     fn agent_executor_environment_decorator(
         &mut self,
-        request: ExecutorEnvironment,
+        request: &ExecutorEnvironment,
     ) -> Result<Option<Vec<EnvironmentVariable>>, CallError> {
-        let mut environment = request.executor.environment;
+        let mut environment = request.executor.environment.clone();
         let id = EnvironmentVariable { name: "MODHOST_EXECUTOR_ID".into(), value: request.executor.id.clone() };
         for variable in self.variables.iter().chain([&id]) {
             match environment.iter_mut().find(|v| v.name == variable.name) {

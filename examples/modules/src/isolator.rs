@@ -37,24 +37,24 @@ impl ResourceAccountingIsolator {
 }
 
 impl Isolator for ResourceAccountingIsolator {
-    fn prepare(&mut self, request: Prepare) -> Result<Option<ContainerLaunchInfo>, CallError> {
+    fn prepare(&mut self, request: &Prepare) -> Result<Option<ContainerLaunchInfo>, CallError> {
         if self.containers.contains_key(&request.container_id) {
             return Err(CallError::failed(format!("container '{}' was already prepared", request.container_id)));
         }
         self.seen += 1;
-        self.set(request.container_id, request.config.resources);
+        self.set(request.container_id.clone(), request.config.resources.clone());
         Ok(None)
     }
 
-    fn update(&mut self, request: Update) -> Result<(), CallError> {
+    fn update(&mut self, request: &Update) -> Result<(), CallError> {
         if !self.containers.contains_key(&request.container_id) {
             return Err(CallError::failed(format!("unknown container '{}'", request.container_id)));
         }
-        self.set(request.container_id, request.resources);
+        self.set(request.container_id.clone(), request.resources.clone());
         Ok(())
     }
 
-    fn usage(&mut self, request: ContainerRequest) -> Result<ResourceStatistics, CallError> {
+    fn usage(&mut self, request: &ContainerRequest) -> Result<ResourceStatistics, CallError> {
         let used = self
             .containers
             .get(&request.container_id)
@@ -63,7 +63,7 @@ impl Isolator for ResourceAccountingIsolator {
         Ok(ResourceStatistics { timestamp: 0.0, limits: used.clone(), used })
     }
 
-    fn status(&mut self, request: ContainerRequest) -> Result<ContainerStatus, CallError> {
+    fn status(&mut self, request: &ContainerRequest) -> Result<ContainerStatus, CallError> {
         let labels = [
             ("containers_live", self.containers.len().to_string()),
             ("containers_seen", self.seen.to_string()),
@@ -73,10 +73,10 @@ impl Isolator for ResourceAccountingIsolator {
         .into_iter()
         .map(|(key, value)| Label { key: key.into(), value })
         .collect();
-        Ok(ContainerStatus { container_id: request.container_id, labels })
+        Ok(ContainerStatus { container_id: request.container_id.clone(), labels })
     }
 
-    fn cleanup(&mut self, request: ContainerRequest) -> Result<(), CallError> {
+    fn cleanup(&mut self, request: &ContainerRequest) -> Result<(), CallError> {
         if let Some(resources) = self.containers.remove(&request.container_id) {
             self.live.subtract(&resources);
         }

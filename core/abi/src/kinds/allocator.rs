@@ -140,100 +140,100 @@ pub struct Empty {}
 /// The Allocator kind. Every method but `allocate` has a default that does nothing.
 pub trait Allocator: Send {
     /// Called once, before anything else.
-    fn initialize(&mut self, options: AllocatorOptions) -> Result<(), CallError> {
+    fn initialize(&mut self, options: &AllocatorOptions) -> Result<(), CallError> {
         let _ = options;
         Ok(())
     }
     /// A framework registered (or re-registered with resources in use).
-    fn add_framework(&mut self, request: AddFramework) -> Result<(), CallError> {
+    fn add_framework(&mut self, request: &AddFramework) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// A framework is gone; what it held is released.
-    fn remove_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+    fn remove_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// A framework may be offered resources again.
-    fn activate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+    fn activate_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// A framework must not be offered resources until activated.
-    fn deactivate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+    fn deactivate_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// A framework's description changed.
-    fn update_framework(&mut self, request: UpdateFramework) -> Result<(), CallError> {
+    fn update_framework(&mut self, request: &UpdateFramework) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// An agent joined (or re-joined with resources in use).
-    fn add_agent(&mut self, request: AddAgent) -> Result<(), CallError> {
+    fn add_agent(&mut self, request: &AddAgent) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// An agent is gone, with everything allocated on it.
-    fn remove_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+    fn remove_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// An agent's total resources changed.
-    fn update_agent(&mut self, request: UpdateAgent) -> Result<(), CallError> {
+    fn update_agent(&mut self, request: &UpdateAgent) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// An agent reconnected.
-    fn activate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+    fn activate_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// An agent disconnected: offer nothing on it.
-    fn deactivate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+    fn deactivate_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Resources come back: declined (with a filter) or freed by a finished task.
-    fn recover_resources(&mut self, request: RecoverResources) -> Result<(), CallError> {
+    fn recover_resources(&mut self, request: &RecoverResources) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Stop offering to a framework (for some or all of its roles).
-    fn suppress_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+    fn suppress_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Offer to a framework again, clearing its refusal filters.
-    fn revive_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+    fn revive_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Roles' weights changed.
-    fn update_weights(&mut self, request: UpdateWeights) -> Result<(), CallError> {
+    fn update_weights(&mut self, request: &UpdateWeights) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Stop allocating until `resume` (idempotent).
-    fn pause(&mut self, request: Empty) -> Result<(), CallError> {
+    fn pause(&mut self, request: &Empty) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Allocate again after `pause` (idempotent).
-    fn resume(&mut self, request: Empty) -> Result<(), CallError> {
+    fn resume(&mut self, request: &Empty) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// After a dry-run round, the offers another allocator made and the host applied: account
     /// them as allocated, as if they were this allocator's own. (Shadow runs use this to keep a
     /// candidate policy's view of the cluster identical to the active one's.)
-    fn offers_made(&mut self, request: OffersMade) -> Result<(), CallError> {
+    fn offers_made(&mut self, request: &OffersMade) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// One allocation round: the offers to make now. (Across the boundary the offers travel
     /// in their own packed layout, described at [`Offers`], not JSON.)
-    fn allocate(&mut self, request: Allocate) -> Result<Offers, CallError>;
+    fn allocate(&mut self, request: &Allocate) -> Result<Offers, CallError>;
 }
 
 message_kind! {

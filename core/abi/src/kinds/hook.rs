@@ -94,61 +94,61 @@ pub struct PostFetch {
 /// The Hook kind. Every method has a default that changes nothing.
 pub trait Hook: Send {
     /// Master, when a task is launched: `Some` replaces the task's labels.
-    fn master_launch_task_label_decorator(&mut self, request: LaunchTask) -> Result<Option<Vec<Label>>, CallError> {
+    fn master_launch_task_label_decorator(&mut self, request: &LaunchTask) -> Result<Option<Vec<Label>>, CallError> {
         let _ = request;
         Ok(None)
     }
     /// Master, when a task is launched: `Some` replaces the task's resources.
     fn master_launch_task_resource_decorator(
         &mut self,
-        request: LaunchTaskResources,
+        request: &LaunchTaskResources,
     ) -> Result<Option<Resources>, CallError> {
         let _ = request;
         Ok(None)
     }
     /// Agent, when it is asked to run a task: `Some` replaces the task's labels.
-    fn agent_run_task_label_decorator(&mut self, request: RunTask) -> Result<Option<Vec<Label>>, CallError> {
+    fn agent_run_task_label_decorator(&mut self, request: &RunTask) -> Result<Option<Vec<Label>>, CallError> {
         let _ = request;
         Ok(None)
     }
     /// Agent, when an executor starts: `Some` replaces its environment.
     fn agent_executor_environment_decorator(
         &mut self,
-        request: ExecutorEnvironment,
+        request: &ExecutorEnvironment,
     ) -> Result<Option<Vec<EnvironmentVariable>>, CallError> {
         let _ = request;
         Ok(None)
     }
     /// Master, after an agent is lost and its frameworks were told.
-    fn master_agent_lost_hook(&mut self, request: AgentEvent) -> Result<(), CallError> {
+    fn master_agent_lost_hook(&mut self, request: &AgentEvent) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Agent, before a status update goes out: only the labels of a `Some` are applied.
-    fn agent_task_status_decorator(&mut self, request: TaskStatusUpdate) -> Result<Option<TaskStatus>, CallError> {
+    fn agent_task_status_decorator(&mut self, request: &TaskStatusUpdate) -> Result<Option<TaskStatus>, CallError> {
         let _ = request;
         Ok(None)
     }
     /// Agent, at start: `Some` replaces the resources it advertises.
-    fn agent_resources_decorator(&mut self, request: AgentEvent) -> Result<Option<Resources>, CallError> {
+    fn agent_resources_decorator(&mut self, request: &AgentEvent) -> Result<Option<Resources>, CallError> {
         let _ = request;
         Ok(None)
     }
     /// Agent, at start: `Some` replaces its attributes.
     fn agent_attributes_decorator(
         &mut self,
-        request: AgentEvent,
+        request: &AgentEvent,
     ) -> Result<Option<BTreeMap<String, String>>, CallError> {
         let _ = request;
         Ok(None)
     }
     /// Agent, when an executor is removed.
-    fn agent_remove_executor_hook(&mut self, request: RemoveExecutor) -> Result<(), CallError> {
+    fn agent_remove_executor_hook(&mut self, request: &RemoveExecutor) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Agent, after a container's URIs are fetched.
-    fn agent_post_fetch_hook(&mut self, request: PostFetch) -> Result<(), CallError> {
+    fn agent_post_fetch_hook(&mut self, request: &PostFetch) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }

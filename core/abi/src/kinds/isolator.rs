@@ -66,41 +66,41 @@ pub struct ContainerRequest {
 /// The Isolator kind. Every method has a default that does nothing.
 pub trait Isolator: Send {
     /// Rebuild state after an agent restart.
-    fn recover(&mut self, request: Recover) -> Result<(), CallError> {
+    fn recover(&mut self, request: &Recover) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Before launch; may ask for launch settings.
-    fn prepare(&mut self, request: Prepare) -> Result<Option<ContainerLaunchInfo>, CallError> {
+    fn prepare(&mut self, request: &Prepare) -> Result<Option<ContainerLaunchInfo>, CallError> {
         let _ = request;
         Ok(None)
     }
     /// The container's process started.
-    fn isolate(&mut self, request: Isolate) -> Result<(), CallError> {
+    fn isolate(&mut self, request: &Isolate) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Polled while the container runs: `Some` when it hit a limit (the task then fails).
-    fn watch(&mut self, request: ContainerRequest) -> Result<Option<ContainerLimitation>, CallError> {
+    fn watch(&mut self, request: &ContainerRequest) -> Result<Option<ContainerLimitation>, CallError> {
         let _ = request;
         Ok(None)
     }
     /// The container's resources changed.
-    fn update(&mut self, request: Update) -> Result<(), CallError> {
+    fn update(&mut self, request: &Update) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }
     /// Usage figures.
-    fn usage(&mut self, request: ContainerRequest) -> Result<ResourceStatistics, CallError> {
+    fn usage(&mut self, request: &ContainerRequest) -> Result<ResourceStatistics, CallError> {
         let _ = request;
         Ok(ResourceStatistics::default())
     }
     /// Status details.
-    fn status(&mut self, request: ContainerRequest) -> Result<ContainerStatus, CallError> {
-        Ok(ContainerStatus { container_id: request.container_id, labels: Vec::new() })
+    fn status(&mut self, request: &ContainerRequest) -> Result<ContainerStatus, CallError> {
+        Ok(ContainerStatus { container_id: request.container_id.clone(), labels: Vec::new() })
     }
     /// The container ended; release what it held.
-    fn cleanup(&mut self, request: ContainerRequest) -> Result<(), CallError> {
+    fn cleanup(&mut self, request: &ContainerRequest) -> Result<(), CallError> {
         let _ = request;
         Ok(())
     }

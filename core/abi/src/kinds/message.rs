@@ -1,5 +1,7 @@
 //! The shape shared by the kinds whose methods carry messages (Allocator, Hook, Isolator):
-//! every method takes one request struct and returns one response, both JSON.
+//! every method borrows one request struct and returns one response. A request is borrowed
+//! (as Mesos's interfaces take `const&`) so that a caller running a chain of hooks, or telling
+//! a shadow allocator what it told the active one, builds it once.
 //!
 //! Each such kind's vtable is `size`, `destroy`, then one [`MessageFn`] per method in the
 //! order of its trait; entries are only ever appended. A request that does not decode is
@@ -103,13 +105,13 @@ macro_rules! message_kind {
 
         impl<T: $crate::MessageTransport<$vtable>> $trait for $crate::Remote<T> {
             $(
-                fn $method(&mut self, request: $request) -> Result<$response, $crate::CallError> {
+                fn $method(&mut self, request: &$request) -> Result<$response, $crate::CallError> {
                     self.0.before_call();
                     if !self.0.implements(stringify!($method)) {
                         return <$crate::Defaults as $trait>::$method(&mut $crate::Defaults, request);
                     }
                     $crate::kinds::message::remote_call::<_, _, _, _, $crate::kinds::message::codec_of!($($codec)?)>(
-                        &mut self.0, stringify!($method), |vtable: &$vtable| vtable.$method, &request,
+                        &mut self.0, stringify!($method), |vtable: &$vtable| vtable.$method, request,
                     )
                 }
             )*
@@ -130,7 +132,7 @@ macro_rules! message_kind {
                         $crate::kinds::message::message_call::<_, _, _, $crate::kinds::message::codec_of!($($codec)?)>(
                             stringify!($method), this, input, output, error,
                             |module: &mut T, request: $request| -> Result<$response, $crate::CallError> {
-                                module.$method(request)
+                                module.$method(&request)
                             },
                         )
                     }

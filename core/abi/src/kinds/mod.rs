@@ -24,7 +24,7 @@ pub struct Defaults;
 impl hook::Hook for Defaults {}
 impl isolator::Isolator for Defaults {}
 impl allocator::Allocator for Defaults {
-    fn allocate(&mut self, _: allocator::Allocate) -> Result<crate::messages::Offers, CallError> {
+    fn allocate(&mut self, _: &allocator::Allocate) -> Result<crate::messages::Offers, CallError> {
         Ok(crate::messages::Offers::new())
     }
 }

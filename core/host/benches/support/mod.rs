@@ -36,16 +36,16 @@ pub fn median_ns(group: &str, bench: &str) -> Option<f64> {
 /// Mesos's DeclineOffers shape: `agents` agents of cpus 24 / mem 4096 / disk 4096 and
 /// `frameworks` frameworks, each in its own role.
 pub fn populate(allocator: &mut dyn Allocator, agents: usize, frameworks: usize) {
-    allocator.initialize(AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
+    allocator.initialize(&AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
     let resources = Resources::new().with("cpus", 24.0).with("mem", 4096.0).with("disk", 4096.0);
     for i in 0..agents {
         let agent = AgentInfo { id: format!("agent-{i}"), resources: resources.clone(), ..AgentInfo::default() };
-        allocator.add_agent(AddAgent { agent, used: vec![] }).unwrap();
+        allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
     for i in 0..frameworks {
         let framework =
             FrameworkInfo { id: format!("framework-{i}"), name: format!("framework-{i}"), role: format!("role-{i}") };
-        allocator.add_framework(AddFramework { framework, used: vec![], active: true }).unwrap();
+        allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
     }
 }
 
@@ -74,7 +74,7 @@ pub fn rounds_with(allocator: &mut dyn Allocator, iterations: u64, agents: usize
             empty_caches();
         }
         let started = Instant::now();
-        let offers = allocator.allocate(Allocate { now: i as f64, dry_run: false }).unwrap();
+        let offers = allocator.allocate(&Allocate { now: i as f64, dry_run: false }).unwrap();
         timed += started.elapsed();
         assert_eq!(offers.len(), agents, "every agent is offered in each round");
         for offer in std::hint::black_box(offers).to_vec() {
@@ -84,7 +84,7 @@ pub fn rounds_with(allocator: &mut dyn Allocator, iterations: u64, agents: usize
                 resources: offer.resources,
                 filters: None,
             };
-            allocator.recover_resources(request).unwrap();
+            allocator.recover_resources(&request).unwrap();
         }
     }
     timed

@@ -108,14 +108,14 @@ impl ClusterState {
     /// and whether allocation is paused. Refusal filters are not carried over (nor were they
     /// by Mesos).
     pub fn replay_into(&self, allocator: &mut dyn Allocator) -> Result<(), CallError> {
-        allocator.initialize(self.options.clone().unwrap_or_default())?;
+        allocator.initialize(&self.options.clone().unwrap_or_default())?;
         let weights =
             self.weights.iter().map(|(role, weight)| WeightInfo { role: role.clone(), weight: *weight }).collect();
-        allocator.update_weights(UpdateWeights { weights })?;
+        allocator.update_weights(&UpdateWeights { weights })?;
         for f in self.frameworks.values() {
-            allocator.add_framework(AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active })?;
+            allocator.add_framework(&AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active })?;
             if f.suppressed {
-                allocator.suppress_offers(RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() })?;
+                allocator.suppress_offers(&RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() })?;
             }
         }
         for a in self.agents.values() {
@@ -129,13 +129,13 @@ impl ClusterState {
                     resources: resources.clone(),
                 })
                 .collect();
-            allocator.add_agent(AddAgent { agent: a.info.clone(), used })?;
+            allocator.add_agent(&AddAgent { agent: a.info.clone(), used })?;
             if !a.active {
-                allocator.deactivate_agent(AgentRequest { agent_id: a.info.id.clone() })?;
+                allocator.deactivate_agent(&AgentRequest { agent_id: a.info.id.clone() })?;
             }
         }
         if self.paused {
-            allocator.pause(Empty {})?;
+            allocator.pause(&Empty {})?;
         }
         Ok(())
     }
@@ -226,7 +226,7 @@ impl ScriptedAllocator {
         }
     }
 
-    fn script_offers(&mut self, request: Allocate) -> Result<Vec<Offer>, CallError> {
+    fn script_offers(&mut self, request: &Allocate) -> Result<Vec<Offer>, CallError> {
         let request = serde_json::to_vec(&request).expect("a float encodes");
         let answer = self.transport.call_json("allocate", &request)?;
         if answer.trim_ascii() == b"null" {
@@ -271,13 +271,13 @@ fn offer_fault(element: serde_json::Value) -> Option<String> {
 }
 
 impl Allocator for ScriptedAllocator {
-    fn initialize(&mut self, options: AllocatorOptions) -> Result<(), CallError> {
+    fn initialize(&mut self, options: &AllocatorOptions) -> Result<(), CallError> {
         self.reload();
         self.state.options = Some(options.clone());
         self.notify("initialize", &options)
     }
 
-    fn add_framework(&mut self, request: AddFramework) -> Result<(), CallError> {
+    fn add_framework(&mut self, request: &AddFramework) -> Result<(), CallError> {
         self.reload();
         let id = request.framework.id.clone();
         self.state
@@ -289,7 +289,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("add_framework", &request)
     }
 
-    fn remove_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+    fn remove_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         self.reload();
         self.state.frameworks.remove(&request.framework_id);
         for agent in self.state.agents.values_mut() {
@@ -298,7 +298,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("remove_framework", &request)
     }
 
-    fn activate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+    fn activate_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
             f.active = true;
@@ -306,7 +306,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("activate_framework", &request)
     }
 
-    fn deactivate_framework(&mut self, request: FrameworkRequest) -> Result<(), CallError> {
+    fn deactivate_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
             f.active = false;
@@ -314,7 +314,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("deactivate_framework", &request)
     }
 
-    fn update_framework(&mut self, request: UpdateFramework) -> Result<(), CallError> {
+    fn update_framework(&mut self, request: &UpdateFramework) -> Result<(), CallError> {
         self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework.id) {
             f.info = request.framework.clone();
@@ -322,7 +322,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("update_framework", &request)
     }
 
-    fn add_agent(&mut self, request: AddAgent) -> Result<(), CallError> {
+    fn add_agent(&mut self, request: &AddAgent) -> Result<(), CallError> {
         self.reload();
         let agent = AgentState { info: request.agent.clone(), active: true, held: BTreeMap::new() };
         self.state.agents.insert(request.agent.id.clone(), agent);
@@ -332,13 +332,13 @@ impl Allocator for ScriptedAllocator {
         self.notify("add_agent", &request)
     }
 
-    fn remove_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+    fn remove_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         self.reload();
         self.state.agents.remove(&request.agent_id);
         self.notify("remove_agent", &request)
     }
 
-    fn update_agent(&mut self, request: UpdateAgent) -> Result<(), CallError> {
+    fn update_agent(&mut self, request: &UpdateAgent) -> Result<(), CallError> {
         self.reload();
         if let Some(a) = self.state.agents.get_mut(&request.agent.id) {
             a.info = request.agent.clone();
@@ -346,7 +346,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("update_agent", &request)
     }
 
-    fn activate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+    fn activate_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         self.reload();
         if let Some(a) = self.state.agents.get_mut(&request.agent_id) {
             a.active = true;
@@ -354,7 +354,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("activate_agent", &request)
     }
 
-    fn deactivate_agent(&mut self, request: AgentRequest) -> Result<(), CallError> {
+    fn deactivate_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         self.reload();
         if let Some(a) = self.state.agents.get_mut(&request.agent_id) {
             a.active = false;
@@ -362,7 +362,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("deactivate_agent", &request)
     }
 
-    fn recover_resources(&mut self, request: RecoverResources) -> Result<(), CallError> {
+    fn recover_resources(&mut self, request: &RecoverResources) -> Result<(), CallError> {
         self.reload();
         if let Some(agent) = self.state.agents.get_mut(&request.agent_id)
             && let Some(held) = agent.held.get_mut(&request.framework_id)
@@ -381,7 +381,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("recover_resources", &request)
     }
 
-    fn suppress_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+    fn suppress_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
         self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
             f.suppressed = true;
@@ -389,7 +389,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("suppress_offers", &request)
     }
 
-    fn revive_offers(&mut self, request: RolesRequest) -> Result<(), CallError> {
+    fn revive_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
         self.reload();
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
             f.suppressed = false;
@@ -397,7 +397,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("revive_offers", &request)
     }
 
-    fn update_weights(&mut self, request: UpdateWeights) -> Result<(), CallError> {
+    fn update_weights(&mut self, request: &UpdateWeights) -> Result<(), CallError> {
         self.reload();
         for w in &request.weights {
             self.state.weights.insert(w.role.clone(), w.weight);
@@ -405,19 +405,19 @@ impl Allocator for ScriptedAllocator {
         self.notify("update_weights", &request)
     }
 
-    fn pause(&mut self, request: Empty) -> Result<(), CallError> {
+    fn pause(&mut self, request: &Empty) -> Result<(), CallError> {
         self.reload();
         self.state.paused = true;
         self.notify("pause", &request)
     }
 
-    fn resume(&mut self, request: Empty) -> Result<(), CallError> {
+    fn resume(&mut self, request: &Empty) -> Result<(), CallError> {
         self.reload();
         self.state.paused = false;
         self.notify("resume", &request)
     }
 
-    fn offers_made(&mut self, request: OffersMade) -> Result<(), CallError> {
+    fn offers_made(&mut self, request: &OffersMade) -> Result<(), CallError> {
         self.reload();
         for offer in &request.offers {
             self.state.hold(&offer.framework_id, &offer.agent_id, &offer.resources);
@@ -425,7 +425,7 @@ impl Allocator for ScriptedAllocator {
         self.notify("offers_made", &request)
     }
 
-    fn allocate(&mut self, request: Allocate) -> Result<Offers, CallError> {
+    fn allocate(&mut self, request: &Allocate) -> Result<Offers, CallError> {
         self.reload();
         let proposed = match self.script_offers(request) {
             Ok(offers) => offers,

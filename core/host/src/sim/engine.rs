@@ -287,13 +287,13 @@ impl<'w> Simulation<'w> {
             seed: self.config.seed,
             ..Default::default()
         };
-        self.tell("initialize", |a| a.initialize(options.clone()));
+        self.tell("initialize", |a| a.initialize(&options));
         for info in &self.workload.agents {
             self.add_agent(info.clone());
         }
         if !self.workload.weights.is_empty() {
             let weights = self.workload.weights.clone();
-            self.tell("update_weights", |a| a.update_weights(UpdateWeights { weights: weights.clone() }));
+            self.tell("update_weights", |a| a.update_weights(&UpdateWeights { weights: weights.clone() }));
         }
         for index in 0..self.frameworks.len() {
             if self.workload.frameworks[index].arrive_at == 0.0
@@ -346,7 +346,7 @@ impl<'w> Simulation<'w> {
             self.hooks.agent_start(&mut info);
         }
         self.total.add(&info.resources);
-        self.tell("add_agent", |a| a.add_agent(AddAgent { agent: info.clone(), used: Vec::new() }));
+        self.tell("add_agent", |a| a.add_agent(&AddAgent { agent: info.clone(), used: Vec::new() }));
         self.agent_index.insert(info.id.clone(), self.agents.len());
         self.agents.push(AgentState { info, used: Resources::new(), alive: true });
     }
@@ -358,7 +358,7 @@ impl<'w> Simulation<'w> {
         framework.pending.push_back((t, spec.tasks));
         framework.pending_count = spec.tasks;
         let request = AddFramework { framework: framework.info.clone(), used: Vec::new(), active: true };
-        self.tell("add_framework", |a| a.add_framework(request.clone()));
+        self.tell("add_framework", |a| a.add_framework(&request));
     }
 
     /// Whether nothing is left to do: no task pending or running, no framework to come.
@@ -468,7 +468,7 @@ impl<'w> Simulation<'w> {
                 resources: task.resources,
                 filters: None,
             };
-            self.tell("recover_resources", |a| a.recover_resources(request.clone()));
+            self.tell("recover_resources", |a| a.recover_resources(&request));
         }
     }
 
@@ -491,7 +491,7 @@ impl<'w> Simulation<'w> {
                     }
                 }
                 self.total.subtract(&self.agents[index].info.resources);
-                self.tell("remove_agent", |a| a.remove_agent(AgentRequest { agent_id: agent.clone() }));
+                self.tell("remove_agent", |a| a.remove_agent(&AgentRequest { agent_id: agent.clone() }));
                 if !self.hooks.is_empty() {
                     self.hooks.agent_lost(&self.agents[index].info.clone());
                 }
@@ -519,7 +519,7 @@ impl<'w> Simulation<'w> {
                 f.pending.clear();
                 f.pending_count = 0;
                 self.tell("remove_framework", |a| {
-                    a.remove_framework(FrameworkRequest { framework_id: framework.clone() })
+                    a.remove_framework(&FrameworkRequest { framework_id: framework.clone() })
                 });
                 self.events.push((at, format!("framework {framework} leaves; {} task(s) killed", killed.len())));
             }
@@ -528,7 +528,7 @@ impl<'w> Simulation<'w> {
                     self.role_weights[index] = weight;
                 }
                 let request = UpdateWeights { weights: vec![WeightInfo { role: role.clone(), weight }] };
-                self.tell("update_weights", |a| a.update_weights(request.clone()));
+                self.tell("update_weights", |a| a.update_weights(&request));
                 self.events.push((at, format!("role {role} weight set to {weight}")));
             }
         }
@@ -541,7 +541,7 @@ impl<'w> Simulation<'w> {
         if f.suppressed {
             f.suppressed = false;
             let request = RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() };
-            self.tell("revive_offers", |a| a.revive_offers(request.clone()));
+            self.tell("revive_offers", |a| a.revive_offers(&request));
         }
     }
 
@@ -611,7 +611,7 @@ impl<'w> Simulation<'w> {
             self.events.push((t, format!("{}: {}", event.module, event.message)));
         }
         let started = Instant::now();
-        let result = self.allocator.allocate(Allocate { now: t, dry_run: false });
+        let result = self.allocator.allocate(&Allocate { now: t, dry_run: false });
         let elapsed = started.elapsed().as_secs_f64() * 1e6;
         self.allocator_us.push(elapsed);
         let offers = match result {
@@ -652,7 +652,7 @@ impl<'w> Simulation<'w> {
         let summary = &mut shadow.summary;
         summary.rounds += 1;
         let mut proposed_for_shares = Vec::new();
-        match shadow.allocator.allocate(Allocate { now: t, dry_run: true }) {
+        match shadow.allocator.allocate(&Allocate { now: t, dry_run: true }) {
             Ok(proposed) => {
                 let mut count: BTreeMap<String, i64> = BTreeMap::new();
                 for (_, _, offer) in made {
@@ -701,7 +701,7 @@ impl<'w> Simulation<'w> {
         let active = offered(&offers, &self.framework_index, &self.frameworks);
         let candidate = offered(&proposed_for_shares, &self.framework_index, &self.frameworks);
         self.offered_shares = (active, candidate);
-        if let Err(e) = shadow.allocator.offers_made(OffersMade { offers }) {
+        if let Err(e) = shadow.allocator.offers_made(&OffersMade { offers }) {
             shadow.summary.errors += 1;
             log::warn!("shadow allocator '{}': offers_made failed at t={t}: {e}", shadow.summary.allocator);
         }
@@ -726,13 +726,13 @@ impl<'w> Simulation<'w> {
                 resources: remaining,
                 filters: Some(Filters { refuse_seconds: spec.refuse_seconds }),
             };
-            self.tell("recover_resources", |a| a.recover_resources(request.clone()));
+            self.tell("recover_resources", |a| a.recover_resources(&request));
         }
         let f = &mut self.frameworks[framework];
         if f.pending_count == 0 && spec.suppress_when_idle && !f.suppressed {
             f.suppressed = true;
             let request = RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() };
-            self.tell("suppress_offers", |a| a.suppress_offers(request.clone()));
+            self.tell("suppress_offers", |a| a.suppress_offers(&request));
         }
         launched
     }
