@@ -285,3 +285,60 @@ fn a_policy_without_allocate_fails_creation_naming_what_is_missing() {
     let error = script::create_allocator(&manager, "odd").err().unwrap();
     assert!(error.to_string().contains("fallback=random"), "{error}");
 }
+
+/// One call: the JSON the host sends, and the JSON (or the error fragment) that comes back.
+fn check_answer(vm: &mut VmHandle, function: &str, message: &str, expected: Result<serde_json::Value, &str>) {
+    match (vm.call(function, message.as_bytes()), expected) {
+        (Ok(json), Ok(value)) => {
+            let got: serde_json::Value = serde_json::from_slice(&json).unwrap_or_else(|e| panic!("{function}: {e}"));
+            assert_eq!(got, value, "{function}({message})");
+        }
+        (Err(error), Err(fragment)) => {
+            assert!(matches!(error, CallError::Failed { .. }), "{error:?}");
+            assert!(error.to_string().contains(fragment), "{function}: {error}");
+        }
+        (answer, expected) => panic!("{function}({message}): got {answer:?}, expected {expected:?}"),
+    }
+}
+
+#[test]
+fn messages_map_to_lua_values_and_back() {
+    let code = r#"
+function echo(r) return r end
+function types(r)
+  local out = {}
+  for k, v in pairs(r) do out[k] = math.type(v) or type(v) end
+  return out
+end
+function integer_keys(r) return { [10] = "ten", [20] = "twenty" } end
+function not_a_number(r) return { 0/0 } end
+function a_function(r) return { f = print } end
+function bad_key(r) return { [true] = 1 } end
+function not_utf8(r) return { ["\xff"] = 1 } end
+function self_nested(r) local t = {} t.t = t return t end
+"#;
+    let (_manager, mut vm) = load_vm("mapping", code, &[]);
+    let message = r#"{"s":"é\n\"x\"","i":-3,"f":1.5,"w":2.0,"t":true,"l":[1,[2,{"a":1}]],"d":{"k":"v"}}"#;
+    let cases: Vec<(&str, &str, Result<serde_json::Value, &str>)> = vec![
+        ("echo", message, Ok(serde_json::from_str(message).unwrap())),
+        (
+            "types",
+            message,
+            Ok(serde_json::json!({"s": "string", "i": "integer", "f": "float", "w": "float", "t": "boolean",
+                                  "l": "table", "d": "table"})),
+        ),
+        // Lua has one table type: an empty one goes back as a list (scripts/README.md says so).
+        ("echo", r#"{"empty":{}}"#, Ok(serde_json::json!({"empty": []}))),
+        ("integer_keys", "{}", Ok(serde_json::json!({"10": "ten", "20": "twenty"}))),
+        ("not_a_number", "{}", Err("is not a number JSON can carry")),
+        ("a_function", "{}", Err("a function cannot be sent to the host")),
+        ("bad_key", "{}", Err("a table key is neither a string nor an integer")),
+        ("not_utf8", "{}", Err("a table key is not UTF-8")),
+        ("self_nested", "{}", Err("is a table inside itself?")),
+        ("echo", "{\"unclosed\": ", Err("the message for echo is not JSON")),
+    ];
+    for (function, message, expected) in cases {
+        check_answer(&mut vm, function, message, expected);
+    }
+    check_answer(&mut vm, "echo", "[1]", Ok(serde_json::json!([1])));
+}

@@ -208,15 +208,14 @@ pub unsafe fn write_json(
             }
             ffi::LUA_TNUMBER => {
                 if ffi::lua_isinteger(state, index) != 0 {
-                    out.extend_from_slice(
-                        ffi::lua_tointegerx(state, index, std::ptr::null_mut()).to_string().as_bytes(),
-                    );
+                    let n = ffi::lua_tointegerx(state, index, std::ptr::null_mut());
+                    serde_json::to_writer(&mut *out, &n).map_err(|e| e.to_string())?;
                 } else {
                     let n = ffi::lua_tonumberx(state, index, std::ptr::null_mut());
                     if !n.is_finite() {
                         return Err(format!("{n} is not a number JSON can carry"));
                     }
-                    out.extend_from_slice(n.to_string().as_bytes());
+                    serde_json::to_writer(&mut *out, &n).map_err(|e| e.to_string())?;
                 }
             }
             ffi::LUA_TSTRING => {
@@ -290,20 +289,25 @@ unsafe fn write_table(state: *mut ffi::lua_State, index: c_int, out: &mut Vec<u8
                 ffi::LUA_TSTRING => {
                     let mut len = 0;
                     let ptr = ffi::lua_tolstring(state, -2, &mut len);
-                    std::str::from_utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len)).map(str::to_owned).ok()
+                    match std::str::from_utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len)) {
+                        Ok(key) => serde_json::to_writer(&mut *out, key).map_err(|e| e.to_string()),
+                        Err(_) => Err("a table key is not UTF-8".into()),
+                    }
                 }
                 ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
-                    Some(ffi::lua_tointegerx(state, -2, std::ptr::null_mut()).to_string())
+                    // JSON keys are strings: an integer key is written as its digits, quoted.
+                    let n = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
+                    out.push(b'"');
+                    let written = serde_json::to_writer(&mut *out, &n).map_err(|e| e.to_string());
+                    out.push(b'"');
+                    written
                 }
-                _ => None,
+                _ => Err("a table key is neither a string nor an integer".into()),
             };
-            let result = match key {
-                Some(key) => serde_json::to_writer(&mut *out, &key).map_err(|e| e.to_string()).and_then(|()| {
-                    out.push(b':');
-                    write_json(state, -1, out, depth + 1)
-                }),
-                None => Err("a table key is neither a string nor an integer".into()),
-            };
+            let result = key.and_then(|()| {
+                out.push(b':');
+                write_json(state, -1, out, depth + 1)
+            });
             if let Err(e) = result {
                 ffi::lua_settop(state, -3);
                 return Err(e);
