@@ -8,9 +8,12 @@
 //! are dicts, arrays lists, integers ints, other numbers floats; tuples go back as arrays;
 //! NaN and infinities are refused, as with `allow_nan=False`.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -19,10 +22,37 @@ const MAX_DEPTH: usize = 100;
 
 /// The Python object of a JSON message.
 pub(crate) fn to_python<'py>(py: Python<'py>, json: &[u8]) -> Result<Bound<'py, PyAny>, String> {
+    // Waits detached from the interpreter, so a thread holding the lock can always get back in.
+    let mut keys = KEYS.lock_py_attached(py).unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut parser = serde_json::Deserializer::from_slice(json);
-    let value = Make { py, depth: 0 }.deserialize(&mut parser).map_err(|e| e.to_string())?;
+    let value = Make { py, depth: 0, keys: &mut keys }.deserialize(&mut parser).map_err(|e| e.to_string())?;
     parser.end().map_err(|e| e.to_string())?;
     Ok(value)
+}
+
+/// Keys kept as Python strings: messages name the same few dozen fields on every call, and
+/// a kept key is neither made nor hashed again (a str caches its hash). Bounded, so that maps
+/// with ever new keys (attributes, say) cannot grow it; those keys are made each time.
+static KEYS: Mutex<KeyCache> = Mutex::new(KeyCache { kept: None });
+
+const KEPT_KEYS: usize = 1024;
+
+struct KeyCache {
+    kept: Option<HashMap<Box<str>, Py<PyString>>>,
+}
+
+impl KeyCache {
+    fn key<'py>(&mut self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+        let kept = self.kept.get_or_insert_with(HashMap::new);
+        if let Some(shared) = kept.get(key) {
+            return shared.bind(py).clone();
+        }
+        let made = PyString::new(py, key);
+        if kept.len() < KEPT_KEYS {
+            kept.insert(key.into(), made.clone().unbind());
+        }
+        made
+    }
 }
 
 /// The JSON of what a script function returned.
@@ -33,21 +63,22 @@ pub(crate) fn to_json(value: &Bound<'_, PyAny>) -> Result<Vec<u8>, String> {
 }
 
 /// Makes one JSON value into a Python object.
-struct Make<'py> {
+struct Make<'py, 'k> {
     py: Python<'py>,
     depth: usize,
+    keys: &'k mut KeyCache,
 }
 
-impl<'py> Make<'py> {
-    fn nested<E: serde::de::Error>(&self) -> Result<Make<'py>, E> {
+impl<'py> Make<'py, '_> {
+    fn nested<E: serde::de::Error>(&mut self) -> Result<Make<'py, '_>, E> {
         if self.depth >= MAX_DEPTH {
             return Err(E::custom(format!("the message nests deeper than {MAX_DEPTH} levels")));
         }
-        Ok(Make { py: self.py, depth: self.depth + 1 })
+        Ok(Make { py: self.py, depth: self.depth + 1, keys: self.keys })
     }
 }
 
-impl<'de, 'py> DeserializeSeed<'de> for Make<'py> {
+impl<'de, 'py> DeserializeSeed<'de> for Make<'py, '_> {
     type Value = Bound<'py, PyAny>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -59,7 +90,7 @@ fn python_error<E: serde::de::Error>(error: PyErr) -> E {
     E::custom(error.to_string())
 }
 
-impl<'de, 'py> Visitor<'de> for Make<'py> {
+impl<'de, 'py> Visitor<'de> for Make<'py, '_> {
     type Value = Bound<'py, PyAny>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -92,7 +123,7 @@ impl<'de, 'py> Visitor<'de> for Make<'py> {
         Ok(PyString::new(self.py, value).into_any())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut items: A) -> Result<Self::Value, A::Error> {
         let list = PyList::empty(self.py);
         while let Some(item) = items.next_element_seed(self.nested()?)? {
             list.append(item).map_err(python_error)?;
@@ -100,11 +131,12 @@ impl<'de, 'py> Visitor<'de> for Make<'py> {
         Ok(list.into_any())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut entries: A) -> Result<Self::Value, A::Error> {
         let dict = PyDict::new(self.py);
         while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
+            let key = self.keys.key(self.py, &key);
             let value = entries.next_value_seed(self.nested()?)?;
-            dict.set_item(PyString::new(self.py, &key), value).map_err(python_error)?;
+            dict.set_item(key, value).map_err(python_error)?;
         }
         Ok(dict.into_any())
     }
