@@ -6,8 +6,11 @@ mod support;
 use modhost::kinds::VmHandle;
 use modhost::script::{self, VmTransport};
 use modhost::{CreateError, ModuleManager};
-use modhost_abi::messages::{AgentInfo, FrameworkInfo, Resources, TaskInfo};
-use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, CallError, HOOK_METHODS, Hook, LaunchTask, Remote, Vm};
+use modhost_abi::messages::{AgentInfo, Filters, FrameworkInfo, Offers, Resources, TaskInfo};
+use modhost_abi::{
+    AddAgent, AddFramework, Allocate, Allocator, CallError, HOOK_METHODS, Hook, LaunchTask, RecoverResources, Remote,
+    RolesRequest, Vm,
+};
 
 /// A Vm over `code` with extra parameters.
 fn load_vm(name: &str, code: &str, extra: &[(&str, &str)]) -> (ModuleManager, VmHandle) {
@@ -269,6 +272,39 @@ fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
     cluster(safe.as_mut());
     let offers = safe.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
     assert_eq!(offers.len(), 2, "the built-in DRF offered both agents: {offers:?}");
+}
+
+#[test]
+fn the_fallback_keeps_the_refusal_filters_frameworks_set() {
+    let path = support::script("broken_policy.lua", "function allocate(request) error('the policy is broken') end");
+    let manager = support::lua_manager(&[("safe", &path, &[("fallback", "hierarchical")])]);
+    let mut allocator = script::create_allocator(&manager, "safe").unwrap();
+    cluster(allocator.as_mut());
+    let agents = |offers: Offers| -> Vec<String> { offers.iter().map(|o| o.agent_id.to_owned()).collect() };
+    let round = |allocator: &mut Box<dyn Allocator>, now: f64| {
+        agents(allocator.allocate(&Allocate { now, dry_run: false }).unwrap())
+    };
+    let mut first = round(&mut allocator, 0.0);
+    first.sort();
+    assert_eq!(first, ["a0", "a1"]);
+    // f declines a0 for 1,000 s and a1 without a filter.
+    let back = |agent: &str, filters: Option<Filters>| RecoverResources {
+        framework_id: "f".into(),
+        agent_id: agent.into(),
+        resources: Resources::new().with("cpus", 4.0),
+        filters,
+    };
+    allocator.recover_resources(&back("a0", Some(Filters { refuse_seconds: 1000.0 }))).unwrap();
+    allocator.recover_resources(&back("a1", None)).unwrap();
+    // Each failing round rebuilds the built-in from the adapter's state: the filter must be in it.
+    assert_eq!(round(&mut allocator, 1.0), ["a1"], "a0 is filtered for f");
+    assert_eq!(round(&mut allocator, 2.0), Vec::<String>::new(), "a1 is held, a0 still filtered");
+    // Reviving clears the filter (Mesos), and so does its end.
+    allocator.revive_offers(&RolesRequest { framework_id: "f".into(), roles: vec![] }).unwrap();
+    assert_eq!(round(&mut allocator, 3.0), ["a0"]);
+    allocator.recover_resources(&back("a0", Some(Filters { refuse_seconds: 10.0 }))).unwrap();
+    assert!(round(&mut allocator, 5.0).is_empty(), "filtered until t=13");
+    assert_eq!(round(&mut allocator, 14.0), ["a0"], "the filter ended");
 }
 
 #[test]

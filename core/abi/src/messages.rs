@@ -251,6 +251,28 @@ impl Default for Filters {
     }
 }
 
+impl Filters {
+    /// How long the filter lasts under Mesos's rules, or `None` for no filter: a negative or
+    /// non-finite value means the default (5 s), 0 means no filter, it lasts at least one
+    /// `allocation_interval`, and at most a year.
+    ///
+    /// ```
+    /// use modhost_abi::messages::Filters;
+    ///
+    /// assert_eq!(Filters { refuse_seconds: 0.0 }.lasts(1.0), None);
+    /// assert_eq!(Filters { refuse_seconds: -1.0 }.lasts(1.0), Some(5.0));
+    /// assert_eq!(Filters { refuse_seconds: 0.2 }.lasts(1.0), Some(1.0));
+    /// ```
+    pub fn lasts(&self, allocation_interval: f64) -> Option<f64> {
+        let refuse = if self.refuse_seconds.is_finite() && self.refuse_seconds >= 0.0 {
+            self.refuse_seconds.min(365.0 * 24.0 * 3600.0)
+        } else {
+            5.0
+        };
+        (refuse > 0.0).then(|| refuse.max(allocation_interval))
+    }
+}
+
 /// What the host tells an allocator at start (Mesos `Allocator::Options`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AllocatorOptions {

@@ -579,18 +579,9 @@ impl Allocator for HierarchicalDrf {
             )));
         }
         self.account(framework, agent, &amounts, -1.0);
-        if let Some(filters) = request.filters {
-            // Mesos: a negative or invalid value means the default, 0 means no filter, and
-            // the filter lasts at least one allocation interval.
-            let refuse = if filters.refuse_seconds.is_finite() && filters.refuse_seconds >= 0.0 {
-                filters.refuse_seconds.min(365.0 * 24.0 * 3600.0)
-            } else {
-                5.0
-            };
-            if refuse > 0.0 {
-                let expires = self.now + refuse.max(self.options.allocation_interval);
-                self.frameworks[framework].filters.insert(agent, Filter { expires, refused: amounts });
-            }
+        if let Some(lasts) = request.filters.and_then(|f| f.lasts(self.options.allocation_interval)) {
+            let expires = self.now + lasts;
+            self.frameworks[framework].filters.insert(agent, Filter { expires, refused: amounts });
         }
         Ok(())
     }

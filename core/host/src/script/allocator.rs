@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Offer, Offers, Resources, WeightInfo};
+use modhost_abi::messages::{
+    AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer, Offers, Resources, WeightInfo,
+};
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorVtable, CallError, Empty,
     FrameworkRequest, MessageFn, MessageTransport, OffersMade, RecoverResources, Remote, RolesRequest, UpdateAgent,
@@ -42,6 +44,13 @@ struct FrameworkState {
     suppressed: bool,
 }
 
+/// Resources a framework declined on an agent, not to be offered to it again until `expires`.
+#[derive(Clone, Debug)]
+struct RefusalFilter {
+    refused: Resources,
+    expires: f64,
+}
+
 /// The cluster as the host knows it: the truth the script's offers are checked against, and
 /// what a fresh allocator is rebuilt from.
 #[derive(Clone, Debug, Default)]
@@ -51,6 +60,10 @@ pub struct ClusterState {
     frameworks: BTreeMap<String, FrameworkState>,
     weights: BTreeMap<String, f64>,
     paused: bool,
+    /// The clock of the latest round.
+    now: f64,
+    /// Live refusal filters by (framework, agent), for the fallback allocator.
+    filters: BTreeMap<(String, String), RefusalFilter>,
 }
 
 impl ClusterState {
@@ -105,8 +118,9 @@ impl ClusterState {
     /// Tells `allocator` this state through its own methods, the way Mesos rebuilt an
     /// allocator after a master failover: options, weights, frameworks (and which are
     /// suppressed), agents with what each framework holds on them (and which are inactive),
-    /// and whether allocation is paused. Refusal filters are not carried over (nor were they
-    /// by Mesos).
+    /// and whether allocation is paused. Refusal filters are not part of it (nor were they in
+    /// Mesos): replaying them needs the allocator's clock set first, which the built-in
+    /// fallback allows (see `rebuild`) and a script may not.
     pub fn replay_into(&self, allocator: &mut dyn Allocator) -> Result<(), CallError> {
         allocator.initialize(&self.options.clone().unwrap_or_default())?;
         let weights =
@@ -140,11 +154,53 @@ impl ClusterState {
         Ok(())
     }
 
-    /// A fresh built-in allocator that knows this state (the fallback of a failing round).
+    /// A fresh built-in allocator that knows this state (the fallback of a failing round),
+    /// refusal filters included: a framework that declined resources with a filter is not
+    /// offered them again by the fallback before the filter ends.
     fn rebuild(&self) -> Result<HierarchicalDrf, CallError> {
         let mut drf = HierarchicalDrf::default();
         self.replay_into(&mut drf)?;
+        self.replay_filters_into(&mut drf)?;
         Ok(drf)
+    }
+
+    /// Re-creates the live refusal filters in `allocator`, with what is left of each: its
+    /// clock is set by an `allocate` while paused (the built-in then only takes the time),
+    /// then each filter is the declined resources offered and given back with it.
+    fn replay_filters_into(&self, allocator: &mut dyn Allocator) -> Result<(), CallError> {
+        let live: Vec<_> = self.filters.iter().filter(|(_, filter)| filter.expires > self.now).collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        allocator.pause(&Empty {})?;
+        allocator.allocate(&Allocate { now: self.now, dry_run: true })?;
+        if !self.paused {
+            allocator.resume(&Empty {})?;
+        }
+        for ((framework_id, agent_id), filter) in live {
+            let offer = Offer {
+                framework_id: framework_id.clone(),
+                agent_id: agent_id.clone(),
+                resources: filter.refused.clone(),
+            };
+            allocator.offers_made(&OffersMade { offers: vec![offer] })?;
+            allocator.recover_resources(&RecoverResources {
+                framework_id: framework_id.clone(),
+                agent_id: agent_id.clone(),
+                resources: filter.refused.clone(),
+                filters: Some(Filters { refuse_seconds: filter.expires - self.now }),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Remembers the filter a give-back sets (replacing the one before on that agent).
+    fn refuse(&mut self, request: &RecoverResources) {
+        let interval = self.options.as_ref().map_or(1.0, |o| o.allocation_interval);
+        if let Some(lasts) = request.filters.and_then(|f| f.lasts(interval)) {
+            let key = (request.framework_id.clone(), request.agent_id.clone());
+            self.filters.insert(key, RefusalFilter { refused: request.resources.clone(), expires: self.now + lasts });
+        }
     }
 }
 
@@ -295,6 +351,7 @@ impl Allocator for ScriptedAllocator {
         for agent in self.state.agents.values_mut() {
             agent.held.remove(&request.framework_id);
         }
+        self.state.filters.retain(|(framework, _), _| *framework != request.framework_id);
         self.notify("remove_framework", &request)
     }
 
@@ -335,6 +392,7 @@ impl Allocator for ScriptedAllocator {
     fn remove_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         self.reload();
         self.state.agents.remove(&request.agent_id);
+        self.state.filters.retain(|(_, agent), _| *agent != request.agent_id);
         self.notify("remove_agent", &request)
     }
 
@@ -378,6 +436,11 @@ impl Allocator for ScriptedAllocator {
                 agent.held.remove(&request.framework_id);
             }
         }
+        if self.state.frameworks.contains_key(&request.framework_id)
+            && self.state.agents.contains_key(&request.agent_id)
+        {
+            self.state.refuse(request);
+        }
         self.notify("recover_resources", &request)
     }
 
@@ -394,6 +457,7 @@ impl Allocator for ScriptedAllocator {
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
             f.suppressed = false;
         }
+        self.state.filters.retain(|(framework, _), _| *framework != request.framework_id);
         self.notify("revive_offers", &request)
     }
 
@@ -427,6 +491,8 @@ impl Allocator for ScriptedAllocator {
 
     fn allocate(&mut self, request: &Allocate) -> Result<Offers, CallError> {
         self.reload();
+        self.state.now = request.now;
+        self.state.filters.retain(|_, filter| filter.expires > request.now);
         let proposed = match self.script_offers(request) {
             Ok(offers) => offers,
             Err(e) => {
