@@ -12,8 +12,10 @@ use modhost::hooks::HookChain;
 use modhost::script::{self, VmTransport};
 use modhost::sim::workload::Workload;
 use modhost::sim::{SimConfig, Simulation};
-use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Resources, TaskInfo};
-use modhost_abi::{AddAgent, AddFramework, Allocate, HOOK_METHODS, Hook, LaunchTask, RecoverResources, Remote};
+use modhost_abi::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Resources, TaskInfo};
+use modhost_abi::{
+    AddAgent, AddFramework, Allocate, Allocator, HOOK_METHODS, Hook, LaunchTask, RecoverResources, Remote,
+};
 
 /// Writes a script into a folder of its own: a watcher also follows the other scripts of its
 /// folder (they may be required), so tests running side by side must not share one.
@@ -282,4 +284,62 @@ fn a_policy_edited_during_a_simulation_takes_over_and_a_broken_save_is_refused()
     assert_eq!(status.versions.len(), 2);
     assert!(status.versions.iter().all(|v| v.calls > 0 && v.errors == 0), "{status:?}");
     assert!(status.last_error.as_ref().unwrap().contains("live_drf.lua:"));
+}
+
+/// The built-in DRF and a scripted DRF fed the same calls, compared round by round; the
+/// script is saved again (same text) after round `reload_after`.
+fn decisions_across_a_reload(language: &str, file: &str) {
+    let text = std::fs::read_to_string(support::workspace().join(file)).unwrap();
+    let extension = if language == "lua" { "lua" } else { "py" };
+    let path = own_script(&format!("steady_drf.{extension}"), &text);
+    let manager = manager(language, "steady", &path, "10");
+    let mut scripted = script::create_allocator(&manager, "steady").unwrap();
+    let mut built_in = modhost_drf::HierarchicalDrf::default();
+    let allocators: [&mut dyn Allocator; 2] = [scripted.as_mut(), &mut built_in];
+    for allocator in allocators {
+        allocator.initialize(&AllocatorOptions { seed: 7, ..AllocatorOptions::default() }).unwrap();
+        for i in 0..8 {
+            let resources = Resources::new().with("cpus", 4.0).with("mem", 1024.0);
+            let agent = AgentInfo { id: format!("a{i}"), resources, ..Default::default() };
+            allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
+        }
+        for f in ["f1", "f2", "f3"] {
+            let framework = FrameworkInfo { id: f.into(), name: f.into(), role: format!("role-{f}") };
+            allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
+        }
+    }
+    for round in 0..8 {
+        if round == 3 {
+            save(&path, &format!("{text}\n"));
+            std::thread::sleep(Duration::from_millis(1000));
+        }
+        let now = f64::from(round);
+        let request = Allocate { now, dry_run: false };
+        let expected = built_in.allocate(&request).unwrap().to_vec();
+        let got = scripted.allocate(&request).unwrap().to_vec();
+        assert_eq!(got, expected, "{file}: round {round}");
+        // Frameworks decline every other offer with a filter of 2.5 s and keep the rest for a
+        // round; so filters, shares and allocation counts all carry over the reload.
+        for (i, offer) in got.iter().enumerate() {
+            let filters = (i % 2 == 0).then_some(Filters { refuse_seconds: 2.5 });
+            let back = RecoverResources {
+                framework_id: offer.framework_id.clone(),
+                agent_id: offer.agent_id.clone(),
+                resources: offer.resources.clone(),
+                filters,
+            };
+            if i % 2 == 0 || round % 2 == 1 {
+                scripted.recover_resources(&back).unwrap();
+                built_in.recover_resources(&back).unwrap();
+            }
+        }
+    }
+    let events = script::reload::take_events();
+    assert!(events.iter().any(|e| e.ok && e.module == "steady"), "{file} was reloaded: {events:?}");
+}
+
+#[test]
+fn reloading_the_bundled_drf_policies_changes_no_decision() {
+    decisions_across_a_reload("lua", "scripts/lua/drf.lua");
+    decisions_across_a_reload("python", "scripts/python/drf.py");
 }

@@ -311,3 +311,42 @@ end
 
 -- After a shadow round: the offers the active allocator made count as this one's.
 function offers_made(request) apply(request.offers, 1) end
+
+-- Hot reload. The host tells a new version of this script the cluster (agents, frameworks,
+-- what each holds); these two carry what only the policy knows, so that saving the script
+-- again changes no decision: the clock, the shuffle's state, the agents' order, refusal
+-- filters and the allocation counts that break ties.
+function export_state()
+  local state = { now = now, rng = rng, agents = {}, frameworks = {}, roles = {} }
+  for _, a in ipairs(agent_list) do
+    if not a.removed then state.agents[#state.agents + 1] = a.id end
+  end
+  for id, f in pairs(frameworks) do
+    local filters = {}
+    for agent, filter in pairs(f.filters) do
+      filters[#filters + 1] = { agent = agent, expires = filter.expires, refused = filter.refused }
+    end
+    state.frameworks[#state.frameworks + 1] = { id = id, allocations = f.allocations, filters = filters }
+  end
+  for name, r in pairs(roles) do state.roles[#state.roles + 1] = { name = name, allocations = r.allocations } end
+  return state
+end
+
+function import_state(state)
+  now, rng = state.now, state.rng
+  local order = {}
+  for _, id in ipairs(state.agents) do order[#order + 1] = agents[id] end
+  if #order == #agent_list then agent_list = order end
+  for _, saved in ipairs(state.frameworks) do
+    local f = frameworks[saved.id]
+    if f then
+      f.allocations = saved.allocations
+      for _, filter in ipairs(saved.filters) do
+        f.filters[filter.agent] = { expires = filter.expires, refused = filter.refused }
+      end
+    end
+  end
+  for _, saved in ipairs(state.roles) do
+    if roles[saved.name] then roles[saved.name].allocations = saved.allocations end
+  end
+end

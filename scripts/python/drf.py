@@ -271,3 +271,35 @@ def allocate(request):
 def offers_made(request):
     """After a shadow round: the offers the active allocator made count as this one's."""
     _apply(request["offers"], 1)
+
+
+# Hot reload. The host tells a new version of this script the cluster (agents, frameworks,
+# what each holds); these two carry what only the policy knows, so that saving the script
+# again changes no decision: the clock, the shuffle's state, the agents' order, refusal
+# filters and the allocation counts that break ties.
+def export_state(request=None):
+    return {
+        "now": state["now"],
+        "rng": state["rng"],
+        "agents": [a["id"] for a in agent_list if not a.get("removed")],
+        "frameworks": [{"id": f["id"], "allocations": f["allocations"],
+                        "filters": [{"agent": agent, **flt} for agent, flt in f["filters"].items()]}
+                       for f in frameworks.values()],
+        "roles": [{"name": r["name"], "allocations": r["allocations"]} for r in roles.values()],
+    }
+
+
+def import_state(saved):
+    state["now"], state["rng"] = saved["now"], saved["rng"]
+    order = [agents[i] for i in saved["agents"] if i in agents]
+    if len(order) == len(agent_list):
+        agent_list[:] = order
+    for s in saved["frameworks"]:
+        f = frameworks.get(s["id"])
+        if f is not None:
+            f["allocations"] = s["allocations"]
+            for flt in s["filters"]:
+                f["filters"][flt["agent"]] = {"expires": flt["expires"], "refused": flt["refused"]}
+    for s in saved["roles"]:
+        if s["name"] in roles:
+            roles[s["name"]]["allocations"] = s["allocations"]
