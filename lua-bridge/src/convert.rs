@@ -183,6 +183,60 @@ pub unsafe fn push_json(state: *mut ffi::lua_State, message: &[u8]) -> Result<()
     Ok(())
 }
 
+/// What became of a call made by [`call_function`].
+pub enum Called {
+    /// The function returned; its answer was written.
+    Answered,
+    /// The function raised an error: the error value (the handler's text) is left alone on
+    /// the stack.
+    Raised,
+    /// The message could not be made into a Lua value.
+    BadMessage(String),
+    /// The memory limit could not be put back.
+    NoLimit(String),
+    /// The function returned something JSON cannot carry.
+    BadAnswer(String),
+}
+
+/// One whole call in one protected call: makes the JSON `message` into the argument, runs
+/// `restore_limit` (the message is built with the memory limit lifted, the script runs
+/// under it), calls the function at index 2 under the message handler at index 1, and
+/// writes what it returned into `out`. Stacks are left empty, except for a raised error.
+///
+/// # Safety
+///
+/// `state` must be the running state of a protected call whose stack holds exactly the
+/// message handler (index 1) and the function (index 2), with room for 3 more slots.
+pub unsafe fn call_function(
+    state: *mut ffi::lua_State,
+    message: &[u8],
+    restore_limit: impl FnOnce() -> Result<(), String>,
+    out: &mut Vec<u8>,
+) -> Called {
+    // SAFETY: forwarded from the caller: push_json gets the room it needs, the pcall finds
+    // the function and its argument above the handler, and write_json reads the one result.
+    unsafe {
+        if let Err(e) = push_json(state, message) {
+            ffi::lua_settop(state, 0);
+            return Called::BadMessage(e);
+        }
+        if let Err(e) = restore_limit() {
+            ffi::lua_settop(state, 0);
+            return Called::NoLimit(e);
+        }
+        if ffi::lua_pcall(state, 1, 1, 1) != ffi::LUA_OK {
+            ffi::lua_replace(state, 1);
+            return Called::Raised;
+        }
+        let written = write_json(state, -1, out, 0);
+        ffi::lua_settop(state, 0);
+        match written {
+            Ok(()) => Called::Answered,
+            Err(e) => Called::BadAnswer(e),
+        }
+    }
+}
+
 /// Writes the value at `index` of `state` as JSON into `out`.
 ///
 /// # Safety
@@ -253,13 +307,15 @@ unsafe fn write_table(state: *mut ffi::lua_State, index: c_int, out: &mut Vec<u8
         ffi::lua_pushnil(state);
         while ffi::lua_next(state, index) != 0 {
             count += 1;
-            if sequence {
-                let key_is_index =
-                    ffi::lua_type(state, -2) == ffi::LUA_TNUMBER && ffi::lua_isinteger(state, -2) != 0 && {
-                        let k = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
-                        (1..=n).contains(&k)
-                    };
-                sequence = key_is_index;
+            sequence = ffi::lua_type(state, -2) == ffi::LUA_TNUMBER && ffi::lua_isinteger(state, -2) != 0 && {
+                let k = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
+                (1..=n).contains(&k)
+            };
+            if !sequence {
+                // The first key that is not an index settles it: an object. (Key and value
+                // are still on the stack.)
+                ffi::lua_settop(state, -3);
+                break;
             }
             ffi::lua_settop(state, -2);
         }

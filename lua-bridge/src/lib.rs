@@ -13,16 +13,12 @@ mod watchdog;
 
 use std::sync::Arc;
 
-use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value, ffi};
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
 use modhost_abi::{CallError, Construct, Parameters, Vm, VmInfo, declare_module};
 
 pub use params::Settings;
 use sandbox::Output;
 use watchdog::Slot;
-
-/// Calls `f(arg)` under `xpcall` with a message handler, so a failure keeps its traceback.
-const PROTECTED_CALL: &str =
-    "local xpcall = xpcall\nreturn function(handler, f, arg) return xpcall(f, handler, arg) end";
 
 /// A Lua state with one script loaded.
 pub struct LuaVm {
@@ -30,7 +26,6 @@ pub struct LuaVm {
     slot: Arc<Slot>,
     settings: Settings,
     env: Table,
-    protected_call: Function,
     traceback: Function,
     builtins: std::collections::BTreeSet<String>,
     output: Output,
@@ -94,19 +89,9 @@ impl Construct for LuaVm {
             sandbox::environment(&lua, settings.sandbox, &settings.script, &settings.package_path, &output, &slot)
                 .map_err(|e| lua_error("cannot build the script's environment", e))?;
         lua.set_memory_limit(settings.memory_limit).map_err(|e| lua_error("cannot set the memory limit", e))?;
-        let protected_call: Function =
-            lua.load(PROTECTED_CALL).set_name("=modhost").eval().map_err(|e| lua_error("cannot set up calls", e))?;
         let traceback = lua.create_function(traceback).map_err(|e| lua_error("cannot set up calls", e))?;
-        let vm = LuaVm {
-            slot,
-            settings,
-            env: environment.table,
-            protected_call,
-            traceback,
-            builtins: environment.builtins,
-            output,
-            lua,
-        };
+        let vm =
+            LuaVm { slot, settings, env: environment.table, traceback, builtins: environment.builtins, output, lua };
         let chunk = vm.lua.load(code).set_name(format!("@{script}")).set_environment(vm.env.clone());
         let function = chunk.into_function().map_err(|e| lua_error(&format!("cannot load '{script}'"), e))?;
         vm.slot
@@ -128,76 +113,57 @@ impl LuaVm {
     fn script(&self) -> String {
         self.settings.script.display().to_string()
     }
-
-    /// The JSON message as a Lua value, built with the memory limit lifted (the host bounds
-    /// the message, and a Lua allocation error must not jump over the converter's frames).
-    fn push_message(&self, function: &str, message: &[u8]) -> Result<Value, CallError> {
-        let mut failure = None;
-        self.lua.set_memory_limit(0).map_err(|e| lua_error("cannot lift the memory limit", e))?;
-        // SAFETY: exec_raw hands the closure the running state inside a protected call with
-        // room for 3 slots, which is what push_json needs; on failure nil is pushed instead.
-        let pushed = unsafe {
-            self.lua.exec_raw::<Value>((), |state| {
-                if let Err(e) = convert::push_json(state, message) {
-                    failure = Some(e);
-                    ffi::lua_pushnil(state);
-                }
-            })
-        };
-        self.lua
-            .set_memory_limit(self.settings.memory_limit)
-            .map_err(|e| lua_error("cannot restore the memory limit", e))?;
-        let value = pushed.map_err(|e| lua_error("cannot convert the message", e))?;
-        match failure {
-            Some(e) => Err(CallError::failed(format!("the message for {function} is not JSON: {e}"))),
-            None => Ok(value),
-        }
-    }
-
-    /// A Lua value as JSON.
-    fn answer_json(&self, answer: Value) -> Result<Vec<u8>, String> {
-        let mut out = Vec::with_capacity(256);
-        let mut failure = None;
-        // SAFETY: exec_raw pushes `answer` as argument 1 of a protected call and hands the
-        // closure that state; write_json only reads it (pushing and popping its own slots).
-        let done = unsafe {
-            self.lua.exec_raw::<()>(answer, |state| {
-                if let Err(e) = convert::write_json(state, 1, &mut out, 0) {
-                    failure = Some(e);
-                }
-            })
-        };
-        done.map_err(|e| e.to_string())?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
-    }
 }
 
 impl Vm for LuaVm {
     fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
-        let script = self.script();
         let f = self
             .function(function)?
-            .ok_or_else(|| CallError::failed(format!("'{script}' defines no function '{function}'")))?;
-        let argument = self.push_message(function, message)?;
-        let (ok, answer): (bool, Value) = self
-            .slot
-            .guard(self.settings.timeout, || self.protected_call.call((self.traceback.clone(), f, argument)))
-            .map_err(|e| lua_error(&format!("{function} failed"), e))?;
-        if !ok {
-            let text = answer.to_string().unwrap_or_else(|_| format!("an error of type {}", answer.type_name()));
-            let text = if text == "not enough memory" {
-                "out of memory (the memory_limit was reached)".to_owned()
-            } else {
-                text
-            };
-            return Err(CallError::failed(format!("{function} failed: {text}")));
+            .ok_or_else(|| CallError::failed(format!("'{}' defines no function '{function}'", self.script())))?;
+        let (lua, limit) = (&self.lua, self.settings.memory_limit);
+        let mut answer = Vec::with_capacity(256);
+        let mut called = None;
+        // The message is built with the memory limit lifted: the host bounds the message, and
+        // a Lua allocation error must not jump over the converter's Rust frames.
+        lua.set_memory_limit(0).map_err(|e| lua_error("cannot lift the memory limit", e))?;
+        let raised = self.slot.guard(self.settings.timeout, || {
+            // SAFETY: exec_raw runs the closure as a protected call whose stack holds exactly
+            // its two arguments (the handler, the function) with room for 3 more slots, which
+            // is call_function's contract.
+            unsafe {
+                lua.exec_raw::<Value>((self.traceback.clone(), f), |state| {
+                    let restore = || lua.set_memory_limit(limit).map(drop).map_err(|e| e.to_string());
+                    called = Some(convert::call_function(state, message, restore, &mut answer));
+                })
+            }
+        });
+        // Put the limit back whatever happened (a no-op when the call did it).
+        let restored = lua.set_memory_limit(limit);
+        let raised = raised.map_err(|e| lua_error(&format!("{function} failed"), e))?;
+        restored.map_err(|e| lua_error("cannot restore the memory limit", e))?;
+        match called {
+            Some(convert::Called::Answered) => Ok(answer),
+            Some(convert::Called::Raised) => {
+                let text = raised.to_string().unwrap_or_else(|_| format!("an error of type {}", raised.type_name()));
+                let text = if text == "not enough memory" {
+                    "out of memory (the memory_limit was reached)".to_owned()
+                } else {
+                    text
+                };
+                Err(CallError::failed(format!("{function} failed: {text}")))
+            }
+            Some(convert::Called::BadMessage(e)) => {
+                Err(CallError::failed(format!("the message for {function} is not JSON: {e}")))
+            }
+            Some(convert::Called::NoLimit(e)) => {
+                Err(CallError::failed(format!("cannot restore the memory limit: {e}")))
+            }
+            Some(convert::Called::BadAnswer(e)) => Err(CallError::failed(format!(
+                "{function} in '{}' returned something that is not data: {e}",
+                self.script()
+            ))),
+            None => Err(CallError::failed(format!("{function} was not called"))),
         }
-        self.answer_json(answer).map_err(|e| {
-            CallError::failed(format!("{function} in '{script}' returned something that is not data: {e}"))
-        })
     }
 
     fn has_function(&mut self, function: &str) -> Result<bool, CallError> {
