@@ -48,29 +48,21 @@ sys.stdout = output
 sys.stderr = output
 
 
-def describe(error, script):
-    """The error's type and message, where in the script it happened, and the traceback."""
+def describe(error, script, tb=None):
+    """The error's type and message, where in the script it happened, and the traceback
+    (`tb`, when the caller holds it apart from the exception)."""
+    tb = tb or error.__traceback__
     where = ""
     if isinstance(error, SyntaxError) and error.filename:
         where = f"{error.filename}:{error.lineno}: "
     else:
-        for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        for frame in reversed(traceback.extract_tb(tb)):
             if frame.filename == script:
                 where = f"{frame.filename}:{frame.lineno}: "
                 break
     head = "".join(traceback.format_exception_only(type(error), error)).strip()
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename != __file__]
+    frames = [f for f in traceback.extract_tb(tb) if f.filename != __file__]
     return where + head + "\nTraceback (most recent call last):\n" + "".join(traceback.format_list(frames))
-
-
-def call(function, request, script, timeout):
-    """Runs one call; the bridge makes the request from the host's JSON and the answer's JSON
-    from what this returns (in Rust: the json module's layers cost more than the call)."""
-    timeout_ms[0] = timeout
-    try:
-        return True, function(request)
-    except BaseException as error:  # a script error, or the timeout, never escapes
-        return False, describe(error, script)
 
 
 def load(code, filename, name):

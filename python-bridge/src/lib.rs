@@ -61,7 +61,7 @@ fn describe(py: Python<'_>, error: &PyErr, script: &str) -> String {
     runtime
         .bridge
         .bind(py)
-        .call_method1("describe", (error.value(py), script))
+        .call_method1("describe", (error.value(py), script, error.traceback(py)))
         .and_then(|text| text.extract::<String>())
         .unwrap_or_else(|_| error.to_string())
 }
@@ -147,29 +147,32 @@ type CallOutcome = (Result<Vec<u8>, String>, Vec<String>);
 impl Vm for PyVm {
     fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
         let runtime = runtime().map_err(failed)?;
-        let script = self.shown();
         let module = self.module.as_ref().ok_or_else(|| failed("the module was released"))?;
         let timeout_ms = self.timeout.as_millis() as u64;
         let (answer, printed) = Python::attach(|py| -> Result<CallOutcome, CallError> {
             let f = module
                 .bind(py)
                 .getattr(function)
-                .map_err(|_| failed(format!("'{script}' defines no function '{function}'")))?;
+                .map_err(|_| failed(format!("'{}' defines no function '{function}'", self.shown())))?;
             let request = convert::to_python(py, message)
                 .map_err(|e| failed(format!("cannot pass the message to {function}: {e}")))?;
+            // What CallTimeout's message says, set only when it changes.
+            if runtime.shown_timeout_ms.swap(timeout_ms, Ordering::Relaxed) != timeout_ms {
+                runtime.timeout_ms.bind(py).set_item(0, timeout_ms).map_err(|e| failed(e.to_string()))?;
+            }
+            // The function is called from here, not through a Python wrapper (a frame and a
+            // tuple per call); an exception, the timeout's included, comes back as a PyErr.
             self.slot.begin(py, self.timeout);
             memory::begin(self.memory_limit);
-            let result = runtime.call.bind(py).call1((f, request, script.as_str(), timeout_ms));
+            let result = f.call1((request,));
             memory::end();
             self.slot.end(py);
             let printed = take_output(py);
-            let (ok, answer): (bool, Bound<'_, PyAny>) = result
-                .and_then(|r| r.extract())
-                .map_err(|e| failed(format!("{function}: {}", describe(py, &e, &script))))?;
-            let answer = if ok {
-                convert::to_json(&answer).map_err(|e| format!("{function} answered what JSON cannot carry: {e}"))
-            } else {
-                Err(format!("{function} failed: {}", answer.str().map(|s| s.to_string()).unwrap_or_default()))
+            let answer = match result {
+                Ok(answer) => {
+                    convert::to_json(&answer).map_err(|e| format!("{function} answered what JSON cannot carry: {e}"))
+                }
+                Err(e) => Err(format!("{function} failed: {}", describe(py, &e, &self.shown()))),
             };
             Ok((answer, printed))
         })?;

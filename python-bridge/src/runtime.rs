@@ -44,8 +44,10 @@ pub struct Runtime {
     pub bridge: Py<PyModule>,
     /// `_modhost_bridge.CallTimeout`, raised in a call that overruns.
     pub timeout: Py<PyAny>,
-    /// `_modhost_bridge.call`, looked up once.
-    pub call: Py<PyAny>,
+    /// `_modhost_bridge.timeout_ms`, the one-element list CallTimeout's message reads.
+    pub timeout_ms: Py<PyAny>,
+    /// The value that list holds now (calls are serialised by the interpreter).
+    pub shown_timeout_ms: std::sync::atomic::AtomicU64,
     /// `_modhost_bridge.output`, the stand-in for stdout and stderr.
     pub output: Py<PyAny>,
 }
@@ -70,9 +72,15 @@ pub fn runtime() -> Result<&'static Runtime, String> {
                         .join(format!("lib/python{}.{}/site-packages", version.major, version.minor));
                     site.call_method1("addsitedir", (dir.display().to_string(),)).map_err(|e| e.to_string())?;
                 }
-                let call = bridge.getattr("call").map_err(|e| e.to_string())?.unbind();
+                let timeout_ms = bridge.getattr("timeout_ms").map_err(|e| e.to_string())?.unbind();
                 let output = bridge.getattr("output").map_err(|e| e.to_string())?.unbind();
-                Ok(Runtime { bridge: bridge.unbind(), timeout, call, output })
+                Ok(Runtime {
+                    bridge: bridge.unbind(),
+                    timeout,
+                    timeout_ms,
+                    shown_timeout_ms: std::sync::atomic::AtomicU64::new(0),
+                    output,
+                })
             })
         })
         .as_ref()
