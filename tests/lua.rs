@@ -322,21 +322,6 @@ fn a_policy_without_allocate_fails_creation_naming_what_is_missing() {
     assert!(error.to_string().contains("fallback=random"), "{error}");
 }
 
-/// One call: the JSON the host sends, and the JSON (or the error fragment) that comes back.
-fn check_answer(vm: &mut VmHandle, function: &str, message: &str, expected: Result<serde_json::Value, &str>) {
-    match (vm.call(function, message.as_bytes()), expected) {
-        (Ok(json), Ok(value)) => {
-            let got: serde_json::Value = serde_json::from_slice(&json).unwrap_or_else(|e| panic!("{function}: {e}"));
-            assert_eq!(got, value, "{function}({message})");
-        }
-        (Err(error), Err(fragment)) => {
-            assert!(matches!(error, CallError::Failed { .. }), "{error:?}");
-            assert!(error.to_string().contains(fragment), "{function}: {error}");
-        }
-        (answer, expected) => panic!("{function}({message}): got {answer:?}, expected {expected:?}"),
-    }
-}
-
 #[test]
 fn messages_map_to_lua_values_and_back() {
     let code = r#"
@@ -374,7 +359,7 @@ function self_nested(r) local t = {} t.t = t return t end
         ("echo", "{\"unclosed\": ", Err("the message for echo is not JSON")),
     ];
     for (function, message, expected) in cases {
-        check_answer(&mut vm, function, message, expected);
+        support::check_vm_answer(&mut vm, function, message, expected);
     }
-    check_answer(&mut vm, "echo", "[1]", Ok(serde_json::json!([1])));
+    support::check_vm_answer(&mut vm, "echo", "[1]", Ok(serde_json::json!([1])));
 }

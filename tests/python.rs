@@ -190,22 +190,6 @@ fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
     assert!(error.contains("memory_limit=lots"), "{error}");
 }
 
-/// One call of `echo`-style functions: the JSON the host sends, and what comes back.
-fn check_answer(vm: &mut VmHandle, function: &str, message: &str, expected: Result<serde_json::Value, &str>) {
-    let answer = call(vm, function, message);
-    match (answer, expected) {
-        (Ok(json), Ok(value)) => {
-            let got: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
-            assert_eq!(got, value, "{function}({message})");
-        }
-        (Err(error), Err(fragment)) => {
-            assert!(matches!(error, CallError::Failed { .. }), "{error:?}");
-            assert!(error.to_string().contains(fragment), "{function}: {error}");
-        }
-        (answer, expected) => panic!("{function}({message}): got {answer:?}, expected {expected:?}"),
-    }
-}
-
 #[test]
 fn messages_map_to_python_values_as_the_json_module_would_and_back() {
     let code = r#"
@@ -249,8 +233,8 @@ def huge(r):
         ("echo", "{\"unclosed\": ", Err("cannot pass the message to echo")),
     ];
     for (function, message, expected) in cases {
-        check_answer(&mut vm, function, message, expected);
+        support::check_vm_answer(&mut vm, function, message, expected);
     }
     // The VM goes on after each refusal.
-    check_answer(&mut vm, "echo", "[1]", Ok(serde_json::json!([1])));
+    support::check_vm_answer(&mut vm, "echo", "[1]", Ok(serde_json::json!([1])));
 }

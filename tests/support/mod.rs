@@ -209,3 +209,26 @@ pub fn assert_no_repeated_cause(stderr: &str) {
         assert!(!parts.windows(2).any(|pair| pair[0] == pair[1]), "a cause is printed twice: {line}");
     }
 }
+
+/// One call of a scripted Vm's function (either language): the JSON the host sends, and the
+/// JSON that comes back, or a fragment of the `CallError::Failed` it must fail with.
+pub fn check_vm_answer(
+    vm: &mut modhost::kinds::VmHandle,
+    function: &str,
+    message: &str,
+    expected: Result<serde_json::Value, &str>,
+) {
+    use modhost_abi::{CallError, Vm};
+    match (vm.call(function, message.as_bytes()), expected) {
+        (Ok(json), Ok(value)) => {
+            let got: serde_json::Value = serde_json::from_slice(&json)
+                .unwrap_or_else(|e| panic!("{function}: {e}: {}", String::from_utf8_lossy(&json)));
+            assert_eq!(got, value, "{function}({message})");
+        }
+        (Err(error), Err(fragment)) => {
+            assert!(matches!(error, CallError::Failed { .. }), "{error:?}");
+            assert!(error.to_string().contains(fragment), "{function}: {error}");
+        }
+        (answer, expected) => panic!("{function}({message}): got {answer:?}, expected {expected:?}"),
+    }
+}

@@ -196,7 +196,8 @@ impl ClusterState {
 
     /// Remembers the filter a give-back sets (replacing the one before on that agent).
     fn refuse(&mut self, request: &RecoverResources) {
-        let interval = self.options.as_ref().map_or(1.0, |o| o.allocation_interval);
+        let interval =
+            self.options.as_ref().map_or(AllocatorOptions::default().allocation_interval, |o| o.allocation_interval);
         if let Some(lasts) = request.filters.and_then(|f| f.lasts(interval)) {
             let key = (request.framework_id.clone(), request.agent_id.clone());
             self.filters.insert(key, RefusalFilter { refused: request.resources.clone(), expires: self.now + lasts });
