@@ -75,7 +75,7 @@ fn json_output_carries_metadata_and_verdicts() {
     assert_eq!(modules[0]["verdict"], "ok");
     assert_eq!(modules[0]["module"]["kind"], "TestModule");
     assert_eq!(modules[0]["module"]["author_email"], "modules@mesos.apache.org");
-    assert_eq!(modules[0]["module"]["abi"], "1.0");
+    assert_eq!(modules[0]["module"]["abi"], "1.1");
     assert_eq!(modules[1]["verdict"], "error");
     assert!(modules[1]["error"].as_str().unwrap().contains("missing field 'author_email'"));
     assert_eq!(report["host_version"], modhost::host_version().to_string());
@@ -87,7 +87,7 @@ fn every_bad_fixture_gets_a_clear_error_and_a_clean_exit() {
     let cases: &[(&str, &str)] = &[
         ("broken_wrong_magic", "not a modhost module descriptor"),
         ("broken_abi_major", "host has 1, module was built for 2"),
-        ("broken_abi_minor_newer", "module was built for 1.1"),
+        ("broken_abi_minor_newer", "module was built for 1.2"),
         ("broken_too_small", "descriptor size 40"),
         ("broken_unknown_kind", "unknown module kind 99"),
         ("broken_version_newer", "module was built for version 99.0.0"),

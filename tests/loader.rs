@@ -47,8 +47,8 @@ fn each_broken_descriptor_gets_its_own_error() {
         ),
         (
             "broken_abi_minor_newer",
-            |e| matches!(e, E::AbiMinorTooNew { found: 1, .. }),
-            &["host has 1.0, module was built for 1.1"],
+            |e| matches!(e, E::AbiMinorTooNew { found: 2, .. }),
+            &["host has 1.1, module was built for 1.2"],
         ),
         (
             "broken_too_small",

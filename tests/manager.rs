@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use modhost::kinds::{AnonymousHandle, TestModuleHandle};
+use modhost::kinds::{AnonymousHandle, TestModuleHandle, VmHandle};
 use modhost::manifest::{self, Manifest, Origin};
 use modhost::{CreateError, Kind, LoadError, ModuleManager};
 use modhost_abi::{CallError, Parameter, Parameters, TestModule};
@@ -53,6 +53,18 @@ fn test_module_semantics_hold_for_rust_and_c_modules() {
     check_test_module(&support::c_module(), "org_modhost_c_TestModule");
 }
 
+/// ABI 1.1 appended `call_packed` to the Vm vtable: a Vm built for 1.0 (the C fixture's,
+/// whose vtable ends before it) still loads, and a packed call reaches it as JSON.
+#[test]
+fn a_vm_built_for_abi_1_0_is_called_in_json() {
+    let manager = loaded(&support::c_module(), &[("org_modhost_c_Vm_1_0", &[])]);
+    assert_eq!(manager.get("org_modhost_c_Vm_1_0").unwrap().abi, "1.0");
+    let mut vm: VmHandle = manager.create("org_modhost_c_Vm_1_0", None).unwrap();
+    let message = r#"{"task":{"id":"t1","labels":[{"key":"k","value":"v"}]},"n":-2,"x":2.5,"ok":true,"none":null}"#;
+    support::check_vm_answer(&mut vm, "echo", message, Ok(serde_json::from_str(message).unwrap()));
+    support::check_vm_answer(&mut vm, "other", "{}", Err("the C Vm defines only 'echo'"));
+}
+
 #[test]
 fn anonymous_modules_run_their_create() {
     let manager = loaded(&support::test_modules(), &[("org_modhost_TestAnonymous", &[])]);
@@ -81,7 +93,7 @@ fn listing_contains_find_and_unload() {
     assert_eq!(info.kind, Kind::TestModule);
     assert_eq!((info.author_name.as_str(), info.author_email.as_str()), ("Apache Mesos", "modules@mesos.apache.org"));
     assert_eq!(info.description, "This is a test module.");
-    assert_eq!(info.abi, "1.0");
+    assert_eq!(info.abi, "1.1");
     assert_eq!(info.built_for, modhost::host_version().to_string());
     assert_eq!(info.path, lib);
     assert_eq!(manager.modules().len(), 3);

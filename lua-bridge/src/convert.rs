@@ -1,9 +1,9 @@
-//! JSON to Lua and back through the Lua C API, without an intermediate value tree.
+//! Messages to Lua and back through the Lua C API, without an intermediate value tree.
 //!
 //! mlua's serde path builds every value as a registry reference and moves it across stacks;
-//! for a task-sized message that cost 15 us a call. Here the JSON parser (serde_json) pushes
-//! each value straight onto the Lua stack, and the answer is written as JSON straight from
-//! the Lua table. Both run inside mlua's `exec_raw`, a protected call.
+//! for a task-sized message that cost 15 us a call. Here the message's reader (packed values,
+//! or serde_json for a JSON call) pushes each value straight onto the Lua stack, and the
+//! answer is written as packed values straight from the Lua table. Both run inside mlua's `exec_raw`, a protected call.
 //!
 //! While a message is pushed the memory limit is lifted (the message's size is bounded by the
 //! host, not the script), so a Lua allocation error cannot jump over these Rust frames except
@@ -14,6 +14,7 @@ use std::ffi::c_int;
 use std::fmt;
 
 use mlua::ffi;
+use modhost_abi::packed;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// Deepest nesting accepted either way.
@@ -165,16 +166,39 @@ impl<'de> Visitor<'de> for Push {
     }
 }
 
-/// Pushes the JSON `message` as one Lua value; on a parse error the stack is as it was.
+/// How a call's message and answer are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// JSON (`Vm::call`).
+    Json,
+    /// Packed values (`Vm::call_packed`).
+    Packed,
+}
+
+/// Pushes `message` as one Lua value; on a malformed message the stack is as it was.
 ///
 /// # Safety
 ///
 /// `state` must be the running state of a protected call with room for 3 more slots.
-pub unsafe fn push_json(state: *mut ffi::lua_State, message: &[u8]) -> Result<(), String> {
+pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8], format: Format) -> Result<(), String> {
     // SAFETY: forwarded from the caller.
     let top = unsafe { ffi::lua_gettop(state) };
-    let mut deserializer = serde_json::Deserializer::from_slice(message);
-    let result = Push { state, depth: 0 }.deserialize(&mut deserializer).and_then(|()| deserializer.end());
+    let result = match format {
+        Format::Json => {
+            let mut deserializer = serde_json::Deserializer::from_slice(message);
+            Push { state, depth: 0 }
+                .deserialize(&mut deserializer)
+                .and_then(|()| deserializer.end())
+                .map_err(|e| e.to_string())
+        }
+        Format::Packed => {
+            let mut deserializer = packed::Deserializer::new(message);
+            Push { state, depth: 0 }
+                .deserialize(&mut deserializer)
+                .and_then(|()| deserializer.end())
+                .map_err(|e| e.to_string())
+        }
+    };
     if let Err(e) = result {
         // SAFETY: drops whatever a half-read message left.
         unsafe { ffi::lua_settop(state, top) };
@@ -198,10 +222,11 @@ pub enum Called {
     BadAnswer(String),
 }
 
-/// One whole call in one protected call: makes the JSON `message` into the argument, runs
+/// One whole call in one protected call: makes `message` into the argument, runs
 /// `restore_limit` (the message is built with the memory limit lifted, the script runs
 /// under it), calls the function at index 2 under the message handler at index 1, and
-/// writes what it returned into `out`. Stacks are left empty, except for a raised error.
+/// writes what it returned into `out`, in `format` as the message. Stacks are left empty,
+/// except for a raised error.
 ///
 /// # Safety
 ///
@@ -210,13 +235,14 @@ pub enum Called {
 pub unsafe fn call_function(
     state: *mut ffi::lua_State,
     message: &[u8],
+    format: Format,
     restore_limit: impl FnOnce() -> Result<(), String>,
     out: &mut Vec<u8>,
 ) -> Called {
-    // SAFETY: forwarded from the caller: push_json gets the room it needs, the pcall finds
-    // the function and its argument above the handler, and write_json reads the one result.
+    // SAFETY: forwarded from the caller: push_message gets the room it needs, the pcall finds
+    // the function and its argument above the handler, and write_value reads the one result.
     unsafe {
-        if let Err(e) = push_json(state, message) {
+        if let Err(e) = push_message(state, message, format) {
             ffi::lua_settop(state, 0);
             return Called::BadMessage(e);
         }
@@ -228,7 +254,7 @@ pub unsafe fn call_function(
             ffi::lua_replace(state, 1);
             return Called::Raised;
         }
-        let written = write_json(state, -1, out, 0);
+        let written = write_answer(state, out, format);
         ffi::lua_settop(state, 0);
         match written {
             Ok(()) => Called::Answered,
@@ -237,15 +263,31 @@ pub unsafe fn call_function(
     }
 }
 
-/// Writes the value at `index` of `state` as JSON into `out`.
+/// Writes the value on top of the stack into `out`, in `format`. JSON is made from the packed
+/// form: the JSON path serves export_state and ABI 1.0 callers, not the hot calls.
+///
+/// # Safety
+///
+/// `state` must be the running state of a protected call with a value on its stack.
+unsafe fn write_answer(state: *mut ffi::lua_State, out: &mut Vec<u8>, format: Format) -> Result<(), String> {
+    // SAFETY: forwarded from the caller.
+    unsafe { write_value(state, -1, &mut packed::Writer::new(out), 0) }?;
+    if format == Format::Json {
+        let value: serde_json::Value = packed::from_slice(out).map_err(|e| e.to_string())?;
+        *out = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Writes the value at `index` of `state` as a packed value.
 ///
 /// # Safety
 ///
 /// `state` must be the running state of a protected call; `index` a valid stack index.
-pub unsafe fn write_json(
+pub unsafe fn write_value(
     state: *mut ffi::lua_State,
     index: c_int,
-    out: &mut Vec<u8>,
+    out: &mut packed::Writer<'_>,
     depth: usize,
 ) -> Result<(), String> {
     if depth >= MAX_DEPTH {
@@ -256,28 +298,18 @@ pub unsafe fn write_json(
     unsafe {
         let index = ffi::lua_absindex(state, index);
         match ffi::lua_type(state, index) {
-            ffi::LUA_TNIL => out.extend_from_slice(b"null"),
-            ffi::LUA_TBOOLEAN => {
-                out.extend_from_slice(if ffi::lua_toboolean(state, index) != 0 { b"true" } else { b"false" })
-            }
+            ffi::LUA_TNIL => out.null(),
+            ffi::LUA_TBOOLEAN => out.boolean(ffi::lua_toboolean(state, index) != 0),
             ffi::LUA_TNUMBER => {
                 if ffi::lua_isinteger(state, index) != 0 {
-                    let n = ffi::lua_tointegerx(state, index, std::ptr::null_mut());
-                    serde_json::to_writer(&mut *out, &n).map_err(|e| e.to_string())?;
+                    out.integer(ffi::lua_tointegerx(state, index, std::ptr::null_mut()));
                 } else {
-                    let n = ffi::lua_tonumberx(state, index, std::ptr::null_mut());
-                    if !n.is_finite() {
-                        return Err(format!("{n} is not a number JSON can carry"));
-                    }
-                    serde_json::to_writer(&mut *out, &n).map_err(|e| e.to_string())?;
+                    out.number(ffi::lua_tonumberx(state, index, std::ptr::null_mut())).map_err(|e| e.to_string())?;
                 }
             }
             ffi::LUA_TSTRING => {
-                let mut len = 0;
-                let ptr = ffi::lua_tolstring(state, index, &mut len);
-                let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-                let text = std::str::from_utf8(bytes).map_err(|_| "a string is not UTF-8".to_owned())?;
-                serde_json::to_writer(&mut *out, text).map_err(|e| e.to_string())?;
+                let text = utf8(state, index).ok_or_else(|| "a string is not UTF-8".to_owned())?;
+                out.string(text).map_err(|e| e.to_string())?;
             }
             ffi::LUA_TTABLE => write_table(state, index, out, depth)?,
             other => {
@@ -289,13 +321,32 @@ pub unsafe fn write_json(
     Ok(())
 }
 
+/// The string at `index` as text, if it is UTF-8.
+///
+/// # Safety
+///
+/// `index` must hold a string (or a number, which Lua converts in place).
+unsafe fn utf8<'a>(state: *mut ffi::lua_State, index: c_int) -> Option<&'a str> {
+    // SAFETY: forwarded from the caller; Lua keeps the bytes while the value is on the stack.
+    unsafe {
+        let mut len = 0;
+        let ptr = ffi::lua_tolstring(state, index, &mut len);
+        std::str::from_utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len)).ok()
+    }
+}
+
 /// A table is a list if its keys are exactly 1..n (an empty table is an empty list), else an
 /// object whose keys are strings (integer keys are written as strings).
 ///
 /// # Safety
 ///
-/// As for [`write_json`], with `index` absolute and holding a table.
-unsafe fn write_table(state: *mut ffi::lua_State, index: c_int, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+/// As for [`write_value`], with `index` absolute and holding a table.
+unsafe fn write_table(
+    state: *mut ffi::lua_State,
+    index: c_int,
+    out: &mut packed::Writer<'_>,
+    depth: usize,
+) -> Result<(), String> {
     // SAFETY: forwarded from the caller.
     unsafe {
         if ffi::lua_checkstack(state, 3) == 0 {
@@ -320,57 +371,39 @@ unsafe fn write_table(state: *mut ffi::lua_State, index: c_int, out: &mut Vec<u8
             ffi::lua_settop(state, -2);
         }
         if sequence && count == n {
-            out.push(b'[');
+            let open = out.open_list();
             for i in 1..=n {
-                if i > 1 {
-                    out.push(b',');
-                }
                 ffi::lua_rawgeti(state, index, i);
-                let result = write_json(state, -1, out, depth + 1);
+                let result = write_value(state, -1, out, depth + 1);
                 ffi::lua_settop(state, -2);
                 result?;
             }
-            out.push(b']');
-            return Ok(());
+            return out.close(open, n as usize).map_err(|e| e.to_string());
         }
-        out.push(b'{');
-        let mut first = true;
+        let open = out.open_object();
+        let mut entries = 0;
         ffi::lua_pushnil(state);
         while ffi::lua_next(state, index) != 0 {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
+            entries += 1;
             let key = match ffi::lua_type(state, -2) {
-                ffi::LUA_TSTRING => {
-                    let mut len = 0;
-                    let ptr = ffi::lua_tolstring(state, -2, &mut len);
-                    match std::str::from_utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len)) {
-                        Ok(key) => serde_json::to_writer(&mut *out, key).map_err(|e| e.to_string()),
-                        Err(_) => Err("a table key is not UTF-8".into()),
-                    }
-                }
+                ffi::LUA_TSTRING => match utf8(state, -2) {
+                    Some(key) => out.key(key).map_err(|e| e.to_string()),
+                    None => Err("a table key is not UTF-8".into()),
+                },
                 ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
-                    // JSON keys are strings: an integer key is written as its digits, quoted.
+                    // Object keys are strings: an integer key is written as its digits.
                     let n = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
-                    out.push(b'"');
-                    let written = serde_json::to_writer(&mut *out, &n).map_err(|e| e.to_string());
-                    out.push(b'"');
-                    written
+                    out.key(&n.to_string()).map_err(|e| e.to_string())
                 }
                 _ => Err("a table key is neither a string nor an integer".into()),
             };
-            let result = key.and_then(|()| {
-                out.push(b':');
-                write_json(state, -1, out, depth + 1)
-            });
+            let result = key.and_then(|()| write_value(state, -1, out, depth + 1));
             if let Err(e) = result {
                 ffi::lua_settop(state, -3);
                 return Err(e);
             }
             ffi::lua_settop(state, -2);
         }
-        out.push(b'}');
+        out.close(open, entries).map_err(|e| e.to_string())
     }
-    Ok(())
 }

@@ -115,8 +115,9 @@ impl LuaVm {
     }
 }
 
-impl Vm for LuaVm {
-    fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+impl LuaVm {
+    /// One call of `function` with `message`, answered in the same `format`.
+    fn call_in(&mut self, function: &str, message: &[u8], format: convert::Format) -> Result<Vec<u8>, CallError> {
         let f = self
             .function(function)?
             .ok_or_else(|| CallError::failed(format!("'{}' defines no function '{function}'", self.script())))?;
@@ -133,7 +134,7 @@ impl Vm for LuaVm {
             unsafe {
                 lua.exec_raw::<Value>((self.traceback.clone(), f), |state| {
                     let restore = || lua.set_memory_limit(limit).map(drop).map_err(|e| e.to_string());
-                    called = Some(convert::call_function(state, message, restore, &mut answer));
+                    called = Some(convert::call_function(state, message, format, restore, &mut answer));
                 })
             }
         });
@@ -153,7 +154,7 @@ impl Vm for LuaVm {
                 Err(CallError::failed(format!("{function} failed: {text}")))
             }
             Some(convert::Called::BadMessage(e)) => {
-                Err(CallError::failed(format!("the message for {function} is not JSON: {e}")))
+                Err(CallError::failed(format!("the message for {function} is malformed: {e}")))
             }
             Some(convert::Called::NoLimit(e)) => {
                 Err(CallError::failed(format!("cannot restore the memory limit: {e}")))
@@ -164,6 +165,16 @@ impl Vm for LuaVm {
             ))),
             None => Err(CallError::failed(format!("{function} was not called"))),
         }
+    }
+}
+
+impl Vm for LuaVm {
+    fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_in(function, message, convert::Format::Json)
+    }
+
+    fn call_packed(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_in(function, message, convert::Format::Packed)
     }
 
     fn has_function(&mut self, function: &str) -> Result<bool, CallError> {

@@ -1,10 +1,11 @@
-//! JSON to Python objects and back, in Rust.
+//! Messages to Python objects and back, in Rust.
 //!
 //! The `json` module costs a task-sized hook call more than everything else together: about
 //! 6 us to load the message and 3 us to dump the answer on this machine, most of it in the
-//! Python-level layers around its C scanner and encoder. Here serde_json parses the host's
-//! bytes and each value is made straight into its Python object, and the answer is written
-//! as JSON by walking the objects the function returned. The mapping is `json`'s: objects
+//! Python-level layers around its C scanner and encoder. Here the host's message is read
+//! (packed values, or JSON with serde_json) and each value is made straight into its Python
+//! object, and the answer is written as packed values by walking the objects the function
+//! returned. The mapping is `json`'s: objects
 //! are dicts, arrays lists, integers ints, other numbers floats; tuples go back as arrays;
 //! NaN and infinities are refused, as with `allow_nan=False`.
 
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 
+use modhost_abi::packed;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -20,14 +22,34 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 /// Deepest nesting accepted either way.
 const MAX_DEPTH: usize = 100;
 
-/// The Python object of a JSON message.
-pub(crate) fn to_python<'py>(py: Python<'py>, json: &[u8]) -> Result<Bound<'py, PyAny>, String> {
+/// How a call's message and answer are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// JSON (`Vm::call`).
+    Json,
+    /// Packed values (`Vm::call_packed`).
+    Packed,
+}
+
+/// The Python object of a message.
+pub(crate) fn to_python<'py>(py: Python<'py>, message: &[u8], format: Format) -> Result<Bound<'py, PyAny>, String> {
     // Waits detached from the interpreter, so a thread holding the lock can always get back in.
     let mut keys = KEYS.lock_py_attached(py).unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut parser = serde_json::Deserializer::from_slice(json);
-    let value = Make { py, depth: 0, keys: &mut keys }.deserialize(&mut parser).map_err(|e| e.to_string())?;
-    parser.end().map_err(|e| e.to_string())?;
-    Ok(value)
+    let make = Make { py, depth: 0, keys: &mut keys };
+    match format {
+        Format::Json => {
+            let mut parser = serde_json::Deserializer::from_slice(message);
+            let value = make.deserialize(&mut parser).map_err(|e| e.to_string())?;
+            parser.end().map_err(|e| e.to_string())?;
+            Ok(value)
+        }
+        Format::Packed => {
+            let mut reader = packed::Deserializer::new(message);
+            let value = make.deserialize(&mut reader).map_err(|e| e.to_string())?;
+            reader.end().map_err(|e| e.to_string())?;
+            Ok(value)
+        }
+    }
 }
 
 /// Keys kept as Python strings: messages name the same few dozen fields on every call, and
@@ -55,10 +77,15 @@ impl KeyCache {
     }
 }
 
-/// The JSON of what a script function returned.
-pub(crate) fn to_json(value: &Bound<'_, PyAny>) -> Result<Vec<u8>, String> {
+/// What a script function returned, encoded in `format`. JSON is made from the packed form:
+/// the JSON path serves export_state and ABI 1.0 callers, not the hot calls.
+pub(crate) fn to_answer(value: &Bound<'_, PyAny>, format: Format) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(256);
-    write(value, &mut out, 0)?;
+    write(value, &mut packed::Writer::new(&mut out), 0)?;
+    if format == Format::Json {
+        let value: serde_json::Value = packed::from_slice(&out).map_err(|e| e.to_string())?;
+        out = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    }
     Ok(out)
 }
 
@@ -142,45 +169,41 @@ impl<'de, 'py> Visitor<'de> for Make<'py, '_> {
     }
 }
 
-fn write(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+fn write(value: &Bound<'_, PyAny>, out: &mut packed::Writer<'_>, depth: usize) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("the answer nests deeper than {MAX_DEPTH} levels"));
     }
     if value.is_none() {
-        out.extend_from_slice(b"null");
+        out.null();
     } else if let Ok(text) = value.cast::<PyString>() {
         let text = text.to_str().map_err(|e| format!("a str of the answer is not UTF-8: {e}"))?;
-        serde_json::to_writer(&mut *out, text).map_err(|e| e.to_string())?;
+        out.string(text).map_err(|e| e.to_string())?;
     } else if let Ok(flag) = value.cast::<PyBool>() {
-        out.extend_from_slice(if flag.is_true() { b"true" } else { b"false" });
+        out.boolean(flag.is_true());
     } else if value.cast::<PyInt>().is_ok() {
         if let Ok(number) = value.extract::<i64>() {
-            serde_json::to_writer(&mut *out, &number).map_err(|e| e.to_string())?;
+            out.integer(number);
         } else {
             let number: u64 = value.extract().map_err(|_| format!("the int {value} of the answer is too large"))?;
-            serde_json::to_writer(&mut *out, &number).map_err(|e| e.to_string())?;
+            out.unsigned(number);
         }
     } else if let Ok(number) = value.cast::<PyFloat>() {
         let number = number.value();
         if !number.is_finite() {
             return Err(format!("the answer holds the float {number}, which JSON cannot carry"));
         }
-        serde_json::to_writer(&mut *out, &number).map_err(|e| e.to_string())?;
+        out.number(number).map_err(|e| e.to_string())?;
     } else if let Ok(dict) = value.cast::<PyDict>() {
-        out.push(b'{');
-        for (n, (key, item)) in dict.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
+        let open = out.open_object();
+        for (key, item) in dict.iter() {
             let key = key.cast::<PyString>().map_err(|_| {
                 format!("the answer has a dict key {} of type {}; JSON keys are str", key, type_name(&key))
             })?;
             let key = key.to_str().map_err(|e| format!("a key of the answer is not UTF-8: {e}"))?;
-            serde_json::to_writer(&mut *out, key).map_err(|e| e.to_string())?;
-            out.push(b':');
+            out.key(key).map_err(|e| e.to_string())?;
             write(&item, out, depth + 1)?;
         }
-        out.push(b'}');
+        out.close(open, dict.len()).map_err(|e| e.to_string())?;
     } else if let Ok(list) = value.cast::<PyList>() {
         write_items(list.iter(), out, depth)?;
     } else if let Ok(tuple) = value.cast::<PyTuple>() {
@@ -193,18 +216,16 @@ fn write(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<()
 
 fn write_items<'py>(
     items: impl Iterator<Item = Bound<'py, PyAny>>,
-    out: &mut Vec<u8>,
+    out: &mut packed::Writer<'_>,
     depth: usize,
 ) -> Result<(), String> {
-    out.push(b'[');
-    for (n, item) in items.enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
+    let open = out.open_list();
+    let mut count = 0;
+    for item in items {
+        count += 1;
         write(&item, out, depth + 1)?;
     }
-    out.push(b']');
-    Ok(())
+    out.close(open, count).map_err(|e| e.to_string())
 }
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {

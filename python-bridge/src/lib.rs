@@ -141,11 +141,12 @@ impl PyVm {
     }
 }
 
-/// A call's JSON answer (or why there is none), and the lines the script printed meanwhile.
+/// A call's answer (or why there is none), and the lines the script printed meanwhile.
 type CallOutcome = (Result<Vec<u8>, String>, Vec<String>);
 
-impl Vm for PyVm {
-    fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+impl PyVm {
+    /// One call of `function` with `message`, answered in the same `format`.
+    fn call_in(&mut self, function: &str, message: &[u8], format: convert::Format) -> Result<Vec<u8>, CallError> {
         let runtime = runtime().map_err(failed)?;
         let module = self.module.as_ref().ok_or_else(|| failed("the module was released"))?;
         let timeout_ms = self.timeout.as_millis() as u64;
@@ -154,7 +155,7 @@ impl Vm for PyVm {
                 .bind(py)
                 .getattr(function)
                 .map_err(|_| failed(format!("'{}' defines no function '{function}'", self.shown())))?;
-            let request = convert::to_python(py, message)
+            let request = convert::to_python(py, message, format)
                 .map_err(|e| failed(format!("cannot pass the message to {function}: {e}")))?;
             // What CallTimeout's message says, set only when it changes.
             if runtime.shown_timeout_ms.swap(timeout_ms, Ordering::Relaxed) != timeout_ms {
@@ -169,15 +170,24 @@ impl Vm for PyVm {
             self.slot.end(py);
             let printed = take_output(py);
             let answer = match result {
-                Ok(answer) => {
-                    convert::to_json(&answer).map_err(|e| format!("{function} answered what JSON cannot carry: {e}"))
-                }
+                Ok(answer) => convert::to_answer(&answer, format)
+                    .map_err(|e| format!("{function} answered what JSON cannot carry: {e}")),
                 Err(e) => Err(format!("{function} failed: {}", describe(py, &e, &self.shown()))),
             };
             Ok((answer, printed))
         })?;
         self.output.extend(printed);
         answer.map_err(failed)
+    }
+}
+
+impl Vm for PyVm {
+    fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_in(function, message, convert::Format::Json)
+    }
+
+    fn call_packed(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_in(function, message, convert::Format::Packed)
     }
 
     fn has_function(&mut self, function: &str) -> Result<bool, CallError> {

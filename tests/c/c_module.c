@@ -2,6 +2,7 @@
  * A TestModule written in C against modhost.h: the same semantics as the Rust example, so
  * one test table serves both and proves the header and the Rust layout agree.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,4 +126,82 @@ const modhost_descriptor org_modhost_c_TestModule = {
     .description = "The TestModule example, written in C against modhost.h.",
     .compatible = compatible,
     .create = create,
+};
+
+/*
+ * A Vm as a module built for ABI 1.0 has it: its vtable ends before call_packed, so the host
+ * must call it in JSON. Its one function, "echo", answers the message it was given.
+ */
+static void vm_destroy(void *self) {
+    (void)self;
+}
+
+static modhost_status vm_call(void *self, modhost_bytes function, modhost_bytes input, modhost_buffer *output,
+                              modhost_buffer *error) {
+    (void)self;
+    if (!equals(function, "echo")) {
+        static const char message[] = "the C Vm defines only 'echo'";
+        fill(error, message, sizeof message - 1);
+        return MODHOST_ERROR;
+    }
+    fill(output, (const char *)input.ptr, input.len);
+    return MODHOST_OK;
+}
+
+static modhost_status vm_has_function(void *self, modhost_bytes function, bool *out, modhost_buffer *error) {
+    (void)self;
+    (void)error;
+    *out = equals(function, "echo");
+    return MODHOST_OK;
+}
+
+static modhost_status vm_describe(void *self, modhost_buffer *output, modhost_buffer *error) {
+    (void)self;
+    (void)error;
+    static const char info[] = "{\"language\":\"c\",\"version\":\"C11\",\"script\":\"\",\"functions\":[\"echo\"]}";
+    fill(output, info, sizeof info - 1);
+    return MODHOST_OK;
+}
+
+static modhost_status vm_take_output(void *self, modhost_buffer *output, modhost_buffer *error) {
+    (void)self;
+    (void)error;
+    fill(output, "[]", 2);
+    return MODHOST_OK;
+}
+
+static const modhost_vm_vtable VM_VTABLE_1_0 = {
+    .size = offsetof(modhost_vm_vtable, call_packed),
+    .destroy = vm_destroy,
+    .call = vm_call,
+    .has_function = vm_has_function,
+    .describe = vm_describe,
+    .take_output = vm_take_output,
+    .call_packed = NULL,
+};
+
+static modhost_status vm_create(const modhost_parameter *params, size_t n, modhost_instance *out,
+                                modhost_buffer *error) {
+    (void)params;
+    (void)n;
+    (void)error;
+    static int instance;
+    out->self = &instance;
+    out->vtable = &VM_VTABLE_1_0;
+    return MODHOST_OK;
+}
+
+const modhost_descriptor org_modhost_c_Vm_1_0 = {
+    .magic = MODHOST_MAGIC,
+    .abi_major = MODHOST_ABI_MAJOR,
+    .abi_minor = 0,
+    .size = sizeof(modhost_descriptor),
+    .flags = 0,
+    .kind = MODHOST_KIND_VM,
+    .host_version = MODHOST_VERSION,
+    .author_name = "modhost",
+    .author_email = "modhost@example.invalid",
+    .description = "An echoing Vm, written in C as a module built for ABI 1.0 is (no call_packed).",
+    .compatible = NULL,
+    .create = vm_create,
 };

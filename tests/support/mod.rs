@@ -211,24 +211,35 @@ pub fn assert_no_repeated_cause(stderr: &str) {
 }
 
 /// One call of a scripted Vm's function (either language): the JSON the host sends, and the
-/// JSON that comes back, or a fragment of the `CallError::Failed` it must fail with.
+/// JSON that comes back, or a fragment of the `CallError::Failed` it must fail with. A message
+/// that is JSON is sent twice, as JSON (`call`) and as packed values (`call_packed`, what the
+/// script adapter sends), and both must give the same.
 pub fn check_vm_answer(
     vm: &mut modhost::kinds::VmHandle,
     function: &str,
     message: &str,
     expected: Result<serde_json::Value, &str>,
 ) {
-    use modhost_abi::{CallError, Vm};
-    match (vm.call(function, message.as_bytes()), expected) {
-        (Ok(json), Ok(value)) => {
-            let got: serde_json::Value = serde_json::from_slice(&json)
-                .unwrap_or_else(|e| panic!("{function}: {e}: {}", String::from_utf8_lossy(&json)));
-            assert_eq!(got, value, "{function}({message})");
+    use modhost_abi::{CallError, Vm, packed};
+    let packed_message = serde_json::from_str::<serde_json::Value>(message).ok().map(|m| packed::to_vec(&m).unwrap());
+    let as_json = vm.call(function, message.as_bytes()).map(|answer| {
+        serde_json::from_slice::<serde_json::Value>(&answer)
+            .unwrap_or_else(|e| panic!("{function}: {e}: {}", String::from_utf8_lossy(&answer)))
+    });
+    let as_packed = packed_message.map(|m| {
+        vm.call_packed(function, &m).map(|answer| {
+            packed::from_slice::<serde_json::Value>(&answer).unwrap_or_else(|e| panic!("{function}: {e}: {answer:?}"))
+        })
+    });
+    for (format, answer) in [("JSON", Some(as_json)), ("packed", as_packed)] {
+        let Some(answer) = answer else { continue };
+        match (answer, &expected) {
+            (Ok(got), Ok(value)) => assert_eq!(&got, value, "{function}({message}) in {format}"),
+            (Err(error), Err(fragment)) => {
+                assert!(matches!(error, CallError::Failed { .. }), "{error:?}");
+                assert!(error.to_string().contains(fragment), "{function} in {format}: {error}");
+            }
+            (answer, expected) => panic!("{function}({message}) in {format}: got {answer:?}, expected {expected:?}"),
         }
-        (Err(error), Err(fragment)) => {
-            assert!(matches!(error, CallError::Failed { .. }), "{error:?}");
-            assert!(error.to_string().contains(fragment), "{function}: {error}");
-        }
-        (answer, expected) => panic!("{function}({message}): got {answer:?}, expected {expected:?}"),
     }
 }

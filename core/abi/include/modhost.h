@@ -26,7 +26,7 @@ extern "C" {
 
 #define MODHOST_MAGIC "MODHOST\x01" /* 8 bytes, no terminator is stored */
 #define MODHOST_ABI_MAJOR 1
-#define MODHOST_ABI_MINOR 0
+#define MODHOST_ABI_MINOR 1
 /* The modhost-abi version this header belongs to; put it in host_version. */
 #define MODHOST_VERSION "0.1.0"
 
@@ -182,7 +182,9 @@ typedef struct modhost_isolator_vtable {
 /* Vm: an interpreter with a script. `function` is UTF-8; `input` and the answer in `output`
  * are JSON. has_function writes its answer to `out`. describe answers a JSON object
  * {"language","version","script","functions":[...]}; take_output a JSON list of the lines the
- * script printed since the last take_output. */
+ * script printed since the last take_output. call_packed (ABI 1.1) is call with `input` and
+ * the answer in the packed value format (see modhost_abi::packed); a Vm built for ABI 1.0
+ * sets `size` to offsetof(modhost_vm_vtable, call_packed) and the host calls it in JSON. */
 typedef struct modhost_vm_vtable {
     size_t size;
     void (*destroy)(void *self);
@@ -191,6 +193,8 @@ typedef struct modhost_vm_vtable {
     modhost_status (*has_function)(void *self, modhost_bytes function, bool *out, modhost_buffer *error);
     modhost_status (*describe)(void *self, modhost_buffer *output, modhost_buffer *error);
     modhost_status (*take_output)(void *self, modhost_buffer *output, modhost_buffer *error);
+    modhost_status (*call_packed)(void *self, modhost_bytes function, modhost_bytes input, modhost_buffer *output,
+                                  modhost_buffer *error);
 } modhost_vm_vtable;
 
 #ifdef __cplusplus

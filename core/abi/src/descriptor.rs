@@ -12,8 +12,9 @@ pub const MAGIC: &[u8; 8] = b"MODHOST\x01";
 pub const ABI_MAJOR: u16 = 1;
 
 /// ABI minor version. Fields and vtable entries are only ever appended within a major; a host
-/// loads modules whose minor is not newer than its own.
-pub const ABI_MINOR: u16 = 0;
+/// loads modules whose minor is not newer than its own. 1.1 appended `call_packed` to the Vm
+/// vtable.
+pub const ABI_MINOR: u16 = 1;
 
 /// The size of the descriptor as first published in ABI 1.0. A descriptor is never smaller.
 pub const DESCRIPTOR_SIZE_V1_0: u32 = 72;

@@ -72,6 +72,7 @@ mod guard;
 mod kinds;
 pub mod messages;
 mod offers;
+pub mod packed;
 mod params;
 
 pub use buffer::{Buffer, Bytes, Status};
@@ -96,7 +97,7 @@ pub use kinds::isolator::{
 };
 pub use kinds::message::{MessageFn, MessageTransport, Remote};
 pub use kinds::test_module::{TestModule, TestModuleGlue, TestModuleVtable};
-pub use kinds::vm::{Vm, VmGlue, VmInfo, VmVtable};
+pub use kinds::vm::{VM_VTABLE_SIZE_V1_0, Vm, VmGlue, VmInfo, VmVtable, call_through_json};
 pub use kinds::{Construct, Defaults, KindGlue};
 pub use params::{Parameter, Parameters, RawParameter};
 

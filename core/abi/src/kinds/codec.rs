@@ -14,6 +14,8 @@ pub trait Codec<T> {
     fn encode(value: T) -> Result<Vec<u8>, String>;
     /// Decodes a value, refusing malformed bytes with a reason.
     fn decode(bytes: &[u8]) -> Result<T, String>;
+    /// Decodes a value a script answered in the [packed value format](crate::packed).
+    fn decode_value(bytes: &[u8]) -> Result<T, String>;
 }
 
 /// JSON (serde_json): the default for every request and response.
@@ -26,6 +28,10 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Json {
 
     fn decode(bytes: &[u8]) -> Result<T, String> {
         serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+
+    fn decode_value(bytes: &[u8]) -> Result<T, String> {
+        crate::packed::from_slice(bytes).map_err(|e| e.to_string())
     }
 }
 
@@ -40,5 +46,11 @@ impl Codec<Offers> for PackedOffers {
 
     fn decode(bytes: &[u8]) -> Result<Offers, String> {
         Offers::from_packed(bytes.to_vec())
+    }
+
+    fn decode_value(_: &[u8]) -> Result<Offers, String> {
+        // A script's offers are checked against the cluster by the host's allocator adapter,
+        // which reads them itself; no transport hands them here.
+        Err("a script's offers are read by the allocator adapter, not decoded as a message".into())
     }
 }

@@ -160,8 +160,8 @@ pub(crate) use codec_of;
 /// (in the host), or a script (through the host's adapter). [`Remote`] turns any transport
 /// into an implementation of the kind's trait, so every caller sees the same trait.
 pub trait MessageTransport<V>: Send {
-    /// Calls `method` with a JSON `request` and hands the JSON response to `response` (which
-    /// decodes it) while the bytes are still borrowed from the far side. `entry` picks the
+    /// Calls `method` with an encoded `request` and hands the encoded response to `response`
+    /// (which decodes it) while the bytes are still borrowed from the far side. `entry` picks the
     /// method's function out of a vtable, for transports that have one.
     fn call(
         &mut self,
@@ -182,6 +182,12 @@ pub trait MessageTransport<V>: Send {
     /// Runs before every call, with the transport to itself: where a script's transport
     /// installs a reloaded version between two calls.
     fn before_call(&mut self) {}
+
+    /// Whether requests and answers cross in the [packed value format](crate::packed) (a
+    /// script's transport) rather than in the vtable's encoding (JSON, packed offers).
+    fn packed_values(&self) -> bool {
+        false
+    }
 }
 
 /// Implements a message kind's trait over a [`MessageTransport`]: each method encodes its
@@ -201,11 +207,17 @@ where
     Request: Serialize,
     C: Codec<Response>,
 {
-    let bytes = serde_json::to_vec(request)
-        .map_err(|e| CallError::Malformed { message: format!("cannot encode the request of {method}: {e}") })?;
+    let packed = transport.packed_values();
+    let bytes = if packed {
+        crate::packed::to_vec(request).map_err(|e| e.to_string())
+    } else {
+        serde_json::to_vec(request).map_err(|e| e.to_string())
+    }
+    .map_err(|e| CallError::Malformed { message: format!("cannot encode the request of {method}: {e}") })?;
     let mut decoded = None;
     transport.call(method, entry, &bytes, &mut |answer| {
-        decoded = Some(C::decode(answer).map_err(|e| CallError::Malformed {
+        let answer = if packed { C::decode_value(answer) } else { C::decode(answer) };
+        decoded = Some(answer.map_err(|e| CallError::Malformed {
             message: format!("the answer of {method} is not what it should be: {e}"),
         })?);
         Ok(())

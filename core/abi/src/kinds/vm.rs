@@ -1,7 +1,7 @@
 //! Vm: an interpreter with a script loaded from its parameters.
 //!
 //! A Vm module knows nothing of allocators or hooks: it calls a named function of its script
-//! with a JSON message and returns the JSON answer. The host's script adapter turns a Vm into
+//! with a message and returns the answer, both JSON or both [packed values](crate::packed). The host's script adapter turns a Vm into
 //! an Allocator, Hook, Isolator or Anonymous module by calling the script function named after
 //! each trait method, with the message a native module would get.
 
@@ -36,6 +36,13 @@ pub trait Vm: Send {
     /// Calls the script's function `function` with the JSON `message`; returns its JSON
     /// answer (`null` when it returns nothing). An error carries the script's file:line.
     fn call(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError>;
+    /// Like [`Vm::call`], with the message and the answer in the [packed value
+    /// format](crate::packed) (ABI 1.1): the host's script adapter calls this. The default
+    /// goes through JSON and [`Vm::call`], so a Vm that only speaks JSON still answers; a
+    /// bridge overrides it to read and write its interpreter's values directly.
+    fn call_packed(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        call_through_json(self, function, message)
+    }
     /// Whether the script defines a function of that name.
     fn has_function(&mut self, function: &str) -> Result<bool, CallError>;
     /// Language, version, script and functions.
@@ -45,6 +52,21 @@ pub trait Vm: Send {
         Ok(Vec::new())
     }
 }
+
+/// [`Vm::call_packed`] over [`Vm::call`]: the packed message is turned into JSON and the JSON
+/// answer back into packed values.
+pub fn call_through_json<V: Vm + ?Sized>(vm: &mut V, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+    let malformed = |e: String| CallError::Malformed { message: e };
+    let value: serde_json::Value = crate::packed::from_slice(message).map_err(|e| malformed(e.to_string()))?;
+    let json = serde_json::to_vec(&value).map_err(|e| malformed(e.to_string()))?;
+    let answer = vm.call(function, &json)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&answer).map_err(|e| malformed(format!("the answer of {function} is not JSON: {e}")))?;
+    crate::packed::to_vec(&value).map_err(|e| malformed(e.to_string()))
+}
+
+/// The size of the Vm vtable in ABI 1.0, before `call_packed` was appended.
+pub const VM_VTABLE_SIZE_V1_0: usize = std::mem::offset_of!(VmVtable, call_packed);
 
 /// The Vm vtable.
 #[repr(C)]
@@ -69,6 +91,15 @@ pub struct VmVtable {
     pub describe: unsafe extern "C" fn(this: *mut c_void, output: *mut Buffer, error: *mut Buffer) -> Status,
     /// See [`Vm::take_output`]: `output` receives a JSON list of lines.
     pub take_output: unsafe extern "C" fn(this: *mut c_void, output: *mut Buffer, error: *mut Buffer) -> Status,
+    /// See [`Vm::call_packed`] (ABI 1.1; a host reads it only when `size` shows it):
+    /// `input` and the answer in `output` are packed values.
+    pub call_packed: unsafe extern "C" fn(
+        this: *mut c_void,
+        function: Bytes,
+        input: Bytes,
+        output: *mut Buffer,
+        error: *mut Buffer,
+    ) -> Status,
 }
 
 /// Glue between a Rust [`Vm`] type and the Vm vtable.
@@ -82,6 +113,7 @@ impl<T: Vm + Construct> VmGlue<T> {
         has_function: has_function::<T>,
         describe: describe::<T>,
         take_output: take_output::<T>,
+        call_packed: call_packed::<T>,
     };
 }
 
@@ -123,6 +155,22 @@ unsafe extern "C" fn call<T: Vm>(
         // SAFETY: the host passes a live instance and spans that live for the call.
         let (module, function, input) = unsafe { (module::<T>(this), name(function)?, input.as_slice()) };
         let answer = module.call(function, input)?;
+        // SAFETY: `output` is valid for writes (vtable contract).
+        unsafe { write_out(output, Buffer::from_vec(answer)) }
+    })
+}
+
+unsafe extern "C" fn call_packed<T: Vm>(
+    this: *mut c_void,
+    function: Bytes,
+    input: Bytes,
+    output: *mut Buffer,
+    error: *mut Buffer,
+) -> Status {
+    guard(error, || {
+        // SAFETY: as for `call`.
+        let (module, function, input) = unsafe { (module::<T>(this), name(function)?, input.as_slice()) };
+        let answer = module.call_packed(function, input)?;
         // SAFETY: `output` is valid for writes (vtable contract).
         unsafe { write_out(output, Buffer::from_vec(answer)) }
     })

@@ -84,7 +84,16 @@ impl RawInstance {
     /// The kind's vtable, once its size has been checked against `T`'s and every function
     /// slot found non-null.
     fn vtable<T>(&self, kind: Kind) -> Result<&'static T, String> {
-        let needed = size_of::<T>();
+        let vtable = self.vtable_prefix::<T>(kind, size_of::<T>())?;
+        // SAFETY: all of `T` is there and checked (vtable_prefix with T's whole size).
+        Ok(unsafe { &*vtable })
+    }
+
+    /// The first `needed` bytes of the kind's vtable `T` (ABI 1.0's part of a vtable that
+    /// later minors appended to), checked as [`RawInstance::vtable`] checks a whole one. Only
+    /// those bytes may be read through the pointer; later entries through
+    /// [`RawInstance::appended_entry`].
+    fn vtable_prefix<T>(&self, kind: Kind, needed: usize) -> Result<*const T, String> {
         if self.vtable_size < needed {
             return Err(format!(
                 "its {kind} vtable is {} bytes, smaller than the {needed} bytes of ABI 1.0",
@@ -101,8 +110,19 @@ impl RawInstance {
                 return Err(format!("its {kind} vtable has a null function in slot {slot}"));
             }
         }
-        // SAFETY: size and slots checked; the module promised a vtable of this kind.
-        Ok(unsafe { &*self.vtable.cast::<T>() })
+        Ok(self.vtable.cast())
+    }
+
+    /// The function pointer at byte `offset` of the vtable, as a word, if the module's
+    /// vtable reaches that far and the entry is not null: an entry a later ABI minor
+    /// appended, which a module built for an earlier one does not have.
+    fn appended_entry(&self, offset: usize) -> Option<usize> {
+        if self.vtable_size < offset + size_of::<usize>() {
+            return None;
+        }
+        // SAFETY: the module declared `vtable_size` bytes of vtable; the word read lies inside.
+        let entry = unsafe { self.vtable.cast::<u8>().add(offset).cast::<usize>().read() };
+        (entry != 0).then_some(entry)
     }
 }
 

@@ -241,8 +241,23 @@ impl VmTransport {
 
     /// Calls a script function with a JSON message and returns its JSON answer.
     pub fn call_json(&mut self, method: &str, request: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.counted(|vm| vm.call(method, request))
+    }
+
+    /// Calls a script function with a message in the [packed value
+    /// format](modhost_abi::packed) and returns its answer in the same format.
+    pub fn call_packed(&mut self, method: &str, request: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.counted(|vm| vm.call_packed(method, request))
+    }
+
+    /// Makes one call of the running version, counted in its figures, and forwards what the
+    /// script printed.
+    fn counted(
+        &mut self,
+        call: impl FnOnce(&mut dyn modhost_abi::Vm) -> Result<Vec<u8>, CallError>,
+    ) -> Result<Vec<u8>, CallError> {
         let started = Instant::now();
-        let answer = self.version.vm.call(method, request);
+        let answer = call(self.version.vm.as_mut());
         if let Some(stats) = self.state().versions.last_mut() {
             stats.calls += 1;
             stats.errors += u64::from(answer.is_err());
@@ -273,7 +288,7 @@ impl<V> MessageTransport<V> for VmTransport {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
-        let answer = self.call_json(method, request)?;
+        let answer = self.call_packed(method, request)?;
         response(&answer).map_err(|error| {
             self.count_malformed_answer();
             match error {
@@ -292,5 +307,9 @@ impl<V> MessageTransport<V> for VmTransport {
 
     fn before_call(&mut self) {
         self.reload_with(|_| Ok(()));
+    }
+
+    fn packed_values(&self) -> bool {
+        true
     }
 }

@@ -1,0 +1,820 @@
+//! The packed value format: JSON's data model (null, booleans, numbers, strings, lists,
+//! objects) in a binary layout that is read without scanning for quotes, escapes or digits.
+//!
+//! A Vm call carries its message and its answer in this format when the Vm module offers
+//! `call_packed` (ABI 1.1); the script sees exactly the values the JSON message would have
+//! given it. It exists because, for a task-sized hook message, parsing and printing JSON took
+//! more time than the script's own work (see BENCHMARKS.md).
+//!
+//! ```text
+//! value  = 0x00                               null
+//!        | 0x01 | 0x02                        false | true
+//!        | 0x03 i64                           integer
+//!        | 0x04 u64                           integer above i64::MAX
+//!        | 0x05 f64                           number (finite)
+//!        | 0x06 len bytes                     string (UTF-8)
+//!        | 0x07 count value{count}            list
+//!        | 0x08 count (len bytes value){count} object (keys UTF-8)
+//! len, count = u32; every number is little-endian
+//! ```
+//!
+//! A message is one value and nothing after it. Rust values go in with [`to_vec`] and come
+//! out with [`from_slice`], as with `serde_json`; an interpreter's bridge reads a message
+//! with [`Deserializer`] (through any serde visitor) and writes its answer with [`Writer`].
+//!
+//! ```
+//! use modhost_abi::messages::Label;
+//! use modhost_abi::packed;
+//!
+//! let labels = vec![Label { key: "team".into(), value: "platform".into() }];
+//! let bytes = packed::to_vec(&labels).unwrap();
+//! let back: Vec<Label> = packed::from_slice(&bytes).unwrap();
+//! assert_eq!(back, labels);
+//! ```
+
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::ser::{self, Serialize};
+
+const NULL: u8 = 0x00;
+const FALSE: u8 = 0x01;
+const TRUE: u8 = 0x02;
+const INT: u8 = 0x03;
+const UINT: u8 = 0x04;
+const FLOAT: u8 = 0x05;
+const STRING: u8 = 0x06;
+const LIST: u8 = 0x07;
+const OBJECT: u8 = 0x08;
+
+/// Deepest nesting a message may have, as in the bridges' JSON readers.
+const MAX_DEPTH: usize = 100;
+
+/// Why a value could not be packed or unpacked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl ser::Error for Error {
+    fn custom<T: fmt::Display>(message: T) -> Self {
+        Error { message: message.to_string() }
+    }
+}
+
+impl de::Error for Error {
+    fn custom<T: fmt::Display>(message: T) -> Self {
+        Error { message: message.to_string() }
+    }
+}
+
+/// Packs a value.
+pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(256);
+    value.serialize(&mut Packer { writer: Writer::new(&mut out) })?;
+    Ok(out)
+}
+
+/// Unpacks a value, refusing bytes left over after it.
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let mut deserializer = Deserializer::new(bytes);
+    let value = T::deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// Writes packed values into a byte vector, for a bridge that walks its interpreter's values.
+///
+/// Lists and objects are opened with their element count unknown and closed with it: the
+/// count is written into the place [`Writer::open_list`] or [`Writer::open_object`] kept.
+pub struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+/// Where an open list's or object's count goes.
+#[must_use = "a list or object must be closed with its count"]
+pub struct Open(usize);
+
+impl<'a> Writer<'a> {
+    /// Appends to `out`.
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        Writer { out }
+    }
+
+    /// `null`.
+    pub fn null(&mut self) {
+        self.out.push(NULL);
+    }
+
+    /// `true` or `false`.
+    pub fn boolean(&mut self, value: bool) {
+        self.out.push(if value { TRUE } else { FALSE });
+    }
+
+    /// An integer.
+    pub fn integer(&mut self, value: i64) {
+        self.out.push(INT);
+        self.out.extend_from_slice(&value.to_le_bytes());
+    }
+
+    /// An integer too large for `i64`.
+    pub fn unsigned(&mut self, value: u64) {
+        match i64::try_from(value) {
+            Ok(value) => self.integer(value),
+            Err(_) => {
+                self.out.push(UINT);
+                self.out.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+    }
+
+    /// A number; NaN and the infinities are refused, as JSON cannot carry them.
+    pub fn number(&mut self, value: f64) -> Result<(), Error> {
+        if !value.is_finite() {
+            return Err(Error { message: format!("{value} is not a number a message can carry") });
+        }
+        self.out.push(FLOAT);
+        self.out.extend_from_slice(&value.to_le_bytes());
+        Ok(())
+    }
+
+    /// A string.
+    pub fn string(&mut self, value: &str) -> Result<(), Error> {
+        self.out.push(STRING);
+        self.bytes(value.as_bytes())
+    }
+
+    /// An object's key (after [`Writer::open_object`], before the key's value).
+    pub fn key(&mut self, key: &str) -> Result<(), Error> {
+        self.bytes(key.as_bytes())
+    }
+
+    /// Starts a list: its elements follow, then [`Writer::close`].
+    pub fn open_list(&mut self) -> Open {
+        self.open(LIST)
+    }
+
+    /// Starts an object: key, value, key, value..., then [`Writer::close`].
+    pub fn open_object(&mut self) -> Open {
+        self.open(OBJECT)
+    }
+
+    /// Ends a list of `count` elements or an object of `count` entries.
+    pub fn close(&mut self, open: Open, count: usize) -> Result<(), Error> {
+        let count = u32::try_from(count).map_err(|_| Error { message: "more than 2^32 elements".into() })?;
+        self.out[open.0..open.0 + 4].copy_from_slice(&count.to_le_bytes());
+        Ok(())
+    }
+
+    fn open(&mut self, tag: u8) -> Open {
+        self.out.push(tag);
+        let at = self.out.len();
+        self.out.extend_from_slice(&[0; 4]);
+        Open(at)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let len = u32::try_from(bytes.len()).map_err(|_| Error { message: "a string of 4 GiB or more".into() })?;
+        self.out.extend_from_slice(&len.to_le_bytes());
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Reads one packed message, as `serde_json::Deserializer` reads a JSON one.
+pub struct Deserializer<'de> {
+    input: &'de [u8],
+    at: usize,
+    depth: usize,
+}
+
+impl<'de> Deserializer<'de> {
+    /// Reads from `input`.
+    pub fn new(input: &'de [u8]) -> Self {
+        Deserializer { input, at: 0, depth: 0 }
+    }
+
+    /// Refuses bytes after the value.
+    pub fn end(&self) -> Result<(), Error> {
+        if self.at != self.input.len() {
+            return Err(self.error(format_args!("{} bytes after the value", self.input.len() - self.at)));
+        }
+        Ok(())
+    }
+
+    fn error(&self, what: fmt::Arguments<'_>) -> Error {
+        Error { message: format!("packed message, byte {}: {what}", self.at) }
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let bytes = self
+            .input
+            .get(self.at..self.at + N)
+            .ok_or_else(|| self.error(format_args!("ends in the middle of a value")))?;
+        self.at += N;
+        Ok(bytes.try_into().expect("N bytes"))
+    }
+
+    fn tag(&mut self) -> Result<u8, Error> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.at).copied()
+    }
+
+    fn count(&mut self) -> Result<usize, Error> {
+        Ok(u32::from_le_bytes(self.take()?) as usize)
+    }
+
+    fn text(&mut self) -> Result<&'de str, Error> {
+        let len = self.count()?;
+        let start = self.at;
+        let input: &'de [u8] = self.input;
+        let bytes =
+            input.get(start..start + len).ok_or_else(|| self.error(format_args!("a string runs past the end")))?;
+        let text = std::str::from_utf8(bytes).map_err(|_| self.error(format_args!("a string is not UTF-8")))?;
+        self.at += len;
+        Ok(text)
+    }
+
+    fn nested<R>(&mut self, read: impl FnOnce(&mut Self) -> Result<R, Error>) -> Result<R, Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(format_args!("nests deeper than {MAX_DEPTH} levels")));
+        }
+        self.depth += 1;
+        let result = read(self);
+        self.depth -= 1;
+        result
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.tag()? {
+            NULL => visitor.visit_unit(),
+            FALSE => visitor.visit_bool(false),
+            TRUE => visitor.visit_bool(true),
+            INT => visitor.visit_i64(i64::from_le_bytes(self.take()?)),
+            UINT => visitor.visit_u64(u64::from_le_bytes(self.take()?)),
+            FLOAT => visitor.visit_f64(f64::from_le_bytes(self.take()?)),
+            STRING => visitor.visit_borrowed_str(self.text()?),
+            LIST => {
+                let left = self.count()?;
+                self.nested(|d| visitor.visit_seq(Elements { de: d, left }))
+            }
+            OBJECT => {
+                let left = self.count()?;
+                self.nested(|d| visitor.visit_map(Elements { de: d, left }))
+            }
+            tag => {
+                self.at -= 1;
+                Err(self.error(format_args!("unknown tag 0x{tag:02x}")))
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if self.peek() == Some(NULL) {
+            self.at += 1;
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        // Unit variants are strings, as serde_json writes them; variants with data are not
+        // part of any message.
+        if self.peek() != Some(STRING) {
+            return Err(self.error(format_args!("expected the name of a variant")));
+        }
+        self.at += 1;
+        let name = self.text()?;
+        visitor.visit_enum(name.into_deserializer())
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// The elements of a list, or the entries of an object.
+struct Elements<'a, 'de> {
+    de: &'a mut Deserializer<'de>,
+    left: usize,
+}
+
+impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        // A count read from the message is not trusted for allocation beyond what it holds.
+        Some(self.left.min(self.de.input.len() - self.de.at))
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let key = self.de.text()?;
+        seed.deserialize(de::value::BorrowedStrDeserializer::new(key)).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        seed.deserialize(&mut *self.de)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.left.min(self.de.input.len() - self.de.at))
+    }
+}
+
+/// serde's side of packing: the shapes serde_json gives each Rust type.
+struct Packer<'a> {
+    writer: Writer<'a>,
+}
+
+/// A list or object being packed, with the entries written so far.
+struct Compound<'p, 'a> {
+    packer: &'p mut Packer<'a>,
+    open: Open,
+    count: usize,
+    /// An enum variant with data is `{variant: data}`: the outer object to close after.
+    variant: Option<Open>,
+}
+
+impl<'a> Packer<'a> {
+    fn compound(&mut self, object: bool, variant: Option<&'static str>) -> Result<Compound<'_, 'a>, Error> {
+        let variant = match variant {
+            None => None,
+            Some(name) => {
+                let outer = self.writer.open_object();
+                self.writer.key(name)?;
+                Some(outer)
+            }
+        };
+        let open = if object { self.writer.open_object() } else { self.writer.open_list() };
+        Ok(Compound { packer: self, open, count: 0, variant })
+    }
+}
+
+impl Compound<'_, '_> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.count += 1;
+        value.serialize(&mut *self.packer)
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
+        self.packer.writer.key(key)?;
+        self.element(value)
+    }
+
+    fn finish(self) -> Result<(), Error> {
+        self.packer.writer.close(self.open, self.count)?;
+        match self.variant {
+            Some(outer) => self.packer.writer.close(outer, 1),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<'p, 'a> ser::Serializer for &'p mut Packer<'a> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Compound<'p, 'a>;
+    type SerializeTuple = Compound<'p, 'a>;
+    type SerializeTupleStruct = Compound<'p, 'a>;
+    type SerializeTupleVariant = Compound<'p, 'a>;
+    type SerializeMap = Compound<'p, 'a>;
+    type SerializeStruct = Compound<'p, 'a>;
+    type SerializeStructVariant = Compound<'p, 'a>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        self.writer.boolean(v);
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), Error> {
+        self.writer.integer(v);
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), Error> {
+        self.writer.unsigned(v);
+        Ok(())
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), Error> {
+        self.serialize_f64(v.into())
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        // serde_json writes NaN and the infinities as null; a message must not carry them.
+        self.writer.number(v)
+    }
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.writer.string(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        self.writer.string(v)
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
+        // As serde_json: a list of numbers.
+        let open = self.writer.open_list();
+        v.iter().for_each(|b| self.writer.integer((*b).into()));
+        self.writer.close(open, v.len())
+    }
+    fn serialize_none(self) -> Result<(), Error> {
+        self.writer.null();
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), Error> {
+        self.writer.null();
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<(), Error> {
+        self.writer.string(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), Error> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        let open = self.writer.open_object();
+        self.writer.key(variant)?;
+        value.serialize(&mut *self)?;
+        self.writer.close(open, 1)
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'p, 'a>, Error> {
+        self.compound(false, None)
+    }
+    fn serialize_tuple(self, _len: usize) -> Result<Compound<'p, 'a>, Error> {
+        self.compound(false, None)
+    }
+    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'p, 'a>, Error> {
+        self.compound(false, None)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'p, 'a>, Error> {
+        self.compound(false, Some(variant))
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'p, 'a>, Error> {
+        self.compound(true, None)
+    }
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'p, 'a>, Error> {
+        self.compound(true, None)
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'p, 'a>, Error> {
+        self.compound(true, Some(variant))
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), Error> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), Error> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), Error> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), Error> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeMap for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
+        key.serialize(KeyPacker { writer: &mut self.packer.writer })
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), Error> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<(), Error> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<(), Error> {
+        self.finish()
+    }
+}
+
+/// Packs a map key: a string, or an integer or character written as text (as serde_json).
+struct KeyPacker<'w, 'a> {
+    writer: &'w mut Writer<'a>,
+}
+
+fn key_error() -> Error {
+    Error { message: "an object key must be a string or an integer".into() }
+}
+
+impl ser::Serializer for KeyPacker<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = ser::Impossible<(), Error>;
+    type SerializeTuple = ser::Impossible<(), Error>;
+    type SerializeTupleStruct = ser::Impossible<(), Error>;
+    type SerializeTupleVariant = ser::Impossible<(), Error>;
+    type SerializeMap = ser::Impossible<(), Error>;
+    type SerializeStruct = ser::Impossible<(), Error>;
+    type SerializeStructVariant = ser::Impossible<(), Error>;
+
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        self.writer.key(v)
+    }
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.writer.key(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), Error> {
+        self.writer.key(&v.to_string())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), Error> {
+        self.writer.key(&v.to_string())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), Error> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), Error> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), Error> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<(), Error> {
+        self.writer.key(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), Error> {
+        value.serialize(self)
+    }
+    fn serialize_bool(self, _: bool) -> Result<(), Error> {
+        Err(key_error())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Error> {
+        Err(key_error())
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Error> {
+        Err(key_error())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Error> {
+        Err(key_error())
+    }
+    fn serialize_none(self) -> Result<(), Error> {
+        Err(key_error())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Error> {
+        Err(key_error())
+    }
+    fn serialize_unit(self) -> Result<(), Error> {
+        Err(key_error())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
+        Err(key_error())
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Error> {
+        Err(key_error())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Error> {
+        Err(key_error())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Error> {
+        Err(key_error())
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Error> {
+        Err(key_error())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Error> {
+        Err(key_error())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Error> {
+        Err(key_error())
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Error> {
+        Err(key_error())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Error> {
+        Err(key_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LaunchTask;
+    use crate::messages::{AgentInfo, FrameworkInfo, Label, Resources, TaskInfo, TaskState, TaskStatus};
+
+    fn launch() -> LaunchTask {
+        let resources = Resources::new().with("cpus", 0.5).with("mem", 512.0);
+        LaunchTask {
+            task: TaskInfo {
+                id: "t1".into(),
+                name: "t ✓".into(),
+                framework_id: "f".into(),
+                agent_id: "a".into(),
+                resources: resources.clone(),
+                labels: vec![Label { key: "k".into(), value: "v".into() }],
+            },
+            framework: FrameworkInfo { id: "f".into(), name: "f".into(), role: "web".into() },
+            agent: AgentInfo {
+                id: "a".into(),
+                hostname: "h".into(),
+                resources,
+                attributes: [("rack".to_owned(), "r1".to_owned())].into(),
+            },
+        }
+    }
+
+    /// Packing then reading any value as JSON's data model gives what JSON gives.
+    fn check_same_as_json<T: Serialize>(value: &T) {
+        let packed = to_vec(value).unwrap();
+        let through_packed: serde_json::Value = from_slice(&packed).unwrap();
+        assert_eq!(through_packed, serde_json::to_value(value).unwrap());
+    }
+
+    #[test]
+    fn messages_pack_to_the_values_their_json_has() {
+        check_same_as_json(&launch());
+        check_same_as_json(&TaskStatus {
+            task_id: "t".into(),
+            agent_id: "a".into(),
+            state: TaskState::TaskFailed,
+            message: "oom".into(),
+            labels: Vec::new(),
+        });
+        check_same_as_json(&serde_json::json!([null, true, false, -3, u64::MAX, 2.5, "", {"1": []}]));
+        let back: LaunchTask = from_slice(&to_vec(&launch()).unwrap()).unwrap();
+        assert_eq!(back, launch());
+    }
+
+    /// Each malformed message is refused with its reason, never a panic.
+    fn check_refused(bytes: &[u8], reason: &str) {
+        let error = from_slice::<serde_json::Value>(bytes).unwrap_err().to_string();
+        assert!(error.contains(reason), "{error:?} should say {reason:?}");
+    }
+
+    #[test]
+    fn malformed_messages_are_refused_with_the_reason() {
+        check_refused(&[], "ends in the middle");
+        check_refused(&[INT, 1, 2], "ends in the middle");
+        check_refused(&[0x42], "unknown tag 0x42");
+        check_refused(&[STRING, 9, 0, 0, 0, b'a'], "runs past the end");
+        check_refused(&[STRING, 1, 0, 0, 0, 0xff], "not UTF-8");
+        check_refused(&[NULL, NULL], "1 bytes after the value");
+        check_refused(&[LIST, 0xff, 0xff, 0xff, 0xff], "ends in the middle");
+        let deep: Vec<u8> = std::iter::repeat_n([LIST, 1, 0, 0, 0], MAX_DEPTH + 1).flatten().chain([NULL]).collect();
+        check_refused(&deep, "nests deeper than 100 levels");
+    }
+
+    #[test]
+    fn numbers_a_message_cannot_carry_are_refused() {
+        assert!(to_vec(&f64::NAN).unwrap_err().to_string().contains("NaN"));
+        let map: std::collections::HashMap<bool, i32> = [(true, 2)].into();
+        assert!(to_vec(&map).unwrap_err().to_string().contains("must be a string or an integer"));
+    }
+}
