@@ -9,7 +9,6 @@
 //! are dicts, arrays lists, integers ints, other numbers floats; tuples go back as arrays;
 //! NaN and infinities are refused, as with `allow_nan=False`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 
@@ -34,8 +33,8 @@ pub(crate) enum Format {
 /// The Python object of a message.
 pub(crate) fn to_python<'py>(py: Python<'py>, message: &[u8], format: Format) -> Result<Bound<'py, PyAny>, String> {
     // Waits detached from the interpreter, so a thread holding the lock can always get back in.
-    let mut keys = KEYS.lock_py_attached(py).unwrap_or_else(|poisoned| poisoned.into_inner());
-    let make = Make { py, depth: 0, keys: &mut keys };
+    let mut strings = STRINGS.lock_py_attached(py).unwrap_or_else(|poisoned| poisoned.into_inner());
+    let make = Make { py, depth: 0, strings: &mut strings };
     match format {
         Format::Json => {
             let mut parser = serde_json::Deserializer::from_slice(message);
@@ -52,28 +51,54 @@ pub(crate) fn to_python<'py>(py: Python<'py>, message: &[u8], format: Format) ->
     }
 }
 
-/// Keys kept as Python strings: messages name the same few dozen fields on every call, and
-/// a kept key is neither made nor hashed again (a str caches its hash). Bounded, so that maps
-/// with ever new keys (attributes, say) cannot grow it; those keys are made each time.
-static KEYS: Mutex<KeyCache> = Mutex::new(KeyCache { kept: None });
+/// Short strings kept as Python objects: messages repeat the same few dozen field names, and
+/// many values (framework, role, agent, label names), on every call; a kept string is neither
+/// made nor hashed again (a str caches its hash). The cache is direct-mapped: each string has
+/// one slot, picked from its length and its first and last eight bytes, and a string that
+/// meets another in its slot replaces it. Strings are immutable, so sharing one is invisible
+/// to scripts.
+static STRINGS: Mutex<StringCache> = Mutex::new(StringCache { slots: Vec::new() });
 
-const KEPT_KEYS: usize = 1024;
+/// Slots of the cache (a power of two).
+const SLOTS: usize = 1024;
 
-struct KeyCache {
-    kept: Option<HashMap<Box<str>, Py<PyString>>>,
+/// Longest string kept: longer ones are rarely repeated names.
+const KEPT_LEN: usize = 48;
+
+struct StringCache {
+    slots: Vec<Option<(Box<str>, Py<PyString>)>>,
 }
 
-impl KeyCache {
-    fn key<'py>(&mut self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
-        let kept = self.kept.get_or_insert_with(HashMap::new);
-        if let Some(shared) = kept.get(key) {
-            return shared.bind(py).clone();
+/// The slot of `text`: a multiplicative hash of its length and its first and last eight bytes.
+fn slot(text: &[u8]) -> usize {
+    let word = |bytes: &[u8]| {
+        let mut padded = [0u8; 8];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(padded)
+    };
+    let n = text.len();
+    let (head, tail) = (word(&text[..n.min(8)]), word(&text[n.saturating_sub(8)..]));
+    let mixed = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - SLOTS.trailing_zeros())) as usize
+}
+
+impl StringCache {
+    fn string<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+        if text.len() > KEPT_LEN {
+            return PyString::new(py, text);
         }
-        let made = PyString::new(py, key);
-        if kept.len() < KEPT_KEYS {
-            kept.insert(key.into(), made.clone().unbind());
+        if self.slots.is_empty() {
+            self.slots.resize_with(SLOTS, || None);
         }
-        made
+        let entry = &mut self.slots[slot(text.as_bytes())];
+        match entry {
+            Some((kept, shared)) if **kept == *text => shared.bind(py).clone(),
+            _ => {
+                let made = PyString::new(py, text);
+                *entry = Some((text.into(), made.clone().unbind()));
+                made
+            }
+        }
     }
 }
 
@@ -93,7 +118,7 @@ pub(crate) fn to_answer(value: &Bound<'_, PyAny>, format: Format) -> Result<Vec<
 struct Make<'py, 'k> {
     py: Python<'py>,
     depth: usize,
-    keys: &'k mut KeyCache,
+    strings: &'k mut StringCache,
 }
 
 impl<'py> Make<'py, '_> {
@@ -101,7 +126,7 @@ impl<'py> Make<'py, '_> {
         if self.depth >= MAX_DEPTH {
             return Err(E::custom(format!("the message nests deeper than {MAX_DEPTH} levels")));
         }
-        Ok(Make { py: self.py, depth: self.depth + 1, keys: self.keys })
+        Ok(Make { py: self.py, depth: self.depth + 1, strings: self.strings })
     }
 }
 
@@ -147,7 +172,7 @@ impl<'de, 'py> Visitor<'de> for Make<'py, '_> {
     }
 
     fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
-        Ok(PyString::new(self.py, value).into_any())
+        Ok(self.strings.string(self.py, value).into_any())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut items: A) -> Result<Self::Value, A::Error> {
@@ -161,7 +186,7 @@ impl<'de, 'py> Visitor<'de> for Make<'py, '_> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut entries: A) -> Result<Self::Value, A::Error> {
         let dict = PyDict::new(self.py);
         while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
-            let key = self.keys.key(self.py, &key);
+            let key = self.strings.string(self.py, &key);
             let value = entries.next_value_seed(self.nested()?)?;
             dict.set_item(key, value).map_err(python_error)?;
         }

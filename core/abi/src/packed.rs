@@ -78,7 +78,7 @@ impl de::Error for Error {
 
 /// Packs a value.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(1024);
     value.serialize(&mut Packer { writer: Writer::new(&mut out) })?;
     Ok(out)
 }

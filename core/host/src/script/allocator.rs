@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use modhost_abi::messages::{
     AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer, Offers, Resources, WeightInfo,
 };
+use modhost_abi::packed;
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorVtable, CallError, Empty,
     FrameworkRequest, MessageFn, MessageTransport, OffersMade, RecoverResources, Remote, RolesRequest, UpdateAgent,
@@ -217,12 +218,16 @@ impl MessageTransport<AllocatorVtable> for Handoff<'_> {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
-        let answer = self.0.vm.call(method, request)?;
+        let answer = self.0.vm.call_packed(method, request)?;
         response(&answer)
     }
 
     fn implements(&self, method: &'static str) -> bool {
         self.0.defines(method)
+    }
+
+    fn packed_values(&self) -> bool {
+        true
     }
 }
 
@@ -272,8 +277,8 @@ impl ScriptedAllocator {
         if !self.transport.defines(method) {
             return Ok(());
         }
-        let bytes = serde_json::to_vec(request).map_err(|e| CallError::Malformed { message: e.to_string() })?;
-        match self.transport.call_json(method, &bytes) {
+        let bytes = packed::to_vec(request).map_err(|e| CallError::Malformed { message: e.to_string() })?;
+        match self.transport.call_packed(method, &bytes) {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.errors += 1;
@@ -284,12 +289,9 @@ impl ScriptedAllocator {
     }
 
     fn script_offers(&mut self, request: &Allocate) -> Result<Vec<Offer>, CallError> {
-        let request = serde_json::to_vec(&request).expect("a float encodes");
-        let answer = self.transport.call_json("allocate", &request)?;
-        if answer.trim_ascii() == b"null" {
-            return Ok(Vec::new());
-        }
-        serde_json::from_slice(&answer).map_err(|whole| {
+        let request = packed::to_vec(&request).map_err(|e| CallError::Malformed { message: e.to_string() })?;
+        let answer = self.transport.call_packed("allocate", &request)?;
+        let offers: Option<Vec<Offer>> = packed::from_slice(&answer).map_err(|whole| {
             self.transport.count_malformed_answer();
             CallError::Malformed {
                 message: format!(
@@ -297,16 +299,17 @@ impl ScriptedAllocator {
                     first_bad_offer(&answer).unwrap_or_else(|| whole.to_string())
                 ),
             }
-        })
+        })?;
+        Ok(offers.unwrap_or_default())
     }
 }
 
 /// Which element of a list the script returned is not an offer, and why ("offer 2 of 3:
-/// invalid type ..."). The JSON position serde reports on the whole answer points into text
-/// the user never wrote; the element's number points into their list. Only run once decoding
-/// has failed, so the common path parses once.
+/// invalid type ..."). The byte position the decoder reports on the whole answer points into
+/// bytes the user never wrote; the element's number points into their list. Only run once
+/// decoding has failed, so the common path reads the answer once.
 fn first_bad_offer(answer: &[u8]) -> Option<String> {
-    let list: Vec<serde_json::Value> = serde_json::from_slice(answer).ok()?;
+    let list: Vec<serde_json::Value> = packed::from_slice(answer).ok()?;
     let count = list.len();
     list.into_iter().enumerate().find_map(|(index, element)| {
         offer_fault(element).map(|fault| format!("offer {} of {count}: {fault}", index + 1))

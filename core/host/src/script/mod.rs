@@ -101,7 +101,8 @@ pub fn create_anonymous_modules(manager: &ModuleManager) -> Result<Vec<Box<dyn A
         let mut transport = VmTransport::new(manager, &name, &["start"])
             .map_err(|cause| AnonymousError { name: name.clone(), cause })?;
         if transport.defines("start") {
-            transport.call_json("start", b"{}").map_err(|e| AnonymousError {
+            let nothing = modhost_abi::packed::to_vec(&serde_json::json!({})).expect("{} packs");
+            transport.call_packed("start", &nothing).map_err(|e| AnonymousError {
                 name: name.clone(),
                 cause: CreateError::Failed {
                     name: name.clone(),

@@ -140,6 +140,7 @@ pub fn load(factory: &ModuleFactory, script: &Path, required: &[&str]) -> Result
         return Err(Refusal::Missing { script: info.script, missing });
     }
     if info.functions.iter().any(|f| f == "validate") {
+        // In JSON, not packed values: the answer is shown as text when it is not `true`.
         let answer = vm.call("validate", b"{}").map_err(|e| Refusal::Invalid(format!("validate() failed: {e}")))?;
         if answer.trim_ascii() != b"true" {
             let answer = String::from_utf8_lossy(&answer).into_owned();

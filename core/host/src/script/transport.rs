@@ -207,9 +207,13 @@ impl VmTransport {
         let result = offered.and_then(|mut next| {
             replay(&mut next).map_err(|e| format!("handing the state over failed: {e}"))?;
             if self.version.defines("export_state") && next.defines("import_state") {
-                let state =
-                    self.version.vm.call("export_state", b"{}").map_err(|e| format!("export_state failed: {e}"))?;
-                next.vm.call("import_state", &state).map_err(|e| format!("import_state failed: {e}"))?;
+                let nothing = modhost_abi::packed::to_vec(&serde_json::json!({})).expect("{} packs");
+                let state = self
+                    .version
+                    .vm
+                    .call_packed("export_state", &nothing)
+                    .map_err(|e| format!("export_state failed: {e}"))?;
+                next.vm.call_packed("import_state", &state).map_err(|e| format!("import_state failed: {e}"))?;
             }
             Ok(next)
         });
@@ -239,25 +243,12 @@ impl VmTransport {
         }
     }
 
-    /// Calls a script function with a JSON message and returns its JSON answer.
-    pub fn call_json(&mut self, method: &str, request: &[u8]) -> Result<Vec<u8>, CallError> {
-        self.counted(|vm| vm.call(method, request))
-    }
-
     /// Calls a script function with a message in the [packed value
-    /// format](modhost_abi::packed) and returns its answer in the same format.
+    /// format](modhost_abi::packed) and returns its answer in the same format. The call is
+    /// counted in the running version's figures, and what the script printed is forwarded.
     pub fn call_packed(&mut self, method: &str, request: &[u8]) -> Result<Vec<u8>, CallError> {
-        self.counted(|vm| vm.call_packed(method, request))
-    }
-
-    /// Makes one call of the running version, counted in its figures, and forwards what the
-    /// script printed.
-    fn counted(
-        &mut self,
-        call: impl FnOnce(&mut dyn modhost_abi::Vm) -> Result<Vec<u8>, CallError>,
-    ) -> Result<Vec<u8>, CallError> {
         let started = Instant::now();
-        let answer = call(self.version.vm.as_mut());
+        let answer = self.version.vm.call_packed(method, request);
         if let Some(stats) = self.state().versions.last_mut() {
             stats.calls += 1;
             stats.errors += u64::from(answer.is_err());
