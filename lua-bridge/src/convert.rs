@@ -20,7 +20,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 /// Deepest nesting accepted either way.
 const MAX_DEPTH: usize = 100;
 
-/// Pushes one JSON value onto the stack of `state`.
+/// Pushes one value of a message onto the stack of `state`.
 struct Push {
     state: *mut ffi::lua_State,
     depth: usize,
@@ -211,6 +211,8 @@ pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8], format: F
 pub enum Called {
     /// The function returned; its answer was written.
     Answered,
+    /// The script defines no function of that name.
+    Undefined,
     /// The function raised an error: the error value (the handler's text) is left alone on
     /// the stack.
     Raised,
@@ -222,26 +224,38 @@ pub enum Called {
     BadAnswer(String),
 }
 
-/// One whole call in one protected call: makes `message` into the argument, runs
+/// One whole call in one protected call: finds `function` in the script's environment, makes
+/// `message` into its argument, runs
 /// `restore_limit` (the message is built with the memory limit lifted, the script runs
-/// under it), calls the function at index 2 under the message handler at index 1, and
+/// under it), calls the function under the message handler at index 1, and
 /// writes what it returned into `out`, in `format` as the message. Stacks are left empty,
 /// except for a raised error.
 ///
 /// # Safety
 ///
 /// `state` must be the running state of a protected call whose stack holds exactly the
-/// message handler (index 1) and the function (index 2), with room for 3 more slots.
+/// message handler (index 1) and the script's environment table (index 2), with room for 3
+/// more slots.
 pub unsafe fn call_function(
     state: *mut ffi::lua_State,
+    function: &str,
     message: &[u8],
     format: Format,
     restore_limit: impl FnOnce() -> Result<(), String>,
     out: &mut Vec<u8>,
 ) -> Called {
-    // SAFETY: forwarded from the caller: push_message gets the room it needs, the pcall finds
-    // the function and its argument above the handler, and write_value reads the one result.
+    // SAFETY: forwarded from the caller: the function replaces the environment at index 2,
+    // push_message gets the room it needs, the pcall finds the function and its argument
+    // above the handler, and write_value reads the one result.
     unsafe {
+        // A plain lookup, as the script itself would make (globals are not cached: a script
+        // may define or replace its functions while it runs).
+        ffi::lua_pushlstring(state, function.as_ptr().cast(), function.len());
+        if ffi::lua_rawget(state, 2) != ffi::LUA_TFUNCTION {
+            ffi::lua_settop(state, 0);
+            return Called::Undefined;
+        }
+        ffi::lua_replace(state, 2);
         if let Err(e) = push_message(state, message, format) {
             ffi::lua_settop(state, 0);
             return Called::BadMessage(e);

@@ -118,28 +118,30 @@ impl LuaVm {
 impl LuaVm {
     /// One call of `function` with `message`, answered in the same `format`.
     fn call_in(&mut self, function: &str, message: &[u8], format: convert::Format) -> Result<Vec<u8>, CallError> {
-        let f = self
-            .function(function)?
-            .ok_or_else(|| CallError::failed(format!("'{}' defines no function '{function}'", self.script())))?;
         let (lua, limit) = (&self.lua, self.settings.memory_limit);
         let mut answer = Vec::with_capacity(256);
         let mut called = None;
+        let restored = std::cell::Cell::new(false);
         // The message is built with the memory limit lifted: the host bounds the message, and
         // a Lua allocation error must not jump over the converter's Rust frames.
         lua.set_memory_limit(0).map_err(|e| lua_error("cannot lift the memory limit", e))?;
         let raised = self.slot.guard(self.settings.timeout, || {
             // SAFETY: exec_raw runs the closure as a protected call whose stack holds exactly
-            // its two arguments (the handler, the function) with room for 3 more slots, which
-            // is call_function's contract.
+            // its two arguments (the handler, the script's environment) with room for 3 more
+            // slots, which is call_function's contract.
             unsafe {
-                lua.exec_raw::<Value>((self.traceback.clone(), f), |state| {
-                    let restore = || lua.set_memory_limit(limit).map(drop).map_err(|e| e.to_string());
-                    called = Some(convert::call_function(state, message, format, restore, &mut answer));
+                lua.exec_raw::<Value>((&self.traceback, &self.env), |state| {
+                    let restore = || {
+                        let result = lua.set_memory_limit(limit).map(drop).map_err(|e| e.to_string());
+                        restored.set(result.is_ok());
+                        result
+                    };
+                    called = Some(convert::call_function(state, function, message, format, restore, &mut answer));
                 })
             }
         });
-        // Put the limit back whatever happened (a no-op when the call did it).
-        let restored = lua.set_memory_limit(limit);
+        // Put the limit back if the call did not get as far as doing it.
+        let restored = if restored.get() { Ok(0) } else { lua.set_memory_limit(limit) };
         let raised = raised.map_err(|e| lua_error(&format!("{function} failed"), e))?;
         restored.map_err(|e| lua_error("cannot restore the memory limit", e))?;
         match called {
@@ -163,6 +165,9 @@ impl LuaVm {
                 "{function} in '{}' returned something that is not data: {e}",
                 self.script()
             ))),
+            Some(convert::Called::Undefined) => {
+                Err(CallError::failed(format!("'{}' defines no function '{function}'", self.script())))
+            }
             None => Err(CallError::failed(format!("{function} was not called"))),
         }
     }
