@@ -66,39 +66,67 @@ const SLOTS: usize = 1024;
 const KEPT_LEN: usize = 48;
 
 struct StringCache {
-    slots: Vec<Option<(Box<str>, Py<PyString>)>>,
+    slots: Vec<Option<Kept>>,
 }
 
-/// The slot of `text`: a multiplicative hash of its length and its first and last eight bytes.
-fn slot(text: &[u8]) -> usize {
-    let word = |bytes: &[u8]| {
-        let mut padded = [0u8; 8];
-        padded[..bytes.len()].copy_from_slice(bytes);
-        u64::from_le_bytes(padded)
-    };
-    let n = text.len();
-    let (head, tail) = (word(&text[..n.min(8)]), word(&text[n.saturating_sub(8)..]));
-    let mixed = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (mixed >> (64 - SLOTS.trailing_zeros())) as usize
+/// A kept string: its length and the words of its first and last eight bytes (which are all
+/// of it up to 16 bytes, so that a short string is compared without a memcmp), its text when
+/// it is longer, and the Python object.
+struct Kept {
+    len: usize,
+    head: u64,
+    tail: u64,
+    longer: Option<Box<str>>,
+    string: Py<PyString>,
+}
+
+/// Up to eight bytes as one word: with the length, it tells the bytes apart exactly (the two
+/// overlapping halves of a short string cover all of it).
+fn word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    let u32_at = |at: usize| u64::from(u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")));
+    let u16_at = |at: usize| u64::from(u16::from_le_bytes(bytes[at..at + 2].try_into().expect("2 bytes")));
+    match n {
+        8.. => u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+        4..=7 => u32_at(0) | (u32_at(n - 4) << 32),
+        2..=3 => u16_at(0) | (u16_at(n - 2) << 16),
+        1 => u64::from(bytes[0]),
+        0 => 0,
+    }
+}
+
+/// The words of the first and last eight bytes of a string.
+fn words(bytes: &[u8]) -> (u64, u64) {
+    let len = bytes.len();
+    (word(&bytes[..len.min(8)]), word(&bytes[len.saturating_sub(8)..]))
 }
 
 impl StringCache {
     fn string<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
-        if text.len() > KEPT_LEN {
+        let bytes = text.as_bytes();
+        let len = bytes.len();
+        if len > KEPT_LEN {
             return PyString::new(py, text);
         }
         if self.slots.is_empty() {
             self.slots.resize_with(SLOTS, || None);
         }
-        let entry = &mut self.slots[slot(text.as_bytes())];
-        match entry {
-            Some((kept, shared)) if **kept == *text => shared.bind(py).clone(),
-            _ => {
-                let made = PyString::new(py, text);
-                *entry = Some((text.into(), made.clone().unbind()));
-                made
-            }
+        let (head, tail) = words(bytes);
+        // A multiplicative hash of the length and the two words picks the slot.
+        let mixed = (head ^ tail.rotate_left(29) ^ len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let entry = &mut self.slots[(mixed >> (64 - SLOTS.trailing_zeros())) as usize];
+        if let Some(kept) = entry
+            && kept.len == len
+            && kept.head == head
+            && kept.tail == tail
+            && kept.longer.as_deref().is_none_or(|longer| longer == text)
+        {
+            return kept.string.bind(py).clone();
         }
+        let made = PyString::new(py, text);
+        let longer = (len > 16).then(|| text.into());
+        *entry = Some(Kept { len, head, tail, longer, string: made.clone().unbind() });
+        made
     }
 }
 
@@ -255,4 +283,29 @@ fn write_items<'py>(
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {
     value.get_type().name().map(|name| name.to_string()).unwrap_or_else(|_| "value".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cache compares strings of up to 16 bytes by length and words alone: that must tell
+    /// every two of them apart. Checked on every string of up to 16 bytes over a two-letter
+    /// alphabet, and on byte patterns that differ only in the middle.
+    #[test]
+    fn length_and_words_tell_short_strings_apart() {
+        let mut seen = std::collections::HashMap::new();
+        for len in 0..=16usize {
+            for bits in 0..(1u32 << len) {
+                let text: Vec<u8> = (0..len).map(|i| if bits >> i & 1 == 1 { b'b' } else { b'a' }).collect();
+                if let Some(other) = seen.insert((len, words(&text)), text.clone()) {
+                    panic!(
+                        "{:?} and {:?} look the same",
+                        String::from_utf8_lossy(&other),
+                        String::from_utf8_lossy(&text)
+                    );
+                }
+            }
+        }
+    }
 }
