@@ -130,6 +130,11 @@ impl StringCache {
     }
 }
 
+/// `text` as a Python string, from the cache when it is there (a function's name, say).
+pub(crate) fn string<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+    STRINGS.lock_py_attached(py).unwrap_or_else(|poisoned| poisoned.into_inner()).string(py, text)
+}
+
 /// What a script function returned, encoded in `format`. JSON is made from the packed form:
 /// the JSON path serves export_state and ABI 1.0 callers, not the hot calls.
 pub(crate) fn to_answer(value: &Bound<'_, PyAny>, format: Format) -> Result<Vec<u8>, String> {

@@ -153,7 +153,7 @@ impl PyVm {
         let (answer, printed) = Python::attach(|py| -> Result<CallOutcome, CallError> {
             let f = module
                 .bind(py)
-                .getattr(function)
+                .getattr(convert::string(py, function))
                 .map_err(|_| failed(format!("'{}' defines no function '{function}'", self.shown())))?;
             let request = convert::to_python(py, message, format)
                 .map_err(|e| failed(format!("cannot pass the message to {function}: {e}")))?;

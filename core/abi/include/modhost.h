@@ -182,9 +182,10 @@ typedef struct modhost_isolator_vtable {
 /* Vm: an interpreter with a script. `function` is UTF-8; `input` and the answer in `output`
  * are JSON. has_function writes its answer to `out`. describe answers a JSON object
  * {"language","version","script","functions":[...]}; take_output a JSON list of the lines the
- * script printed since the last take_output. call_packed (ABI 1.1) is call with `input` and
- * the answer in the packed value format (see modhost_abi::packed); a Vm built for ABI 1.0
- * sets `size` to offsetof(modhost_vm_vtable, call_packed) and the host calls it in JSON. */
+ * script printed since the last take_output (since ABI 1.1 also an empty output: no lines).
+ * call_packed (ABI 1.1) is call with `input` and the answer in the packed value format (see
+ * modhost_abi::packed); a Vm built for ABI 1.0 sets `size` to
+ * offsetof(modhost_vm_vtable, call_packed) and the host calls it in JSON. */
 typedef struct modhost_vm_vtable {
     size_t size;
     void (*destroy)(void *self);

@@ -89,7 +89,8 @@ pub struct VmVtable {
         unsafe extern "C" fn(this: *mut c_void, function: Bytes, out: *mut bool, error: *mut Buffer) -> Status,
     /// See [`Vm::describe`]: `output` receives a JSON [`VmInfo`].
     pub describe: unsafe extern "C" fn(this: *mut c_void, output: *mut Buffer, error: *mut Buffer) -> Status,
-    /// See [`Vm::take_output`]: `output` receives a JSON list of lines.
+    /// See [`Vm::take_output`]: `output` receives a JSON list of lines, or (since ABI 1.1)
+    /// nothing when there are none.
     pub take_output: unsafe extern "C" fn(this: *mut c_void, output: *mut Buffer, error: *mut Buffer) -> Status,
     /// See [`Vm::call_packed`] (ABI 1.1; a host reads it only when `size` shows it):
     /// `input` and the answer in `output` are packed values.
@@ -205,7 +206,12 @@ unsafe extern "C" fn take_output<T: Vm>(this: *mut c_void, output: *mut Buffer, 
     guard(error, || {
         // SAFETY: as for `call`.
         let lines = unsafe { module::<T>(this) }.take_output()?;
-        let json = serde_json::to_vec(&lines).map_err(|e| CallError::failed(e.to_string()))?;
+        // Nothing printed (the common case, asked after every call): an empty buffer.
+        let json = if lines.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&lines).map_err(|e| CallError::failed(e.to_string()))?
+        };
         // SAFETY: `output` is valid for writes (vtable contract).
         unsafe { write_out(output, Buffer::from_vec(json)) }
     })

@@ -62,13 +62,38 @@ fn json<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, C
 impl VmHandle {
     /// Calls `call` or `call_packed`.
     fn call_entry(&mut self, entry: CallFn, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_entry_then(entry, function, message, |bytes| Ok(bytes.to_vec()))
+    }
+
+    /// Calls `call` or `call_packed` and hands the answer to `read` while the module's buffer
+    /// still holds it.
+    fn call_entry_then<R>(
+        &mut self,
+        entry: CallFn,
+        function: &str,
+        message: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
         let this = self.raw.this;
         // SAFETY: the instance is live and used through `&mut self` only; the spans outlive
         // the call; the buffers are valid.
         self.buffered(
             |output, error| unsafe { entry(this, Bytes::new(function.as_bytes()), Bytes::new(message), output, error) },
-            |bytes| Ok(bytes.to_vec()),
+            read,
         )
+    }
+
+    /// [`Vm::call_packed`], with the answer read in place instead of copied out.
+    pub fn call_packed_then<R>(
+        &mut self,
+        function: &str,
+        message: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        match self.call_packed {
+            Some(entry) => self.call_entry_then(entry, function, message, read),
+            None => read(&modhost_abi::call_through_json(self, function, message)?),
+        }
     }
 }
 
@@ -104,6 +129,10 @@ impl Vm for VmHandle {
     fn take_output(&mut self) -> Result<Vec<String>, CallError> {
         let (this, entry) = (self.raw.this, self.take_output);
         // SAFETY: as for `call`.
-        self.buffered(|output, error| unsafe { entry(this, output, error) }, |bytes| json("take_output", bytes))
+        self.buffered(
+            |output, error| unsafe { entry(this, output, error) },
+            // An empty answer is no lines (ABI 1.1), a JSON list otherwise.
+            |bytes| if bytes.is_empty() { Ok(Vec::new()) } else { json("take_output", bytes) },
+        )
     }
 }

@@ -218,8 +218,7 @@ impl MessageTransport<AllocatorVtable> for Handoff<'_> {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
-        let answer = self.0.vm.call_packed(method, request)?;
-        response(&answer)
+        self.0.vm.call_packed_then(method, request, |answer| response(answer))
     }
 
     fn implements(&self, method: &'static str) -> bool {

@@ -46,7 +46,7 @@ pub const POLL: Duration = Duration::from_millis(20);
 /// One loaded version of a script.
 pub struct Version {
     /// Its interpreter.
-    pub vm: Box<dyn Vm>,
+    pub vm: VmHandle,
     /// What it defines.
     pub info: VmInfo,
     /// FNV-1a of the script's text, as 16 hex digits.
@@ -147,7 +147,7 @@ pub fn load(factory: &ModuleFactory, script: &Path, required: &[&str]) -> Result
             return Err(Refusal::Invalid(format!("'{}': validate() returned {answer}, not true", info.script)));
         }
     }
-    Ok(Version { vm: Box::new(vm), hash: version_hash(script), info, loaded_at: SystemTime::now() })
+    Ok(Version { vm, hash: version_hash(script), info, loaded_at: SystemTime::now() })
 }
 
 /// The identity of the files a script depends on: the script as it resolves now (a swapped

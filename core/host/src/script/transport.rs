@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Instant, SystemTime};
 
-use modhost_abi::{CallError, MessageFn, MessageTransport};
+use modhost_abi::{CallError, MessageFn, MessageTransport, Vm};
 use serde::Serialize;
 
 use super::reload::{self, Refusal, ReloadEvent, Version, Watcher};
@@ -247,8 +247,18 @@ impl VmTransport {
     /// format](modhost_abi::packed) and returns its answer in the same format. The call is
     /// counted in the running version's figures, and what the script printed is forwarded.
     pub fn call_packed(&mut self, method: &str, request: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_packed_then(method, request, |answer| Ok(answer.to_vec()))
+    }
+
+    /// Like [`VmTransport::call_packed`], handing the answer to `read` where it lies.
+    fn call_packed_then<R>(
+        &mut self,
+        method: &str,
+        request: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
         let started = Instant::now();
-        let answer = self.version.vm.call_packed(method, request);
+        let answer = self.version.vm.call_packed_then(method, request, read);
         if let Some(stats) = self.state().versions.last_mut() {
             stats.calls += 1;
             stats.errors += u64::from(answer.is_err());
@@ -279,8 +289,14 @@ impl<V> MessageTransport<V> for VmTransport {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
-        let answer = self.call_packed(method, request)?;
-        response(&answer).map_err(|error| {
+        // The answer is decoded where it lies; a call that fails and an answer that does not
+        // decode are told apart, so that only the second counts as malformed.
+        let mut decoded = Ok(());
+        self.call_packed_then(method, request, |answer| {
+            decoded = response(answer);
+            Ok(())
+        })?;
+        decoded.map_err(|error| {
             self.count_malformed_answer();
             match error {
                 // The decoder knows the method, not the file: name the script here.
