@@ -361,5 +361,9 @@ function self_nested(r) local t = {} t.t = t return t end
     for (function, message, expected) in cases {
         support::check_vm_answer(&mut vm, function, message, expected);
     }
+    // Lua strings are bytes, so a packed string that is not UTF-8 reaches the script; it is
+    // refused on the way back.
+    let error = vm.call_packed("echo", &support::packed_not_utf8(false)).unwrap_err().to_string();
+    assert!(error.contains("a string is not UTF-8"), "{error}");
     support::check_vm_answer(&mut vm, "echo", "[1]", Ok(serde_json::json!([1])));
 }

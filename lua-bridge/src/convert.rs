@@ -9,7 +9,6 @@
 //! host, not the script), so a Lua allocation error cannot jump over these Rust frames except
 //! when the process itself is out of memory.
 
-use std::borrow::Cow;
 use std::ffi::c_int;
 use std::fmt;
 
@@ -93,6 +92,10 @@ impl<'de> Visitor<'de> for Push {
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.visit_bytes(v.as_bytes())
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<(), E> {
         // SAFETY: see the comment above the impl; Lua copies the bytes.
         unsafe { ffi::lua_pushlstring(self.state, v.as_ptr().cast(), v.len()) };
         Ok(())
@@ -147,9 +150,10 @@ impl<'de> Visitor<'de> for Push {
         let mut count: c_int = 0;
         loop {
             self.stack_room()?;
-            let Some(key) = map.next_key::<Cow<'de, str>>()? else { break };
-            // SAFETY: see the comment above the impl; Lua copies the bytes.
-            unsafe { ffi::lua_pushlstring(self.state, key.as_ptr().cast(), key.len()) };
+            // The key is pushed as it is read (a string from JSON, bytes from packed values).
+            if map.next_key_seed(Key(self.state))?.is_none() {
+                break;
+            }
             map.next_value_seed(self.nested())?;
             count += 1;
         }
@@ -175,6 +179,36 @@ pub enum Format {
     Packed,
 }
 
+/// Pushes an object's key, which is text.
+struct Key(*mut ffi::lua_State);
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.visit_bytes(v.as_bytes())
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<(), E> {
+        // SAFETY: `self.0` is the running state of the protected call, with the slot reserved
+        // by `stack_room` before the key is read; Lua copies the bytes.
+        unsafe { ffi::lua_pushlstring(self.0, v.as_ptr().cast(), v.len()) };
+        Ok(())
+    }
+}
+
 /// Pushes `message` as one Lua value; on a malformed message the stack is as it was.
 ///
 /// # Safety
@@ -192,7 +226,8 @@ pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8], format: F
                 .map_err(|e| e.to_string())
         }
         Format::Packed => {
-            let mut deserializer = packed::Deserializer::new(message);
+            // Lua strings are bytes: nothing to check.
+            let mut deserializer = packed::Deserializer::new(message).strings_as_bytes();
             Push { state, depth: 0 }
                 .deserialize(&mut deserializer)
                 .and_then(|()| deserializer.end())

@@ -43,7 +43,8 @@ pub(crate) fn to_python<'py>(py: Python<'py>, message: &[u8], format: Format) ->
             Ok(value)
         }
         Format::Packed => {
-            let mut reader = packed::Deserializer::new(message);
+            // UTF-8 is checked by the string cache, for the strings it has not seen.
+            let mut reader = packed::Deserializer::new(message).strings_as_bytes();
             let value = make.deserialize(&mut reader).map_err(|e| e.to_string())?;
             reader.end().map_err(|e| e.to_string())?;
             Ok(value)
@@ -103,10 +104,15 @@ fn words(bytes: &[u8]) -> (u64, u64) {
 
 impl StringCache {
     fn string<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
-        let bytes = text.as_bytes();
+        self.text_of(py, text.as_bytes()).expect("a str is UTF-8")
+    }
+
+    /// The string of UTF-8 `bytes`, which are checked only when the cache does not hold them
+    /// (a kept string's bytes were checked when it was made).
+    fn text_of<'py>(&mut self, py: Python<'py>, bytes: &[u8]) -> Result<Bound<'py, PyString>, std::str::Utf8Error> {
         let len = bytes.len();
         if len > KEPT_LEN {
-            return PyString::new(py, text);
+            return Ok(PyString::new(py, std::str::from_utf8(bytes)?));
         }
         if self.slots.is_empty() {
             self.slots.resize_with(SLOTS, || None);
@@ -119,14 +125,15 @@ impl StringCache {
             && kept.len == len
             && kept.head == head
             && kept.tail == tail
-            && kept.longer.as_deref().is_none_or(|longer| longer == text)
+            && kept.longer.as_deref().is_none_or(|longer| longer.as_bytes() == bytes)
         {
-            return kept.string.bind(py).clone();
+            return Ok(kept.string.bind(py).clone());
         }
+        let text = std::str::from_utf8(bytes)?;
         let made = PyString::new(py, text);
         let longer = (len > 16).then(|| text.into());
         *entry = Some(Kept { len, head, tail, longer, string: made.clone().unbind() });
-        made
+        Ok(made)
     }
 }
 
@@ -208,6 +215,11 @@ impl<'de, 'py> Visitor<'de> for Make<'py, '_> {
         Ok(self.strings.string(self.py, value).into_any())
     }
 
+    fn visit_bytes<E: serde::de::Error>(self, value: &[u8]) -> Result<Self::Value, E> {
+        let text = self.strings.text_of(self.py, value).map_err(|_| E::custom("a string is not UTF-8"))?;
+        Ok(text.into_any())
+    }
+
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut items: A) -> Result<Self::Value, A::Error> {
         let list = PyList::empty(self.py);
         while let Some(item) = items.next_element_seed(self.nested()?)? {
@@ -218,12 +230,41 @@ impl<'de, 'py> Visitor<'de> for Make<'py, '_> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut entries: A) -> Result<Self::Value, A::Error> {
         let dict = PyDict::new(self.py);
-        while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
-            let key = self.strings.string(self.py, &key);
+        while let Some(key) = entries.next_key_seed(Key { py: self.py, strings: self.strings })? {
             let value = entries.next_value_seed(self.nested()?)?;
             dict.set_item(key, value).map_err(python_error)?;
         }
         Ok(dict.into_any())
+    }
+}
+
+/// Makes an object's key (text) into a Python string.
+struct Key<'py, 'k> {
+    py: Python<'py>,
+    strings: &'k mut StringCache,
+}
+
+impl<'de, 'py> DeserializeSeed<'de> for Key<'py, '_> {
+    type Value = Bound<'py, PyString>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, 'py> Visitor<'de> for Key<'py, '_> {
+    type Value = Bound<'py, PyString>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(self.strings.string(self.py, value))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, value: &[u8]) -> Result<Self::Value, E> {
+        self.strings.text_of(self.py, value).map_err(|_| E::custom("a key is not UTF-8"))
     }
 }
 

@@ -243,3 +243,18 @@ pub fn check_vm_answer(
         }
     }
 }
+
+/// A packed message `{"k": "\xff"}`, or `{"\xff": 1}` with `in_key`: a string that is not
+/// UTF-8, which no encoder of valid text makes, so it is written byte by byte (object tag 8,
+/// string tag 6, integer tag 3; counts and lengths are little-endian u32s).
+pub fn packed_not_utf8(in_key: bool) -> Vec<u8> {
+    let mut bytes = vec![8, 1, 0, 0, 0, 1, 0, 0, 0];
+    if in_key {
+        bytes.push(0xff);
+        bytes.extend([3, 1, 0, 0, 0, 0, 0, 0, 0]);
+    } else {
+        bytes.push(b'k');
+        bytes.extend([6, 1, 0, 0, 0, 0xff]);
+    }
+    bytes
+}

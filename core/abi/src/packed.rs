@@ -194,12 +194,22 @@ pub struct Deserializer<'de> {
     input: &'de [u8],
     at: usize,
     depth: usize,
+    /// Strings and keys go to the visitor as bytes, unchecked.
+    as_bytes: bool,
 }
 
 impl<'de> Deserializer<'de> {
     /// Reads from `input`.
     pub fn new(input: &'de [u8]) -> Self {
-        Deserializer { input, at: 0, depth: 0 }
+        Deserializer { input, at: 0, depth: 0, as_bytes: false }
+    }
+
+    /// Hands strings and object keys to the visitor as bytes (`visit_borrowed_bytes`),
+    /// without checking that they are UTF-8: for a reader that needs no text (Lua strings are
+    /// bytes) or checks only what it has not seen before (a cache of strings it made).
+    pub fn strings_as_bytes(mut self) -> Self {
+        self.as_bytes = true;
+        self
     }
 
     /// Refuses bytes after the value.
@@ -235,15 +245,23 @@ impl<'de> Deserializer<'de> {
         Ok(u32::from_le_bytes(self.take()?) as usize)
     }
 
-    fn text(&mut self) -> Result<&'de str, Error> {
+    fn bytes(&mut self) -> Result<&'de [u8], Error> {
         let len = self.count()?;
         let start = self.at;
         let input: &'de [u8] = self.input;
         let bytes =
             input.get(start..start + len).ok_or_else(|| self.error(format_args!("a string runs past the end")))?;
-        let text = std::str::from_utf8(bytes).map_err(|_| self.error(format_args!("a string is not UTF-8")))?;
         self.at += len;
-        Ok(text)
+        Ok(bytes)
+    }
+
+    fn text(&mut self) -> Result<&'de str, Error> {
+        let start = self.at;
+        let bytes = self.bytes()?;
+        std::str::from_utf8(bytes).map_err(|_| {
+            self.at = start;
+            self.error(format_args!("a string is not UTF-8"))
+        })
     }
 
     fn nested<R>(&mut self, read: impl FnOnce(&mut Self) -> Result<R, Error>) -> Result<R, Error> {
@@ -268,6 +286,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             INT => visitor.visit_i64(i64::from_le_bytes(self.take()?)),
             UINT => visitor.visit_u64(u64::from_le_bytes(self.take()?)),
             FLOAT => visitor.visit_f64(f64::from_le_bytes(self.take()?)),
+            STRING if self.as_bytes => visitor.visit_borrowed_bytes(self.bytes()?),
             STRING => visitor.visit_borrowed_str(self.text()?),
             LIST => {
                 let left = self.count()?;
@@ -350,6 +369,10 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
+        if self.de.as_bytes {
+            let key = self.de.bytes()?;
+            return seed.deserialize(de::value::BorrowedBytesDeserializer::new(key)).map(Some);
+        }
         let key = self.de.text()?;
         seed.deserialize(de::value::BorrowedStrDeserializer::new(key)).map(Some)
     }
