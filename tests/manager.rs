@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use modhost::kinds::{AnonymousHandle, TestModuleHandle, VmHandle};
+use modhost::kinds::{AnonymousHandle, HookHandle, TestModuleHandle, VmHandle};
 use modhost::manifest::{self, Manifest, Origin};
 use modhost::{CreateError, Kind, LoadError, ModuleManager};
 use modhost_abi::{CallError, Parameter, Parameters, TestModule};
@@ -63,6 +63,26 @@ fn a_vm_built_for_abi_1_0_is_called_in_json() {
     let message = r#"{"task":{"id":"t1","labels":[{"key":"k","value":"v"}]},"n":-2,"x":2.5,"ok":true,"none":null}"#;
     support::check_vm_answer(&mut vm, "echo", message, Ok(serde_json::from_str(message).unwrap()));
     support::check_vm_answer(&mut vm, "other", "{}", Err("the C Vm defines only 'echo'"));
+}
+
+/// A module whose descriptor lacks FLAG_PACKED_MESSAGES (the C hook) is sent JSON, and its
+/// JSON answers are read; Rust modules, which have the flag, are sent packed values (every
+/// other hook test).
+#[test]
+fn a_module_without_the_packed_flag_is_sent_json() {
+    use modhost_abi::messages::{AgentInfo, FrameworkInfo, Label, TaskInfo};
+    use modhost_abi::{AgentEvent, Hook, LaunchTask};
+    let manager = loaded(&support::c_module(), &[("org_modhost_c_JsonHook", &[])]);
+    assert_eq!(manager.get("org_modhost_c_JsonHook").unwrap().flags & modhost_abi::FLAG_PACKED_MESSAGES, 0);
+    let mut hook: HookHandle = manager.create("org_modhost_c_JsonHook", None).unwrap();
+    let launch = LaunchTask {
+        task: TaskInfo { id: "t1".into(), ..TaskInfo::default() },
+        framework: FrameworkInfo::default(),
+        agent: AgentInfo::default(),
+    };
+    let labels = hook.master_launch_task_label_decorator(&launch).unwrap();
+    assert_eq!(labels, Some(vec![Label { key: "written_in".into(), value: "C".into() }]));
+    hook.master_agent_lost_hook(&AgentEvent { agent: AgentInfo::default() }).unwrap();
 }
 
 #[test]

@@ -205,3 +205,70 @@ const modhost_descriptor org_modhost_c_Vm_1_0 = {
     .compatible = NULL,
     .create = vm_create,
 };
+
+/*
+ * A Hook that speaks JSON (its descriptor leaves MODHOST_FLAG_PACKED_MESSAGES clear): the
+ * launch label decorator checks it was sent a JSON object and adds one label; every other
+ * method answers "null" (no change).
+ */
+static modhost_status hook_no_change(void *self, modhost_bytes input, modhost_buffer *output, modhost_buffer *error) {
+    (void)self;
+    (void)input;
+    (void)error;
+    fill(output, "null", 4);
+    return MODHOST_OK;
+}
+
+static modhost_status hook_launch_labels(void *self, modhost_bytes input, modhost_buffer *output,
+                                         modhost_buffer *error) {
+    (void)self;
+    if (input.len == 0 || input.ptr[0] != '{') {
+        static const char message[] = "the C hook expected a JSON object";
+        fill(error, message, sizeof message - 1);
+        return MODHOST_ERROR;
+    }
+    static const char labels[] = "[{\"key\":\"written_in\",\"value\":\"C\"}]";
+    fill(output, labels, sizeof labels - 1);
+    return MODHOST_OK;
+}
+
+static const modhost_hook_vtable HOOK_VTABLE = {
+    .size = sizeof(modhost_hook_vtable),
+    .destroy = vm_destroy,
+    .master_launch_task_label_decorator = hook_launch_labels,
+    .master_launch_task_resource_decorator = hook_no_change,
+    .agent_run_task_label_decorator = hook_no_change,
+    .agent_executor_environment_decorator = hook_no_change,
+    .master_agent_lost_hook = hook_no_change,
+    .agent_task_status_decorator = hook_no_change,
+    .agent_resources_decorator = hook_no_change,
+    .agent_attributes_decorator = hook_no_change,
+    .agent_remove_executor_hook = hook_no_change,
+    .agent_post_fetch_hook = hook_no_change,
+};
+
+static modhost_status hook_create(const modhost_parameter *params, size_t n, modhost_instance *out,
+                                  modhost_buffer *error) {
+    (void)params;
+    (void)n;
+    (void)error;
+    static int instance;
+    out->self = &instance;
+    out->vtable = &HOOK_VTABLE;
+    return MODHOST_OK;
+}
+
+const modhost_descriptor org_modhost_c_JsonHook = {
+    .magic = MODHOST_MAGIC,
+    .abi_major = MODHOST_ABI_MAJOR,
+    .abi_minor = MODHOST_ABI_MINOR,
+    .size = sizeof(modhost_descriptor),
+    .flags = 0,
+    .kind = MODHOST_KIND_HOOK,
+    .host_version = MODHOST_VERSION,
+    .author_name = "modhost",
+    .author_email = "modhost@example.invalid",
+    .description = "A label hook in C that reads and writes JSON (no MODHOST_FLAG_PACKED_MESSAGES).",
+    .compatible = NULL,
+    .create = hook_create,
+};

@@ -32,6 +32,9 @@ extern "C" {
 
 #define MODHOST_FLAG_THREAD_SAFE (1u << 0)
 #define MODHOST_FLAG_SINGLETON (1u << 1)
+/* ABI 1.1: the module's message methods read and write packed values (modhost_abi::packed)
+ * instead of JSON. Leave it clear to be sent JSON. */
+#define MODHOST_FLAG_PACKED_MESSAGES (1u << 2)
 
 typedef enum modhost_kind {
     MODHOST_KIND_ALLOCATOR = 1,
@@ -115,11 +118,13 @@ typedef struct modhost_anonymous_vtable {
 
 /*
  * The message kinds: Allocator, Hook, Isolator. Every method takes a JSON request (borrowed)
- * and, on MODHOST_OK, fills `output` with a JSON response in a module-owned buffer. The
- * request and response of each method are the serde forms of the Rust types in
- * core/abi/src/kinds/{allocator,hook,isolator}.rs; a response of "null" means "nothing"
- * (for a decorator: leave the field as it is). Entries are in the order of the Rust traits
- * and are only ever appended.
+ * and, on MODHOST_OK, fills `output` with a JSON response in a module-owned buffer (packed
+ * values both ways instead when the descriptor sets MODHOST_FLAG_PACKED_MESSAGES, as every
+ * Rust module does). The request and response of each method are the serde forms of the Rust
+ * types in core/abi/src/kinds/{allocator,hook,isolator}.rs; a response of "null" means
+ * "nothing" (for a decorator: leave the field as it is). allocate answers in the packed
+ * offers layout either way. Entries are in the order of the Rust traits and are only ever
+ * appended.
  */
 typedef modhost_status (*modhost_message_fn)(void *self, modhost_bytes input, modhost_buffer *output,
                                              modhost_buffer *error);

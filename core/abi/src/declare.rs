@@ -31,12 +31,13 @@
 ///         flags: modhost_abi::FLAG_SINGLETON,
 ///     }
 /// }
-/// # assert_eq!(com_example_Quiet.flags, modhost_abi::FLAG_SINGLETON);
+/// # assert_eq!(com_example_Quiet.flags, modhost_abi::FLAG_SINGLETON | modhost_abi::FLAG_PACKED_MESSAGES);
 /// ```
 ///
 /// `compatible` (optional) names a `fn() -> Result<(), String>`; an `Err` makes the host refuse
 /// the module and print the reason. `flags` (optional) is a bit set of
-/// [`FLAG_THREAD_SAFE`](crate::FLAG_THREAD_SAFE) and [`FLAG_SINGLETON`](crate::FLAG_SINGLETON).
+/// [`FLAG_THREAD_SAFE`](crate::FLAG_THREAD_SAFE) and [`FLAG_SINGLETON`](crate::FLAG_SINGLETON);
+/// [`FLAG_PACKED_MESSAGES`](crate::FLAG_PACKED_MESSAGES) is always added.
 #[macro_export]
 macro_rules! declare_module {
     (

@@ -13,7 +13,7 @@ pub const ABI_MAJOR: u16 = 1;
 
 /// ABI minor version. Fields and vtable entries are only ever appended within a major; a host
 /// loads modules whose minor is not newer than its own. 1.1 appended `call_packed` to the Vm
-/// vtable.
+/// vtable and added [`FLAG_PACKED_MESSAGES`].
 pub const ABI_MINOR: u16 = 1;
 
 /// The size of the descriptor as first published in ABI 1.0. A descriptor is never smaller.
@@ -31,6 +31,12 @@ pub const FLAG_THREAD_SAFE: u32 = 1 << 0;
 /// Flag: at most one instance of the module may exist at a time (MESOS-4960 asked for a way
 /// to say this). The host refuses a second `create` while the first instance lives.
 pub const FLAG_SINGLETON: u32 = 1 << 1;
+
+/// Flag (ABI 1.1): the module's message methods (Allocator, Hook, Isolator) read their
+/// requests and write their responses as [packed values](crate::packed), not JSON. Every
+/// descriptor made by [`ModuleDescriptor::new`] (so by `declare_module!`) has it, because the
+/// shims of this crate speak packed values; a C module that leaves it clear is sent JSON.
+pub const FLAG_PACKED_MESSAGES: u32 = 1 << 2;
 
 /// The kinds a module can be. The numbers are part of the ABI and never reused.
 #[repr(u32)]
@@ -104,7 +110,7 @@ pub struct ModuleDescriptor {
     pub abi_minor: u16,
     /// `size_of::<ModuleDescriptor>()` as the module was compiled.
     pub size: u32,
-    /// [`FLAG_THREAD_SAFE`], [`FLAG_SINGLETON`].
+    /// [`FLAG_THREAD_SAFE`], [`FLAG_SINGLETON`], [`FLAG_PACKED_MESSAGES`].
     pub flags: u32,
     /// A [`Kind`] number.
     pub kind: u32,
@@ -143,7 +149,7 @@ impl ModuleDescriptor {
             abi_major: ABI_MAJOR,
             abi_minor: ABI_MINOR,
             size: size_of::<ModuleDescriptor>() as u32,
-            flags,
+            flags: flags | FLAG_PACKED_MESSAGES,
             kind: kind as u32,
             host_version: HOST_VERSION.as_ptr(),
             author_name: author_name.as_ptr(),

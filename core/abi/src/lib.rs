@@ -77,8 +77,8 @@ mod params;
 
 pub use buffer::{Buffer, Bytes, Status};
 pub use descriptor::{
-    ABI_MAJOR, ABI_MINOR, CompatibleFn, CreateFn, DESCRIPTOR_SIZE_V1_0, FLAG_SINGLETON, FLAG_THREAD_SAFE, HOST_VERSION,
-    Instance, Kind, MAGIC, ModuleDescriptor, VtableHeader,
+    ABI_MAJOR, ABI_MINOR, CompatibleFn, CreateFn, DESCRIPTOR_SIZE_V1_0, FLAG_PACKED_MESSAGES, FLAG_SINGLETON,
+    FLAG_THREAD_SAFE, HOST_VERSION, Instance, Kind, MAGIC, ModuleDescriptor, VtableHeader,
 };
 pub use error::CallError;
 pub use kinds::allocator::{
@@ -87,7 +87,7 @@ pub use kinds::allocator::{
     UpdateWeights,
 };
 pub use kinds::anonymous::{Anonymous, AnonymousGlue, AnonymousVtable};
-pub use kinds::codec::{Codec, Json};
+pub use kinds::codec::{Codec, Values};
 pub use kinds::hook::{
     AgentEvent, ExecutorEnvironment, HOOK_METHODS, Hook, HookGlue, HookVtable, LaunchTask, LaunchTaskResources,
     PostFetch, RemoveExecutor, RunTask, TaskStatusUpdate,

@@ -2,8 +2,8 @@
 //! by the host's tests, which compile a C module against the header and load it.)
 
 use modhost_abi::{
-    ABI_MAJOR, ABI_MINOR, ALLOCATOR_METHODS, FLAG_SINGLETON, FLAG_THREAD_SAFE, HOOK_METHODS, HOST_VERSION,
-    ISOLATOR_METHODS, Kind, MAGIC, Status,
+    ABI_MAJOR, ABI_MINOR, ALLOCATOR_METHODS, FLAG_PACKED_MESSAGES, FLAG_SINGLETON, FLAG_THREAD_SAFE, HOOK_METHODS,
+    HOST_VERSION, ISOLATOR_METHODS, Kind, MAGIC, Status,
 };
 
 fn define(header: &str, name: &str) -> String {
@@ -25,6 +25,7 @@ fn header_constants_match_the_crate() {
         ("MODHOST_PANIC", Status::PANIC.0.to_string()),
         ("MODHOST_FLAG_THREAD_SAFE", format!("(1u << {})", FLAG_THREAD_SAFE.trailing_zeros())),
         ("MODHOST_FLAG_SINGLETON", format!("(1u << {})", FLAG_SINGLETON.trailing_zeros())),
+        ("MODHOST_FLAG_PACKED_MESSAGES", format!("(1u << {})", FLAG_PACKED_MESSAGES.trailing_zeros())),
     ];
     for (name, expected) in checks {
         assert_eq!(define(&header, name), expected, "{name}");

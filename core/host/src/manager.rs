@@ -222,7 +222,7 @@ impl ModuleFactory {
             }
         }
         // SAFETY: `instance` is what a successful create returned, used for the first time.
-        let raw = unsafe { RawInstance::new(instance, live) }
+        let raw = unsafe { RawInstance::new(instance, registration.info.flags, live) }
             .map_err(|reason| CreateError::BadInstance { name: name.clone(), reason })?;
         H::from_raw(raw).map_err(|reason| CreateError::BadInstance { name, reason })
     }

@@ -1,42 +1,47 @@
-//! How a message kind's responses are encoded on the wire: JSON for all of them, except the
-//! offers of `Allocator::allocate`, which cross in the packed layout of
-//! [`Offers`](crate::messages::Offers) because a round at cluster scale returns tens of
-//! thousands of them and JSON would cost more than the allocation itself (see BENCHMARKS.md).
+//! How a message kind's responses are encoded on the wire: as [packed values](crate::packed)
+//! (or JSON, for a module without [`FLAG_PACKED_MESSAGES`](crate::FLAG_PACKED_MESSAGES)), except
+//! the offers of `Allocator::allocate`, which cross in the packed layout of
+//! [`Offers`](crate::messages::Offers) either way because a round at cluster scale returns
+//! tens of thousands of them (see BENCHMARKS.md).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::messages::Offers;
+use crate::packed;
 
 /// Turns a response into bytes and back.
 pub trait Codec<T> {
-    /// Encodes a value, consuming it (a value already in its wire form is handed over as is).
+    /// Encodes a value for the wire of this crate's shims, consuming it (a value already in
+    /// its wire form is handed over as is).
     fn encode(value: T) -> Result<Vec<u8>, String>;
-    /// Decodes a value, refusing malformed bytes with a reason.
+    /// Decodes what [`Codec::encode`] made (a module's or a script's answer), refusing
+    /// malformed bytes with a reason.
     fn decode(bytes: &[u8]) -> Result<T, String>;
-    /// Decodes a value a script answered in the [packed value format](crate::packed).
-    fn decode_value(bytes: &[u8]) -> Result<T, String>;
+    /// Decodes the answer of a module that speaks JSON (no `FLAG_PACKED_MESSAGES`).
+    fn decode_json(bytes: &[u8]) -> Result<T, String>;
 }
 
-/// JSON (serde_json): the default for every request and response.
-pub struct Json;
+/// Packed values, or JSON for modules that speak JSON: the default for every request and
+/// response.
+pub struct Values;
 
-impl<T: Serialize + DeserializeOwned> Codec<T> for Json {
+impl<T: Serialize + DeserializeOwned> Codec<T> for Values {
     fn encode(value: T) -> Result<Vec<u8>, String> {
-        serde_json::to_vec(&value).map_err(|e| e.to_string())
+        packed::to_vec(&value).map_err(|e| e.to_string())
     }
 
     fn decode(bytes: &[u8]) -> Result<T, String> {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        packed::from_slice(bytes).map_err(|e| e.to_string())
     }
 
-    fn decode_value(bytes: &[u8]) -> Result<T, String> {
-        crate::packed::from_slice(bytes).map_err(|e| e.to_string())
+    fn decode_json(bytes: &[u8]) -> Result<T, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }
 }
 
 /// The packed layout of [`Offers`]: encoding gives up the bytes the offers already are,
-/// decoding checks them once.
+/// decoding checks them once. Modules that speak JSON answer in this layout too.
 pub struct PackedOffers;
 
 impl Codec<Offers> for PackedOffers {
@@ -48,9 +53,7 @@ impl Codec<Offers> for PackedOffers {
         Offers::from_packed(bytes.to_vec())
     }
 
-    fn decode_value(_: &[u8]) -> Result<Offers, String> {
-        // A script's offers are checked against the cluster by the host's allocator adapter,
-        // which reads them itself; no transport hands them here.
-        Err("a script's offers are read by the allocator adapter, not decoded as a message".into())
+    fn decode_json(bytes: &[u8]) -> Result<Offers, String> {
+        Self::decode(bytes)
     }
 }

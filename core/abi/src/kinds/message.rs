@@ -17,9 +17,10 @@ use super::write_out;
 use crate::guard::guard;
 use crate::{Buffer, Bytes, CallError, Status};
 
-/// A method of a message kind: `input` is the JSON request, borrowed for the call; on
-/// [`Status::OK`] `output` receives the JSON response in a module-owned buffer, otherwise
-/// `error` receives the reason.
+/// A method of a message kind: `input` is the request (packed values, or JSON for a module
+/// without [`FLAG_PACKED_MESSAGES`](crate::FLAG_PACKED_MESSAGES)), borrowed for the call; on
+/// [`Status::OK`] `output` receives the response, encoded the same way, in a module-owned
+/// buffer, otherwise `error` receives the reason.
 pub type MessageFn =
     unsafe extern "C" fn(this: *mut c_void, input: Bytes, output: *mut Buffer, error: *mut Buffer) -> Status;
 
@@ -45,7 +46,7 @@ where
     guard(error, || {
         // SAFETY: the caller guarantees `input` describes live bytes.
         let bytes = unsafe { input.as_slice() };
-        let request: Request = serde_json::from_slice(bytes)
+        let request: Request = crate::packed::from_slice(bytes)
             .map_err(|e| CallError::failed(format!("cannot decode the request of {method}: {e}")))?;
         // SAFETY: `this` is a live, exclusively used T (caller's guarantee).
         let module = unsafe { &mut *this.cast::<T>() };
@@ -144,10 +145,10 @@ macro_rules! message_kind {
 
 pub(crate) use message_kind;
 
-/// The codec of a method: the one named after `as`, or JSON.
+/// The codec of a method: the one named after `as`, or packed values.
 macro_rules! codec_of {
     () => {
-        $crate::kinds::codec::Json
+        $crate::kinds::codec::Values
     };
     ($codec:ty) => {
         $codec
@@ -183,9 +184,10 @@ pub trait MessageTransport<V>: Send {
     /// installs a reloaded version between two calls.
     fn before_call(&mut self) {}
 
-    /// Whether requests and answers cross in the [packed value format](crate::packed) (a
-    /// script's transport) rather than in the vtable's encoding (JSON, packed offers).
-    fn packed_values(&self) -> bool {
+    /// Whether requests and answers cross as JSON (a module without
+    /// [`FLAG_PACKED_MESSAGES`](crate::FLAG_PACKED_MESSAGES)) rather than as
+    /// [packed values](crate::packed).
+    fn json_messages(&self) -> bool {
         false
     }
 }
@@ -207,16 +209,16 @@ where
     Request: Serialize,
     C: Codec<Response>,
 {
-    let packed = transport.packed_values();
-    let bytes = if packed {
-        crate::packed::to_vec(request).map_err(|e| e.to_string())
-    } else {
+    let json = transport.json_messages();
+    let bytes = if json {
         serde_json::to_vec(request).map_err(|e| e.to_string())
+    } else {
+        crate::packed::to_vec(request).map_err(|e| e.to_string())
     }
     .map_err(|e| CallError::Malformed { message: format!("cannot encode the request of {method}: {e}") })?;
     let mut decoded = None;
     transport.call(method, entry, &bytes, &mut |answer| {
-        let answer = if packed { C::decode_value(answer) } else { C::decode(answer) };
+        let answer = if json { C::decode_json(answer) } else { C::decode(answer) };
         decoded = Some(answer.map_err(|e| CallError::Malformed {
             message: format!("the answer of {method} is not what it should be: {e}"),
         })?);

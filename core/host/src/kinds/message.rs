@@ -32,6 +32,10 @@ impl<V: Sync + 'static> MessageTransport<V> for VtableTransport<V> {
         // released even when the call failed.
         unsafe { output.read_and_release(|bytes| result.and_then(|()| response(bytes))) }
     }
+
+    fn json_messages(&self) -> bool {
+        self.raw.json_messages
+    }
 }
 
 /// An Allocator instance in a loaded library.

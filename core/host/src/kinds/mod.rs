@@ -45,6 +45,8 @@ pub struct RawInstance {
     vtable: *const c_void,
     destroy: unsafe extern "C" fn(*mut c_void),
     vtable_size: usize,
+    /// The module's message methods speak JSON (its descriptor lacks FLAG_PACKED_MESSAGES).
+    json_messages: bool,
     /// Set while a singleton module's instance lives.
     live: Option<Arc<AtomicBool>>,
 }
@@ -55,12 +57,17 @@ pub struct RawInstance {
 unsafe impl Send for RawInstance {}
 
 impl RawInstance {
-    /// Takes ownership of what `create` returned, after checking the vtable header.
+    /// Takes ownership of what `create` returned, after checking the vtable header. `flags`
+    /// are the descriptor's.
     ///
     /// # Safety
     ///
     /// `instance` must come from a successful `create` of a verified descriptor, unused so far.
-    pub(crate) unsafe fn new(instance: Instance, live: Option<Arc<AtomicBool>>) -> Result<RawInstance, String> {
+    pub(crate) unsafe fn new(
+        instance: Instance,
+        flags: u32,
+        live: Option<Arc<AtomicBool>>,
+    ) -> Result<RawInstance, String> {
         if instance.vtable.is_null() {
             if let Some(live) = live {
                 live.store(false, Ordering::Release);
@@ -78,7 +85,15 @@ impl RawInstance {
         }
         // SAFETY: `destroy` is the non-null function pointer of the header's second field.
         let destroy = unsafe { std::mem::transmute::<usize, unsafe extern "C" fn(*mut c_void)>(destroy) };
-        Ok(RawInstance { this: instance.this, vtable: instance.vtable, destroy, vtable_size: size, live })
+        let json_messages = flags & modhost_abi::FLAG_PACKED_MESSAGES == 0;
+        Ok(RawInstance {
+            this: instance.this,
+            vtable: instance.vtable,
+            destroy,
+            vtable_size: size,
+            json_messages,
+            live,
+        })
     }
 
     /// The kind's vtable, once its size has been checked against `T`'s and every function

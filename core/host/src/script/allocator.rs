@@ -224,10 +224,6 @@ impl MessageTransport<AllocatorVtable> for Handoff<'_> {
     fn implements(&self, method: &'static str) -> bool {
         self.0.defines(method)
     }
-
-    fn packed_values(&self) -> bool {
-        true
-    }
 }
 
 /// A Vm module's script as an Allocator.

@@ -315,8 +315,4 @@ impl<V> MessageTransport<V> for VmTransport {
     fn before_call(&mut self) {
         self.reload_with(|_| Ok(()));
     }
-
-    fn packed_values(&self) -> bool {
-        true
-    }
 }
