@@ -834,6 +834,73 @@ mod tests {
         check_refused(&deep, "nests deeper than 100 levels");
     }
 
+    /// A small xorshift generator, so that the property tests below need no dependency and
+    /// are the same on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn text(&mut self) -> String {
+            let alphabet = ["a", "Z", "0", " ", "\"", "\\", "é", "✓", "\n", "\u{1F600}"];
+            (0..self.below(12)).map(|_| alphabet[self.below(alphabet.len() as u64) as usize]).collect()
+        }
+
+        fn value(&mut self, depth: u32) -> serde_json::Value {
+            use serde_json::Value;
+            match self.below(if depth > 4 { 6 } else { 8 }) {
+                0 => Value::Null,
+                1 => Value::Bool(self.below(2) == 1),
+                2 => Value::from(self.next() as i64),
+                3 => Value::from(self.next()),
+                4 => Value::from((self.next() as i64 as f64) / 1024.0),
+                5 => Value::String(self.text()),
+                6 => Value::Array((0..self.below(5)).map(|_| self.value(depth + 1)).collect()),
+                _ => Value::Object((0..self.below(5)).map(|_| (self.text(), self.value(depth + 1))).collect()),
+            }
+        }
+    }
+
+    #[test]
+    fn random_values_come_back_as_they_went() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..2_000 {
+            let value = rng.value(0);
+            let back: serde_json::Value = from_slice(&to_vec(&value).unwrap()).unwrap();
+            assert_eq!(back, value);
+        }
+    }
+
+    /// Whatever the bytes, reading them ends in a value or an error, never a panic: random
+    /// bytes, and every truncation and single-byte corruption of valid messages.
+    #[test]
+    fn any_bytes_are_read_or_refused() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        for _ in 0..2_000 {
+            let noise: Vec<u8> = (0..rng.below(64)).map(|_| rng.below(12) as u8).collect();
+            let _ = from_slice::<serde_json::Value>(&noise);
+        }
+        for _ in 0..200 {
+            let bytes = to_vec(&rng.value(0)).unwrap();
+            for end in 0..bytes.len() {
+                assert!(from_slice::<serde_json::Value>(&bytes[..end]).is_err(), "a truncation was accepted");
+            }
+            let mut corrupt = bytes.clone();
+            let at = rng.below(bytes.len() as u64) as usize;
+            corrupt[at] = rng.next() as u8;
+            let _ = from_slice::<serde_json::Value>(&corrupt);
+        }
+    }
+
     #[test]
     fn numbers_a_message_cannot_carry_are_refused() {
         assert!(to_vec(&f64::NAN).unwrap_err().to_string().contains("NaN"));
