@@ -117,8 +117,22 @@ impl<'de> Visitor<'de> for Push {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.room()?;
-        // The elements go on the stack first, so the table is made at its final size (JSON
-        // gives no length ahead, and growing a table rehashes it at every power of two).
+        if let Some(count) = seq.size_hint() {
+            // Packed values say how many elements follow: the table is made first, at its
+            // size, and each element goes straight into it.
+            // SAFETY: see the comment above the impl; each element is pushed above the table
+            // and popped into it at once.
+            unsafe { ffi::lua_createtable(self.state, c_int::try_from(count).unwrap_or(0), 0) };
+            let mut index: ffi::lua_Integer = 0;
+            while seq.next_element_seed(self.nested())?.is_some() {
+                index += 1;
+                // SAFETY: as above.
+                unsafe { ffi::lua_rawseti(self.state, -2, index) };
+            }
+            return Ok(());
+        }
+        // JSON gives no length ahead: the elements go on the stack first, so that the table is
+        // made at its final size (growing a table rehashes it at every power of two).
         // SAFETY: see the comment above the impl.
         let base = unsafe { ffi::lua_gettop(self.state) };
         let mut count: c_int = 0;
@@ -143,6 +157,18 @@ impl<'de> Visitor<'de> for Push {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         self.room()?;
+        if let Some(count) = map.size_hint() {
+            // As for lists: the table first, then each entry straight into it.
+            // SAFETY: see the comment above the impl; each key and value are pushed above the
+            // table and popped into it at once.
+            unsafe { ffi::lua_createtable(self.state, 0, c_int::try_from(count).unwrap_or(0)) };
+            while map.next_key_seed(Key(self.state))?.is_some() {
+                map.next_value_seed(self.nested())?;
+                // SAFETY: as above.
+                unsafe { ffi::lua_rawset(self.state, -3) };
+            }
+            return Ok(());
+        }
         // As for lists: keys and values on the stack first, then a table of the right size.
         // (A key given twice keeps its first value, where JSON parsers usually keep the last.)
         // SAFETY: see the comment above the impl.
