@@ -367,3 +367,15 @@ function self_nested(r) local t = {} t.t = t return t end
     assert!(error.contains("a string is not UTF-8"), "{error}");
     support::check_vm_answer(&mut vm, "echo", "[1]", Ok(serde_json::json!([1])));
 }
+
+/// Random messages come back from a script that returns them unchanged, sent as JSON and as
+/// packed values (within the two rules of a Lua table: no nil entries, no empty objects).
+#[test]
+fn random_messages_come_back_unchanged() {
+    let (_manager, mut vm) = load_vm("echo", "function echo(r) return r end", &[]);
+    let mut rng = support::Rng(0x5DEECE66D);
+    for _ in 0..300 {
+        let message = rng.value(0, true);
+        support::check_vm_answer(&mut vm, "echo", &message.to_string(), Ok(message.clone()));
+    }
+}

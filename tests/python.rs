@@ -244,3 +244,15 @@ def huge(r):
     // The VM goes on after each refusal.
     support::check_vm_answer(&mut vm, "echo", "[1]", Ok(serde_json::json!([1])));
 }
+
+/// Random messages come back from a script that returns them unchanged, sent as JSON and as
+/// packed values.
+#[test]
+fn random_messages_come_back_unchanged() {
+    let (_manager, mut vm) = load_vm("echo", "def echo(r):\n    return r\n", &[]);
+    let mut rng = support::Rng(0xB5297A4D);
+    for _ in 0..300 {
+        let message = rng.value(0, false);
+        support::check_vm_answer(&mut vm, "echo", &message.to_string(), Ok(message.clone()));
+    }
+}

@@ -258,3 +258,56 @@ pub fn packed_not_utf8(in_key: bool) -> Vec<u8> {
     }
     bytes
 }
+
+/// A small xorshift generator, so that the property tests need no dependency and are the
+/// same on every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// A short string mixing ASCII, characters JSON escapes, and multi-byte UTF-8.
+    pub fn text(&mut self) -> String {
+        let alphabet = ["a", "Z", "0", " ", "\"", "\\", "é", "✓", "\n", "\u{1F600}"];
+        (0..self.below(12)).map(|_| alphabet[self.below(alphabet.len() as u64) as usize]).collect()
+    }
+
+    /// A random message of JSON's data model. With `lua`, only values a Lua table gives back
+    /// as they came: no null inside a list or object (a nil is no entry) and no empty object
+    /// (an empty table is an empty list), as scripts/README.md says.
+    pub fn value(&mut self, depth: u32, lua: bool) -> serde_json::Value {
+        use serde_json::Value;
+        loop {
+            let value = match self.below(if depth > 4 { 6 } else { 8 }) {
+                0 => Value::Null,
+                1 => Value::Bool(self.below(2) == 1),
+                2 => Value::from(self.next() as i64),
+                3 if !lua => Value::from(self.next()),
+                3 => Value::from(self.next() >> 1),
+                4 => Value::from((self.next() as i64 as f64) / 1024.0),
+                5 => Value::String(self.text()),
+                6 => Value::Array((0..self.below(5)).map(|_| self.value(depth + 1, lua)).collect()),
+                _ => Value::Object((0..self.below(5)).map(|_| (self.text(), self.value(depth + 1, lua))).collect()),
+            };
+            let lua_keeps = match &value {
+                Value::Null => depth == 0,
+                Value::Object(entries) => !entries.is_empty(),
+                _ => true,
+            };
+            if !lua || lua_keeps {
+                return value;
+            }
+        }
+    }
+}
