@@ -232,7 +232,7 @@ pub trait Allocator: Send {
         Ok(())
     }
     /// One allocation round: the offers to make now. (Across the boundary the offers travel
-    /// in their own packed layout, described at [`Offers`], not JSON.)
+    /// in their own packed layout, described at [`Offers`], not as a message.)
     fn allocate(&mut self, request: &Allocate) -> Result<Offers, CallError>;
 }
 

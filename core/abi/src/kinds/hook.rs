@@ -156,7 +156,7 @@ pub trait Hook: Send {
 
 message_kind! {
     /// The Hook vtable: one [`MessageFn`](crate::MessageFn) per [`Hook`] method, in trait
-    /// order. Decorators answer JSON `null` for "leave the field as it is".
+    /// order. Decorators answer `null` (packed or JSON) for "leave the field as it is".
     vtable HookVtable;
     /// Glue between a Rust [`Hook`] type and the Hook vtable.
     glue HookGlue;
