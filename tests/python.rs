@@ -250,9 +250,5 @@ def huge(r):
 #[test]
 fn random_messages_come_back_unchanged() {
     let (_manager, mut vm) = load_vm("echo", "def echo(r):\n    return r\n", &[]);
-    let mut rng = support::Rng(0xB5297A4D);
-    for _ in 0..300 {
-        let message = rng.value(0, false);
-        support::check_vm_answer(&mut vm, "echo", &message.to_string(), Ok(message.clone()));
-    }
+    support::check_random_echoes(&mut vm, 0xB5297A4D, false);
 }

@@ -132,8 +132,17 @@ const modhost_descriptor org_modhost_c_TestModule = {
  * A Vm as a module built for ABI 1.0 has it: its vtable ends before call_packed, so the host
  * must call it in JSON. Its one function, "echo", answers the message it was given.
  */
-static void vm_destroy(void *self) {
+/* The Vm and the hook below keep no state: one static instance serves every create. */
+static int stateless_instance;
+
+static void destroy_nothing(void *self) {
     (void)self;
+}
+
+static modhost_status create_stateless(const void *vtable, modhost_instance *out) {
+    out->self = &stateless_instance;
+    out->vtable = vtable;
+    return MODHOST_OK;
 }
 
 static modhost_status vm_call(void *self, modhost_bytes function, modhost_bytes input, modhost_buffer *output,
@@ -172,7 +181,7 @@ static modhost_status vm_take_output(void *self, modhost_buffer *output, modhost
 
 static const modhost_vm_vtable VM_VTABLE_1_0 = {
     .size = offsetof(modhost_vm_vtable, call_packed),
-    .destroy = vm_destroy,
+    .destroy = destroy_nothing,
     .call = vm_call,
     .has_function = vm_has_function,
     .describe = vm_describe,
@@ -185,10 +194,7 @@ static modhost_status vm_create(const modhost_parameter *params, size_t n, modho
     (void)params;
     (void)n;
     (void)error;
-    static int instance;
-    out->self = &instance;
-    out->vtable = &VM_VTABLE_1_0;
-    return MODHOST_OK;
+    return create_stateless(&VM_VTABLE_1_0, out);
 }
 
 const modhost_descriptor org_modhost_c_Vm_1_0 = {
@@ -234,7 +240,7 @@ static modhost_status hook_launch_labels(void *self, modhost_bytes input, modhos
 
 static const modhost_hook_vtable HOOK_VTABLE = {
     .size = sizeof(modhost_hook_vtable),
-    .destroy = vm_destroy,
+    .destroy = destroy_nothing,
     .master_launch_task_label_decorator = hook_launch_labels,
     .master_launch_task_resource_decorator = hook_no_change,
     .agent_run_task_label_decorator = hook_no_change,
@@ -252,10 +258,7 @@ static modhost_status hook_create(const modhost_parameter *params, size_t n, mod
     (void)params;
     (void)n;
     (void)error;
-    static int instance;
-    out->self = &instance;
-    out->vtable = &HOOK_VTABLE;
-    return MODHOST_OK;
+    return create_stateless(&HOOK_VTABLE, out);
 }
 
 const modhost_descriptor org_modhost_c_JsonHook = {

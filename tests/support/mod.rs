@@ -259,6 +259,17 @@ pub fn packed_not_utf8(in_key: bool) -> Vec<u8> {
     bytes
 }
 
+/// Sends 300 random messages (seeded by `seed`; Lua-safe ones with `lua`, see [`Rng::value`])
+/// to the Vm's `echo` function, which returns its message, and checks each comes back as it
+/// went, in JSON and in packed values.
+pub fn check_random_echoes(vm: &mut modhost::kinds::VmHandle, seed: u64, lua: bool) {
+    let mut rng = Rng(seed);
+    for _ in 0..300 {
+        let message = rng.value(0, lua);
+        check_vm_answer(vm, "echo", &message.to_string(), Ok(message.clone()));
+    }
+}
+
 /// A small xorshift generator, so that the property tests need no dependency and are the
 /// same on every run.
 pub struct Rng(pub u64);

@@ -145,6 +145,33 @@ unsafe fn module<'a, T>(this: *mut c_void) -> &'a mut T {
     unsafe { &mut *this.cast::<T>() }
 }
 
+/// [`Vm::call`] or [`Vm::call_packed`], as a function of the module.
+type CallMethod<T> = fn(&mut T, &str, &[u8]) -> Result<Vec<u8>, CallError>;
+
+/// The body of `call` and `call_packed`: the same arguments, the answer of `method`.
+///
+/// # Safety
+///
+/// As for the vtable entries: a live instance, spans that live for the call, buffers valid
+/// for writes.
+#[inline(always)]
+unsafe fn call_with<T: Vm>(
+    this: *mut c_void,
+    function: Bytes,
+    input: Bytes,
+    output: *mut Buffer,
+    error: *mut Buffer,
+    method: CallMethod<T>,
+) -> Status {
+    guard(error, || {
+        // SAFETY: the host passes a live instance and spans that live for the call.
+        let (module, function, input) = unsafe { (module::<T>(this), name(function)?, input.as_slice()) };
+        let answer = method(module, function, input)?;
+        // SAFETY: `output` is valid for writes (vtable contract).
+        unsafe { write_out(output, Buffer::from_vec(answer)) }
+    })
+}
+
 unsafe extern "C" fn call<T: Vm>(
     this: *mut c_void,
     function: Bytes,
@@ -152,13 +179,8 @@ unsafe extern "C" fn call<T: Vm>(
     output: *mut Buffer,
     error: *mut Buffer,
 ) -> Status {
-    guard(error, || {
-        // SAFETY: the host passes a live instance and spans that live for the call.
-        let (module, function, input) = unsafe { (module::<T>(this), name(function)?, input.as_slice()) };
-        let answer = module.call(function, input)?;
-        // SAFETY: `output` is valid for writes (vtable contract).
-        unsafe { write_out(output, Buffer::from_vec(answer)) }
-    })
+    // SAFETY: forwarded from the host (vtable contract).
+    unsafe { call_with::<T>(this, function, input, output, error, T::call) }
 }
 
 unsafe extern "C" fn call_packed<T: Vm>(
@@ -168,13 +190,8 @@ unsafe extern "C" fn call_packed<T: Vm>(
     output: *mut Buffer,
     error: *mut Buffer,
 ) -> Status {
-    guard(error, || {
-        // SAFETY: as for `call`.
-        let (module, function, input) = unsafe { (module::<T>(this), name(function)?, input.as_slice()) };
-        let answer = module.call_packed(function, input)?;
-        // SAFETY: `output` is valid for writes (vtable contract).
-        unsafe { write_out(output, Buffer::from_vec(answer)) }
-    })
+    // SAFETY: forwarded from the host (vtable contract).
+    unsafe { call_with::<T>(this, function, input, output, error, T::call_packed) }
 }
 
 unsafe extern "C" fn has_function<T: Vm>(
