@@ -1,6 +1,7 @@
 //! One suite of allocator and hook behaviour, run against every implementation: the built-in
-//! DRF, the same DRF as a native module, and the Lua policy `scripts/lua/drf.lua`; the native
-//! test hook and the same hook in Lua. (The Python bridge joins later.)
+//! DRF, the same DRF as a native module, the Lua policy `scripts/lua/drf.lua` (with tables and
+//! with `messages=views`) and `scripts/python/drf.py`; the native test hook and the same hook
+//! in Lua (both ways) and in Python.
 
 mod support;
 
@@ -25,13 +26,15 @@ fn allocators() -> (ModuleManager, Vec<&'static str>) {
     let json = serde_json::json!({"libraries": [
         {"file": support::examples(), "modules": [{"name": "org_modhost_HierarchicalDRF"}]},
         {"file": support::lua_bridge(), "modules": [
-            {"name": "drf_lua", "symbol": "org_modhost_lua", "parameters": [{"key": "script", "value": drf_lua}]}]},
+            {"name": "drf_lua", "symbol": "org_modhost_lua", "parameters": [{"key": "script", "value": drf_lua}]},
+            {"name": "drf_lua_views", "symbol": "org_modhost_lua",
+             "parameters": [{"key": "script", "value": drf_lua}, {"key": "messages", "value": "views"}]}]},
         {"file": support::python_bridge(), "modules": [
             {"name": "drf_py", "symbol": "org_modhost_python", "parameters": [{"key": "script", "value": drf_py}]}]},
     ]});
     let manager = ModuleManager::new();
     manager.load(&manifest::parse(&json.to_string(), Origin::Inline).unwrap()).unwrap();
-    (manager, vec!["hierarchical", "org_modhost_HierarchicalDRF", "drf_lua", "drf_py"])
+    (manager, vec!["hierarchical", "org_modhost_HierarchicalDRF", "drf_lua", "drf_lua_views", "drf_py"])
 }
 
 fn res(cpus: f64, mem: f64) -> Resources {
@@ -211,6 +214,9 @@ fn hook_managers() -> Vec<(&'static str, ModuleManager)> {
         ),
     ];
     let modules: Vec<support::ScriptedModule<'_>> = scripts.iter().map(|(n, p)| (*n, p.as_path(), &[][..])).collect();
+    let views = [("messages", "views")];
+    let view_modules: Vec<support::ScriptedModule<'_>> =
+        scripts.iter().map(|(n, p)| (*n, p.as_path(), &views[..])).collect();
     let append_py = |key: &str, value: &str| {
         format!(
             "def master_launch_task_label_decorator(request):\n    labels = request['task']['labels']\n    \
@@ -234,6 +240,7 @@ fn hook_managers() -> Vec<(&'static str, ModuleManager)> {
     vec![
         ("native", native_manager),
         ("lua", support::lua_manager(&modules)),
+        ("lua with views", support::lua_manager(&view_modules)),
         ("python", support::python_manager(&python_modules)),
     ]
 }

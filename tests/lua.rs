@@ -151,6 +151,7 @@ fn bad_parameters_and_missing_scripts_fail_creation_clearly() {
         (&[("memory_limit", "lots")], "memory_limit=lots"),
         (&[("timeout_ms", "0")], "timeout_ms=0"),
         (&[("sandbox", "maybe")], "sandbox=maybe"),
+        (&[("messages", "lazy")], "messages=lazy: expected tables or views"),
         (&[("timeout", "5")], "unknown parameter 'timeout'"),
     ];
     for (extra, fragment) in cases {
@@ -373,5 +374,151 @@ function self_nested(r) local t = {} t.t = t return t end
 #[test]
 fn random_messages_come_back_unchanged() {
     let (_manager, mut vm) = load_vm("echo", "function echo(r) return r end", &[]);
-    support::check_random_echoes(&mut vm, 0x5DEECE66D, true);
+    support::check_random_echoes(&mut vm, "echo", 0x5DEECE66D, true);
+}
+
+use serde_json::json;
+
+/// A script with `messages=views` does what it would do with tables, and gets the same
+/// answers: each case is sent once as JSON (which a Lua Vm always makes into tables) and once
+/// packed (views), and both must give the expected answer.
+#[test]
+fn views_read_and_write_as_tables_do() {
+    let code = r#"
+function echo(r) return r end
+function labels(r) local l = r.task.labels; l[#l + 1] = { key = "team", value = "platform" }; return l end
+function count(r) return #r.task.labels end
+function keys(r) local out = {} for k in pairs(r.task) do out[#out + 1] = k end table.sort(out) return out end
+function sum(r) local s = 0 for _, x in ipairs(r.list) do s = s + x end return s end
+function insert_front(r) table.insert(r.list, 1, 0) return r.list end
+function remove_last(r) table.remove(r.list) return r.list end
+function hole(r) r.list[2] = nil return r.list end
+function append_far(r) r.list[10] = 10 return r.list end
+function edit(r) r.task.name = "renamed"; r.task.extra = { 1, 2 }; r.task.id = nil; return r end
+function same(r) return rawequal(r.task, r.task) and r.task.labels == r.task.labels end
+function concat(r) return table.concat(r.words, ",") end
+function sort(r) table.sort(r.words) return r.words end
+function nested_write(r) r.task.labels[1].value = "changed"; return r end
+function deep(r) return r.a.b.c end
+function absent(r) return { r.nothing, r.task.nothing, r.list[4], r.list[0], r.list.x, r.task[1] } end
+function wrapped(r) return { t = r.task.resources, n = #r.words } end
+function pairs_after_edit(r)
+  r.task.id = nil; r.task.added = true
+  local out = {} for k in pairs(r.task) do out[#out + 1] = k end table.sort(out) return out
+end
+"#;
+    let (_manager, mut vm) = load_vm("views", code, &[("messages", "views")]);
+    let message = r#"{"task": {"id": "t1", "name": "web", "resources": {"cpus": 0.5},
+        "labels": [{"key": "k0", "value": "v0"}, {"key": "k1", "value": "v1"}]},
+        "list": [1, 2, 3], "words": ["b", "c", "a"], "a": {"b": {"c": 7}}}"#;
+    let original: serde_json::Value = serde_json::from_str(message).unwrap();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut value = original.clone();
+        edit(&mut value);
+        value
+    };
+    let cases: Vec<(&str, serde_json::Value)> = vec![
+        ("echo", original.clone()),
+        (
+            "labels",
+            json!([{"key": "k0", "value": "v0"}, {"key": "k1", "value": "v1"}, {"key": "team", "value": "platform"}]),
+        ),
+        ("count", json!(2)),
+        ("keys", json!(["id", "labels", "name", "resources"])),
+        ("sum", json!(6)),
+        ("insert_front", json!([0, 1, 2, 3])),
+        ("remove_last", json!([1, 2])),
+        // A list with a hole is an object, as a Lua table with a hole is.
+        ("hole", json!({"1": 1, "3": 3})),
+        ("append_far", json!({"1": 1, "2": 2, "3": 3, "10": 10})),
+        (
+            "edit",
+            with(&|v| {
+                let task = v["task"].as_object_mut().unwrap();
+                task.remove("id");
+                task.insert("name".into(), json!("renamed"));
+                task.insert("extra".into(), json!([1, 2]));
+            }),
+        ),
+        ("same", json!(true)),
+        ("concat", json!("b,c,a")),
+        ("sort", json!(["a", "b", "c"])),
+        ("nested_write", with(&|v| v["task"]["labels"][0]["value"] = json!("changed"))),
+        ("deep", json!(7)),
+        ("absent", json!([])),
+        ("wrapped", json!({"t": {"cpus": 0.5}, "n": 3})),
+        ("pairs_after_edit", json!(["added", "labels", "name", "resources"])),
+    ];
+    for (function, expected) in cases {
+        support::check_vm_answer(&mut vm, function, message, Ok(expected));
+    }
+}
+
+/// What differs with views, and what is kept across calls.
+#[test]
+fn views_keep_the_message_as_it_came_and_outlive_the_call() {
+    let code = r#"
+function echo(r) return r end
+function kind(r) return { type(r), tostring(getmetatable(r)) } end
+function keep(r) kept = r.task return true end
+function later(r) return kept.name end
+"#;
+    let (_manager, mut vm) = load_vm("views_differ", code, &[("messages", "views")]);
+    let call = |vm: &mut VmHandle, function: &str, message: serde_json::Value| {
+        let answer = vm.call_packed(function, &modhost_abi::packed::to_vec(&message).unwrap());
+        answer.map(|a| modhost_abi::packed::from_slice::<serde_json::Value>(&a).unwrap())
+    };
+    // What the script leaves alone goes back byte for byte: nulls and empty objects too,
+    // which a table would lose.
+    let untouched = json!({"n": null, "e": {}, "l": [null, 1]});
+    assert_eq!(call(&mut vm, "echo", untouched.clone()).unwrap(), untouched);
+    // `getmetatable` gives a name, not the metamethods.
+    assert_eq!(call(&mut vm, "kind", json!({})).unwrap(), json!(["userdata", "message"]));
+    // A view kept in a global still reads its message in a later call.
+    call(&mut vm, "keep", json!({"task": {"name": "kept"}})).unwrap();
+    assert_eq!(call(&mut vm, "later", json!({"task": {"name": "other"}})).unwrap(), "kept");
+}
+
+/// Random messages through views: given back as they are, copied into tables with `pairs`,
+/// and with every key assigned its own value again.
+#[test]
+fn random_messages_come_back_through_views() {
+    let code = r#"
+function echo(r) return r end
+function copy(v)
+  if type(v) ~= "userdata" then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = copy(x) end
+  return t
+end
+function touch(v)
+  if type(v) ~= "userdata" then return v end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  for _, k in ipairs(keys) do v[k] = touch(v[k]) end
+  return v
+end
+"#;
+    let (_manager, mut vm) = load_vm("views_random", code, &[("messages", "views")]);
+    for (function, seed) in [("echo", 0x2545F491), ("copy", 0x9E3779B9), ("touch", 0x85EBCA6B)] {
+        support::check_random_echoes(&mut vm, function, seed, true);
+    }
+}
+
+/// A malformed packed message is found where the script reads it, and fails that call.
+#[test]
+fn a_malformed_message_fails_the_call_that_reads_it() {
+    let (_manager, mut vm) = load_vm(
+        "views_malformed",
+        "function read(r) return r.k end function skip(r) return 1 end",
+        &[("messages", "views")],
+    );
+    // An object of one entry whose key runs past the end.
+    let truncated = [8u8, 1, 0, 0, 0, 9, 0, 0, 0, b'k'];
+    let error = vm.call_packed("read", &truncated).unwrap_err().to_string();
+    assert!(error.contains("read failed") && error.contains("the message is malformed"), "{error}");
+    let answer = vm.call_packed("skip", &truncated).unwrap();
+    assert_eq!(modhost_abi::packed::from_slice::<i64>(&answer).unwrap(), 1);
+    let error = vm.call_packed("read", &[42]).unwrap_err().to_string();
+    assert!(error.contains("the message for read is malformed") && error.contains("unknown tag 0x2a"), "{error}");
 }

@@ -250,5 +250,5 @@ def huge(r):
 #[test]
 fn random_messages_come_back_unchanged() {
     let (_manager, mut vm) = load_vm("echo", "def echo(r):\n    return r\n", &[]);
-    support::check_random_echoes(&mut vm, 0xB5297A4D, false);
+    support::check_random_echoes(&mut vm, "echo", 0xB5297A4D, false);
 }

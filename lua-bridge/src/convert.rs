@@ -14,6 +14,8 @@ use std::fmt;
 
 use mlua::ffi;
 use modhost_abi::packed;
+
+use crate::view;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// Deepest nesting accepted either way.
@@ -203,6 +205,8 @@ pub enum Format {
     Json,
     /// Packed values (`Vm::call_packed`).
     Packed,
+    /// Packed values, the message handed to the script as views (`messages=views`).
+    Views,
 }
 
 /// Pushes an object's key, which is text.
@@ -244,6 +248,8 @@ pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8], format: F
     // SAFETY: forwarded from the caller.
     let top = unsafe { ffi::lua_gettop(state) };
     let result = match format {
+        // SAFETY: forwarded from the caller.
+        Format::Views => unsafe { view::push_message(state, message) },
         Format::Json => {
             let mut deserializer = serde_json::Deserializer::from_slice(message);
             Push { state, depth: 0 }
@@ -286,11 +292,10 @@ pub enum Called {
 }
 
 /// One whole call in one protected call: finds `function` in the script's environment, makes
-/// `message` into its argument, runs
-/// `restore_limit` (the message is built with the memory limit lifted, the script runs
-/// under it), calls the function under the message handler at index 1, and
-/// writes what it returned into `out`, in `format` as the message. Stacks are left empty,
-/// except for a raised error.
+/// `message` into its argument, calls `limit(true)` (the message is built with the memory
+/// limit lifted, the script runs under it), calls the function under the message handler at
+/// index 1, calls `limit(false)`, and writes what it returned into `out`, in `format` as the
+/// message. Stacks are left empty, except for a raised error.
 ///
 /// # Safety
 ///
@@ -302,7 +307,7 @@ pub unsafe fn call_function(
     function: &str,
     message: &[u8],
     format: Format,
-    restore_limit: impl FnOnce() -> Result<(), String>,
+    mut limit: impl FnMut(bool) -> Result<(), String>,
     out: &mut Vec<u8>,
 ) -> Called {
     // SAFETY: forwarded from the caller: the function replaces the environment at index 2,
@@ -321,13 +326,19 @@ pub unsafe fn call_function(
             ffi::lua_settop(state, 0);
             return Called::BadMessage(e);
         }
-        if let Err(e) = restore_limit() {
+        if let Err(e) = limit(true) {
             ffi::lua_settop(state, 0);
             return Called::NoLimit(e);
         }
         if ffi::lua_pcall(state, 1, 1, 1) != ffi::LUA_OK {
             ffi::lua_replace(state, 1);
             return Called::Raised;
+        }
+        // Lifted again: writing the answer makes Lua strings (the keys of views it looks up),
+        // and an allocation error must not jump over these frames.
+        if let Err(e) = limit(false) {
+            ffi::lua_settop(state, 0);
+            return Called::NoLimit(e);
         }
         let written = write_answer(state, out, format);
         ffi::lua_settop(state, 0);
@@ -387,6 +398,9 @@ pub unsafe fn write_value(
                 out.string(text).map_err(|e| e.to_string())?;
             }
             ffi::LUA_TTABLE => write_table(state, index, out, depth)?,
+            ffi::LUA_TUSERDATA if view::is_view(state, index) => {
+                view::write(state, index, out, |i, out| write_value(state, i, out, depth + 1))?
+            }
             other => {
                 let name = std::ffi::CStr::from_ptr(ffi::lua_typename(state, other)).to_string_lossy();
                 return Err(format!("a {name} cannot be sent to the host"));

@@ -2,13 +2,15 @@
 //!
 //! Parameters: `script` (required), `sandbox` (default `true`), `memory_limit` (default
 //! `64MiB`), `timeout_ms` per call (default 1000), `package_path` (extra `require` patterns,
-//! `;`-separated). Errors carry the script's file:line and a traceback; `print` output goes
-//! to the host's log. One descriptor, `org_modhost_lua`, backs every scripted module: the
-//! manifest names it with `"symbol"`.
+//! `;`-separated), `messages` (`tables`, the default, or `views`: see `view.rs`). Errors carry
+//! the script's file:line and a traceback; `print` output goes to the host's log. One
+//! descriptor, `org_modhost_lua`, backs every scripted module: the manifest names it with
+//! `"symbol"`.
 
 mod convert;
 mod params;
 mod sandbox;
+mod view;
 mod watchdog;
 
 use std::sync::Arc;
@@ -131,16 +133,17 @@ impl LuaVm {
             // slots, which is call_function's contract.
             unsafe {
                 lua.exec_raw::<Value>((&self.traceback, &self.env), |state| {
-                    let restore = || {
-                        let result = lua.set_memory_limit(limit).map(drop).map_err(|e| e.to_string());
-                        restored.set(result.is_ok());
+                    let set_limit = |on: bool| {
+                        let result =
+                            lua.set_memory_limit(if on { limit } else { 0 }).map(drop).map_err(|e| e.to_string());
+                        restored.set(on && result.is_ok());
                         result
                     };
-                    called = Some(convert::call_function(state, function, message, format, restore, &mut answer));
+                    called = Some(convert::call_function(state, function, message, format, set_limit, &mut answer));
                 })
             }
         });
-        // Put the limit back if the call did not get as far as doing it.
+        // Put the limit back: the call lifts it again to write the answer, or stopped before.
         let restored = if restored.get() { Ok(0) } else { lua.set_memory_limit(limit) };
         let raised = raised.map_err(|e| lua_error(&format!("{function} failed"), e))?;
         restored.map_err(|e| lua_error("cannot restore the memory limit", e))?;
@@ -179,7 +182,8 @@ impl Vm for LuaVm {
     }
 
     fn call_packed(&mut self, function: &str, message: &[u8]) -> Result<Vec<u8>, CallError> {
-        self.call_in(function, message, convert::Format::Packed)
+        let format = if self.settings.views { convert::Format::Views } else { convert::Format::Packed };
+        self.call_in(function, message, format)
     }
 
     fn has_function(&mut self, function: &str) -> Result<bool, CallError> {

@@ -18,13 +18,26 @@ pub struct Settings {
     pub timeout: Duration,
     /// Extra `require` patterns (`/path/?.lua`), besides the script's own folder.
     pub package_path: Vec<String>,
+    /// Messages reach the script as views read on demand (`messages=views`), not as tables
+    /// (`messages=tables`, the default).
+    pub views: bool,
 }
 
 /// Parameter names this module reads; any other is an error (a misspelt limit must not
 /// silently become the default). `kind`, `fallback`, `reload` and `reload_poll_ms` belong to the
 /// host's adapter.
-const KNOWN: [&str; 9] =
-    ["script", "sandbox", "memory_limit", "timeout_ms", "package_path", "kind", "fallback", "reload", "reload_poll_ms"];
+const KNOWN: [&str; 10] = [
+    "script",
+    "sandbox",
+    "memory_limit",
+    "timeout_ms",
+    "package_path",
+    "messages",
+    "kind",
+    "fallback",
+    "reload",
+    "reload_poll_ms",
+];
 
 fn bad(key: &str, value: &str, expected: &str) -> CallError {
     CallError::failed(format!("parameter {key}={value}: expected {expected}"))
@@ -65,6 +78,11 @@ impl Settings {
             .get("package_path")
             .map(|p| p.split(';').filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
-        Ok(Settings { script: script.into(), sandbox, memory_limit, timeout, package_path })
+        let views = match parameters.get("messages").unwrap_or("tables") {
+            "tables" => false,
+            "views" => true,
+            other => return Err(bad("messages", other, "tables or views")),
+        };
+        Ok(Settings { script: script.into(), sandbox, memory_limit, timeout, package_path, views })
     }
 }

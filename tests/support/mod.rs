@@ -260,13 +260,13 @@ pub fn packed_not_utf8(in_key: bool) -> Vec<u8> {
 }
 
 /// Sends 300 random messages (seeded by `seed`; Lua-safe ones with `lua`, see [`Rng::value`])
-/// to the Vm's `echo` function, which returns its message, and checks each comes back as it
-/// went, in JSON and in packed values.
-pub fn check_random_echoes(vm: &mut modhost::kinds::VmHandle, seed: u64, lua: bool) {
+/// to the Vm's `function`, which must give its message back (as it is, or remade), and
+/// checks each comes back as it went, in JSON and in packed values.
+pub fn check_random_echoes(vm: &mut modhost::kinds::VmHandle, function: &str, seed: u64, lua: bool) {
     let mut rng = Rng(seed);
     for _ in 0..300 {
         let message = rng.value(0, lua);
-        check_vm_answer(vm, "echo", &message.to_string(), Ok(message.clone()));
+        check_vm_answer(vm, function, &message.to_string(), Ok(message.clone()));
     }
 }
 

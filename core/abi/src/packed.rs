@@ -20,7 +20,8 @@
 //!
 //! A message is one value and nothing after it. Rust values go in with [`to_vec`] and come
 //! out with [`from_slice`], as with `serde_json`; an interpreter's bridge reads a message
-//! with [`Deserializer`] (through any serde visitor) and writes its answer with [`Writer`].
+//! with [`Deserializer`] (through any serde visitor), or in place, a part at a time, with
+//! [`read`], [`read_key`] and [`skip`], and writes its answer with [`Writer`].
 //!
 //! ```
 //! use modhost_abi::messages::Label;
@@ -174,6 +175,20 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// A value that is already packed, such as one read in place with [`read`]: copied as
+    /// it is, after checking that `value` is exactly one value (as [`skip`] checks it: the
+    /// UTF-8 of its strings is left to whoever takes text out, as [`from_slice`] does).
+    pub fn packed(&mut self, value: &[u8]) -> Result<(), Error> {
+        let end = skip(value, 0)?;
+        if end != value.len() {
+            return Err(Error {
+                message: format!("packed value, byte {end}: {} bytes after the value", value.len() - end),
+            });
+        }
+        self.out.extend_from_slice(value);
+        Ok(())
+    }
+
     fn open(&mut self, tag: u8) -> Open {
         self.out.push(tag);
         let at = self.out.len();
@@ -187,6 +202,143 @@ impl<'a> Writer<'a> {
         self.out.extend_from_slice(bytes);
         Ok(())
     }
+}
+
+/// One value read in place: scalars decoded, strings and containers left in the message.
+///
+/// For a bridge that makes its script's values only when the script reads them: see
+/// [`read`], [`read_key`] and [`skip`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Item<'a> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// An integer above `i64::MAX`.
+    UInt(u64),
+    /// A number.
+    Float(f64),
+    /// A string's bytes (UTF-8 is not checked).
+    Str(&'a [u8]),
+    /// A list of `count` elements, the first starting at offset `first`.
+    List {
+        /// How many elements.
+        count: u32,
+        /// Where the first element starts.
+        first: usize,
+    },
+    /// An object of `count` entries, the first key starting at offset `first` (see
+    /// [`read_key`]).
+    Object {
+        /// How many entries.
+        count: u32,
+        /// Where the first key starts.
+        first: usize,
+    },
+}
+
+/// Reads the value that starts at offset `at` of `message`: a scalar whole, a list or
+/// object only as far as its count (see [`skip`] for its end).
+///
+/// ```
+/// use modhost_abi::packed::{self, Item};
+///
+/// let message = packed::to_vec(&serde_json::json!({"cpus": 0.5})).unwrap();
+/// assert_eq!(packed::skip(&message, 0).unwrap(), message.len());
+/// let Item::Object { count: 1, first } = packed::read(&message, 0).unwrap() else { panic!("an object") };
+/// let (key, value_at) = packed::read_key(&message, first).unwrap();
+/// assert_eq!(key, b"cpus");
+/// assert_eq!(packed::read(&message, value_at).unwrap(), Item::Float(0.5));
+/// ```
+pub fn read(message: &[u8], at: usize) -> Result<Item<'_>, Error> {
+    let mut reader = Deserializer::new(message).strings_as_bytes();
+    reader.at = at;
+    Ok(match reader.tag()? {
+        NULL => Item::Null,
+        FALSE => Item::Bool(false),
+        TRUE => Item::Bool(true),
+        INT => Item::Int(i64::from_le_bytes(reader.take()?)),
+        UINT => Item::UInt(u64::from_le_bytes(reader.take()?)),
+        FLOAT => Item::Float(f64::from_le_bytes(reader.take()?)),
+        STRING => Item::Str(reader.bytes()?),
+        LIST => Item::List { count: u32::from_le_bytes(reader.take()?), first: reader.at },
+        OBJECT => Item::Object { count: u32::from_le_bytes(reader.take()?), first: reader.at },
+        tag => {
+            reader.at -= 1;
+            return Err(reader.error(format_args!("unknown tag 0x{tag:02x}")));
+        }
+    })
+}
+
+/// The offset just past the value that starts at offset `at` of `message`, checking its
+/// structure on the way (not its strings' UTF-8), without allocating.
+pub fn skip(message: &[u8], at: usize) -> Result<usize, Error> {
+    Skip { message }.value(at, 0)
+}
+
+/// The walk of [`skip`].
+struct Skip<'a> {
+    message: &'a [u8],
+}
+
+impl Skip<'_> {
+    fn error(&self, at: usize, what: fmt::Arguments<'_>) -> Error {
+        Error { message: format!("packed message, byte {at}: {what}") }
+    }
+
+    fn word(&self, at: usize) -> Result<usize, Error> {
+        match self.message.get(at..at + 4) {
+            Some(&[a, b, c, d]) => Ok(u32::from_le_bytes([a, b, c, d]) as usize),
+            _ => Err(self.error(at, format_args!("ends in the middle of a value"))),
+        }
+    }
+
+    /// A string or key at `at` (its length first): the offset after it.
+    fn string(&self, at: usize) -> Result<usize, Error> {
+        let end = at + 4 + self.word(at)?;
+        if end > self.message.len() {
+            return Err(self.error(at, format_args!("a string runs past the end")));
+        }
+        Ok(end)
+    }
+
+    fn value(&self, at: usize, depth: usize) -> Result<usize, Error> {
+        let Some(&tag) = self.message.get(at) else {
+            return Err(self.error(at, format_args!("ends in the middle of a value")));
+        };
+        match tag {
+            NULL | FALSE | TRUE => Ok(at + 1),
+            INT | UINT | FLOAT if at + 9 <= self.message.len() => Ok(at + 9),
+            INT | UINT | FLOAT => Err(self.error(at, format_args!("ends in the middle of a value"))),
+            STRING => self.string(at + 1),
+            LIST | OBJECT => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.error(at, format_args!("nests deeper than {MAX_DEPTH} levels")));
+                }
+                let count = self.word(at + 1)?;
+                let mut at = at + 5;
+                for _ in 0..count {
+                    if tag == OBJECT {
+                        at = self.string(at)?;
+                    }
+                    at = self.value(at, depth + 1)?;
+                }
+                Ok(at)
+            }
+            tag => Err(self.error(at, format_args!("unknown tag 0x{tag:02x}"))),
+        }
+    }
+}
+
+/// Reads the object key that starts at offset `at` of `message`: the key's bytes (UTF-8 not
+/// checked) and the offset where its value starts.
+pub fn read_key(message: &[u8], at: usize) -> Result<(&[u8], usize), Error> {
+    let mut reader = Deserializer::new(message);
+    reader.at = at;
+    let key = reader.bytes()?;
+    Ok((key, reader.at))
 }
 
 /// Reads one packed message, as `serde_json::Deserializer` reads a JSON one.
@@ -791,10 +943,61 @@ mod tests {
         assert_eq!(back, launch());
     }
 
-    /// Each malformed message is refused with its reason, never a panic.
+    /// Each malformed message is refused with its reason, never a panic: by `from_slice`, and
+    /// (UTF-8 aside, which it leaves to the reader) by `Writer::packed`, which walks as
+    /// `skip` does.
     fn check_refused(bytes: &[u8], reason: &str) {
         let error = from_slice::<serde_json::Value>(bytes).unwrap_err().to_string();
         assert!(error.contains(reason), "{error:?} should say {reason:?}");
+        if reason != "not UTF-8" {
+            let error = Writer::new(&mut Vec::new()).packed(bytes).unwrap_err().to_string();
+            assert!(error.contains(reason), "in place: {error:?} should say {reason:?}");
+        }
+    }
+
+    /// A value rebuilt from what `read`, `read_key` and `skip` find in place.
+    fn read_in_place(message: &[u8], at: usize) -> (serde_json::Value, usize) {
+        use serde_json::Value;
+        let end = skip(message, at).unwrap();
+        let value = match read(message, at).unwrap() {
+            Item::Null => Value::Null,
+            Item::Bool(b) => Value::Bool(b),
+            Item::Int(n) => Value::from(n),
+            Item::UInt(n) => Value::from(n),
+            Item::Float(x) => Value::from(x),
+            Item::Str(s) => Value::from(std::str::from_utf8(s).unwrap()),
+            Item::List { count, first } => {
+                let mut at = first;
+                let list = (0..count).map(|_| {
+                    let (value, next) = read_in_place(message, at);
+                    at = next;
+                    value
+                });
+                Value::Array(list.collect())
+            }
+            Item::Object { count, first } => {
+                let mut at = first;
+                let object = (0..count).map(|_| {
+                    let (key, value_at) = read_key(message, at).unwrap();
+                    let (value, next) = read_in_place(message, value_at);
+                    at = next;
+                    (String::from_utf8(key.to_vec()).unwrap(), value)
+                });
+                Value::Object(object.collect())
+            }
+        };
+        (value, end)
+    }
+
+    #[test]
+    fn reading_in_place_finds_what_from_slice_finds() {
+        let message = to_vec(&launch()).unwrap();
+        let (value, end) = read_in_place(&message, 0);
+        assert_eq!(end, message.len());
+        assert_eq!(value, from_slice::<serde_json::Value>(&message).unwrap());
+        let mut copy = Vec::new();
+        Writer::new(&mut copy).packed(&message).unwrap();
+        assert_eq!(copy, message);
     }
 
     #[test]

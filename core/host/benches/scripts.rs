@@ -1,6 +1,6 @@
 //! Scripts against native code, in one run: a hook call with a task-sized message (native
-//! module vs Lua vs Python), one allocation round at 10,000 agents x 1,000 frameworks
-//! (built-in DRF vs `scripts/lua/drf.lua` vs `scripts/python/drf.py`), and the memory an idle
+//! module vs Lua, with tables and with `messages=views`, vs Python), one allocation round at 10,000 agents x 1,000 frameworks
+//! (built-in DRF vs `scripts/lua/drf.lua`, both ways, vs `scripts/python/drf.py`), and the memory an idle
 //! Lua Vm costs.
 //!
 //! `cargo bench -p modhost --bench scripts`
@@ -24,6 +24,10 @@ fn manager() -> ModuleManager {
         serde_json::json!({"name": name, "symbol": "org_modhost_lua",
             "parameters": [{"key": "script", "value": root.join(script)}]})
     };
+    let lua_views = |name: &str, script: &str| {
+        serde_json::json!({"name": name, "symbol": "org_modhost_lua",
+            "parameters": [{"key": "script", "value": root.join(script)}, {"key": "messages", "value": "views"}]})
+    };
     let python = |name: &str, script: &str| {
         serde_json::json!({"name": name, "symbol": "org_modhost_python",
             "parameters": [{"key": "script", "value": root.join(script)}]})
@@ -33,7 +37,9 @@ fn manager() -> ModuleManager {
             {"name": "native_labels", "symbol": "org_modhost_LabelHook",
              "parameters": [{"key": "team", "value": "platform"}]}]},
         {"file": support::library("libmodhost_lua.so"), "modules": [
-            lua("lua_labels", "scripts/lua/bench_labels.lua"), lua("drf_lua", "scripts/lua/drf.lua")]},
+            lua("lua_labels", "scripts/lua/bench_labels.lua"), lua("drf_lua", "scripts/lua/drf.lua"),
+            lua_views("lua_views_labels", "scripts/lua/bench_labels.lua"),
+            lua_views("drf_lua_views", "scripts/lua/drf.lua")]},
         {"file": support::library("libmodhost_python.so"), "modules": [
             python("py_labels", "scripts/python/bench_labels.py"), python("drf_py", "scripts/python/drf.py")]},
     ]});
@@ -72,6 +78,7 @@ fn main() {
 
     let mut native: Box<dyn Hook> = script::create_hook(&manager, "native_labels").unwrap();
     let mut lua: Box<dyn Hook> = script::create_hook(&manager, "lua_labels").unwrap();
+    let mut lua_views: Box<dyn Hook> = script::create_hook(&manager, "lua_views_labels").unwrap();
     let mut python: Box<dyn Hook> = script::create_hook(&manager, "py_labels").unwrap();
     let message = task_message();
     let mut group = criterion.benchmark_group("hook_call");
@@ -79,6 +86,9 @@ fn main() {
         b.iter(|| native.master_launch_task_label_decorator(black_box(&message)).unwrap())
     });
     group.bench_function("lua", |b| b.iter(|| lua.master_launch_task_label_decorator(black_box(&message)).unwrap()));
+    group.bench_function("lua_views", |b| {
+        b.iter(|| lua_views.master_launch_task_label_decorator(black_box(&message)).unwrap())
+    });
     group.bench_function("python", |b| {
         b.iter(|| python.master_launch_task_label_decorator(black_box(&message)).unwrap())
     });
@@ -89,12 +99,15 @@ fn main() {
     support::populate(built_in.as_mut(), agents, frameworks);
     let mut drf_lua = script::create_allocator(&manager, "drf_lua").unwrap();
     support::populate(drf_lua.as_mut(), agents, frameworks);
+    let mut drf_lua_views = script::create_allocator(&manager, "drf_lua_views").unwrap();
+    support::populate(drf_lua_views.as_mut(), agents, frameworks);
     let mut drf_py = script::create_allocator(&manager, "drf_py").unwrap();
     support::populate(drf_py.as_mut(), agents, frameworks);
     let mut group = criterion.benchmark_group("allocate_10000x1000_scripts");
     group.sample_size(10);
     group.bench_function("built_in", |b| b.iter_custom(|n| support::rounds(built_in.as_mut(), n, agents)));
     group.bench_function("drf_lua", |b| b.iter_custom(|n| support::rounds(drf_lua.as_mut(), n, agents)));
+    group.bench_function("drf_lua_views", |b| b.iter_custom(|n| support::rounds(drf_lua_views.as_mut(), n, agents)));
     group.bench_function("drf_py", |b| b.iter_custom(|n| support::rounds(drf_py.as_mut(), n, agents)));
     group.finish();
     criterion.final_summary();
@@ -110,8 +123,10 @@ fn main() {
         }
     };
     show("hook_call", "native_module", "lua", 1e3, "us");
+    show("hook_call", "native_module", "lua_views", 1e3, "us");
     show("hook_call", "native_module", "python", 1e3, "us");
     show("allocate_10000x1000_scripts", "built_in", "drf_lua", 1e6, "ms");
+    show("allocate_10000x1000_scripts", "built_in", "drf_lua_views", 1e6, "ms");
     show("allocate_10000x1000_scripts", "built_in", "drf_py", 1e6, "ms");
     println!("  idle Lua Vm: Lua heap {heap:.0} KiB");
 }
