@@ -121,6 +121,21 @@ fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
     assert_eq!(call(&mut vm, "ok").unwrap(), "2");
 }
 
+/// Views are made under the memory limit, inside their metamethods: a script that makes more
+/// than the limit allows is stopped there, and the Vm goes on.
+#[test]
+fn views_past_the_memory_limit_stop_the_call_and_the_vm_goes_on() {
+    let code = "function hoard(r)\n  local kept = {}\n  for i = 1, #r.items do kept[i] = r.items[i] end\n  \
+                return #kept\nend\nfunction ok(r) return r.items[2].n end";
+    let (_manager, mut vm) = load_vm("hoard", code, &[("memory_limit", "2MiB"), ("messages", "views")]);
+    let items: Vec<_> = (0..40_000).map(|n| json!({ "n": n })).collect();
+    let message = modhost_abi::packed::to_vec(&json!({ "items": items })).unwrap();
+    let error = vm.call_packed("hoard", &message).unwrap_err().to_string();
+    assert!(error.contains("out of memory"), "{error}");
+    let answer = vm.call_packed("ok", &message).unwrap();
+    assert_eq!(modhost_abi::packed::from_slice::<i64>(&answer).unwrap(), 1);
+}
+
 #[test]
 fn errors_carry_file_line_and_traceback() {
     let (_manager, mut vm) = load_vm(
