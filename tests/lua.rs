@@ -417,6 +417,10 @@ function nested_write(r) r.task.labels[1].value = "changed"; return r end
 function deep(r) return r.a.b.c end
 function absent(r) return { r.nothing, r.task.nothing, r.list[4], r.list[0], r.list.x, r.task[1] } end
 function wrapped(r) return { t = r.task.resources, n = #r.words } end
+function fill_null(r) r.sparse[2] = 2 return r.sparse end
+function edit_tail(r) r.tail[1] = 0 return r.tail end
+function count_nulls(r) return { #r.sparse, #r.tail } end
+function append_after_null(r) local t = r.tail; t[#t + 1] = 4 return t end
 function pairs_after_edit(r)
   r.task.id = nil; r.task.added = true
   local out = {} for k in pairs(r.task) do out[#out + 1] = k end table.sort(out) return out
@@ -466,6 +470,17 @@ end
     ];
     for (function, expected) in cases {
         support::check_vm_answer(&mut vm, function, message, Ok(expected));
+    }
+    // Nulls in lists, which a table does not hold: a filled one and one at the end.
+    let nulls = r#"{"sparse": [1, null, 3], "tail": [1, 2, null]}"#;
+    let cases = [
+        ("fill_null", json!([1, 2, 3])),
+        ("edit_tail", json!([0, 2])),
+        ("count_nulls", json!([3, 2])),
+        ("append_after_null", json!([1, 2, 4])),
+    ];
+    for (function, expected) in cases {
+        support::check_vm_answer(&mut vm, function, nulls, Ok(expected));
     }
 }
 

@@ -202,7 +202,7 @@ impl<'a> View<'a> {
 
     /// Whether the message holds `null` for element `i` (absent, to a script).
     fn is_null(&self, i: usize) -> Result<bool, packed::Error> {
-        Ok(self.message.get(self.value_at(i)?) == Some(&0))
+        Ok(packed::read(self.message, self.value_at(i)?)? == Item::Null)
     }
 }
 
@@ -735,29 +735,45 @@ unsafe fn write_list(
             }
             ffi::lua_settop(state, -2);
         }
-        // The last element still there once the deletions at the end are taken off.
-        let mut kept = count;
-        while deleted > 0 && kept > 0 && {
-            let tail_deleted = ffi::lua_rawgeti(state, overlay, kept) != ffi::LUA_TNIL && is_deleted(state, -1);
+        // Element i of the message as the script now has it: Some(true) assigned, Some(false)
+        // deleted, None as the message has it. The overlay is looked in only if it touches
+        // the message's elements.
+        let touched = overlay != 0 && replaced + deleted > 0;
+        let assigned = |i: i64| -> Option<bool> {
+            if !touched {
+                return None;
+            }
+            let found = ffi::lua_rawgeti(state, overlay, i) != ffi::LUA_TNIL;
+            let deleted = is_deleted(state, -1);
             ffi::lua_settop(state, -2);
-            tail_deleted
-        } {
+            found.then_some(!deleted)
+        };
+        // The last element still there, once the deleted and null ones at the end are off.
+        let mut kept = count;
+        while kept > 0 {
+            let gone = match assigned(kept) {
+                Some(there) => !there,
+                None => parts.is_null(kept as usize - 1).map_err(text)?,
+            };
+            if !gone {
+                break;
+            }
             kept -= 1;
         }
-        let mut nulls = false;
-        for i in 0..kept as usize {
-            nulls |= parts.is_null(i).map_err(text)?;
+        let mut holes = false;
+        for i in 1..kept {
+            holes |= match assigned(i) {
+                Some(there) => !there,
+                None => parts.is_null(i as usize - 1).map_err(text)?,
+            };
         }
-        // Still a list: nothing deleted but at the end, nothing null, and the added keys
-        // follow on from the last element.
-        let list = deleted == count - kept
-            && !nulls
-            && (added_keys == 0 || (appended && lowest == kept + 1 && highest == kept + added_keys));
+        // Still a list: no hole below the last element, and the added keys follow on from it.
+        let list = !holes && (added_keys == 0 || (appended && lowest == kept + 1 && highest == kept + added_keys));
         if list {
             let open = out.open_list();
             for i in 1..=kept + added_keys {
-                let assigned = i > kept || replaced > 0;
-                element(state, parts, view, if assigned { overlay } else { 0 }, i, None, out, write)?;
+                let from_overlay = i > kept || touched;
+                element(state, parts, view, if from_overlay { overlay } else { 0 }, i, None, out, write)?;
             }
             return out.close(open, (kept + added_keys) as usize).map_err(text);
         }
