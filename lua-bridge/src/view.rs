@@ -61,6 +61,30 @@ struct Header {
     children: usize,
 }
 
+/// Why a view could not be read.
+enum Fault {
+    /// The message is malformed where the view reads it.
+    Malformed(packed::Error),
+    /// An element past the view's count was asked for (a bug of this module, reported rather
+    /// than read out of bounds).
+    OutOfRange { element: usize, count: usize },
+}
+
+impl From<packed::Error> for Fault {
+    fn from(error: packed::Error) -> Self {
+        Fault::Malformed(error)
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Malformed(error) => write!(f, "the message is malformed: {error}"),
+            Fault::OutOfRange { element, count } => write!(f, "element {element} of a view of {count} was asked for"),
+        }
+    }
+}
+
 /// A view read from its userdata, with the message it reads from.
 struct View<'a> {
     header: *mut Header,
@@ -114,8 +138,11 @@ impl<'a> View<'a> {
     }
 
     /// Finds the offsets of elements up to `i` (below the count).
-    fn find_up_to(&self, i: usize) -> Result<(), packed::Error> {
-        let Header { object, first, known, .. } = *self.header();
+    fn find_up_to(&self, i: usize) -> Result<(), Fault> {
+        let Header { object, first, known, count, .. } = *self.header();
+        if i >= count {
+            return Err(Fault::OutOfRange { element: i, count });
+        }
         for n in known..=i {
             // SAFETY: n < count, within the room `push_view` made; offsets below `n` are set.
             unsafe {
@@ -132,21 +159,21 @@ impl<'a> View<'a> {
     }
 
     /// Where element `i`'s value starts.
-    fn value_at(&self, i: usize) -> Result<usize, packed::Error> {
+    fn value_at(&self, i: usize) -> Result<usize, Fault> {
         self.find_up_to(i)?;
         // SAFETY: found just above.
         Ok(unsafe { *self.values.add(i) })
     }
 
     /// Entry `i`'s key.
-    fn key(&self, i: usize) -> Result<&'a [u8], packed::Error> {
+    fn key(&self, i: usize) -> Result<&'a [u8], Fault> {
         self.find_up_to(i)?;
         // SAFETY: found just above.
         Ok(packed::read_key(self.message, unsafe { *self.keys.add(i) })?.0)
     }
 
     /// The bytes of element `i`'s value, as packed.
-    fn value_bytes(&self, i: usize) -> Result<&'a [u8], packed::Error> {
+    fn value_bytes(&self, i: usize) -> Result<&'a [u8], Fault> {
         let start = self.value_at(i)?;
         let end = if i + 1 < self.header().known {
             // SAFETY: known, so set.
@@ -158,7 +185,7 @@ impl<'a> View<'a> {
     }
 
     /// The bytes of the whole list or object, as packed.
-    fn bytes(&self) -> Result<&'a [u8], packed::Error> {
+    fn bytes(&self) -> Result<&'a [u8], Fault> {
         let Header { start, first, count, end, .. } = *self.header();
         let end = match end {
             0 if count == 0 => first,
@@ -175,7 +202,7 @@ impl<'a> View<'a> {
     /// # Safety
     ///
     /// `index` must be a valid stack index.
-    unsafe fn find(&self, state: *mut ffi::lua_State, index: c_int) -> Result<Option<usize>, packed::Error> {
+    unsafe fn find(&self, state: *mut ffi::lua_State, index: c_int) -> Result<Option<usize>, Fault> {
         // SAFETY: reads the value at `index`; Lua keeps a string's bytes while it is on the stack.
         unsafe {
             match ffi::lua_type(state, index) {
@@ -201,7 +228,7 @@ impl<'a> View<'a> {
     }
 
     /// Whether the message holds `null` for element `i` (absent, to a script).
-    fn is_null(&self, i: usize) -> Result<bool, packed::Error> {
+    fn is_null(&self, i: usize) -> Result<bool, Fault> {
         Ok(packed::read(self.message, self.value_at(i)?)? == Item::Null)
     }
 }
@@ -218,7 +245,7 @@ pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8]) -> Result
     if unsafe { ffi::lua_checkstack(state, 6) } == 0 {
         return Err("the Lua stack is full".into());
     }
-    let item = packed::read(message, 0).map_err(|e| e.to_string())?;
+    let item = packed::read(message, 0).map_err(text)?;
     // SAFETY: forwarded from the caller; the new userdata is as long as `message`.
     unsafe {
         if !matches!(item, Item::List { .. } | Item::Object { .. }) {
@@ -314,17 +341,22 @@ unsafe fn push_view(state: *mut ffi::lua_State, buffer: c_int, item: Item<'_>, s
     }
 }
 
-/// Raises a Lua error for a malformed message, from a metamethod. The text is copied to the
+/// An error's text, for the answer's writer.
+fn text(error: impl std::fmt::Display) -> String {
+    error.to_string()
+}
+
+/// Raises a Lua error for a view that cannot be read, from a metamethod. The text is copied to the
 /// stack first: no value that needs dropping is alive when Lua jumps out.
 ///
 /// # Safety
 ///
 /// Called from a metamethod, with a free slot.
-unsafe fn raise(state: *mut ffi::lua_State, error: packed::Error) -> c_int {
+unsafe fn raise(state: *mut ffi::lua_State, error: Fault) -> c_int {
     let mut text = [0u8; 160];
     let written = {
         let mut cursor = &mut text[..];
-        let _ = std::io::Write::write_fmt(&mut cursor, format_args!("the message is malformed: {error}"));
+        let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{error}"));
         160 - cursor.len()
     };
     drop(error);
@@ -373,7 +405,7 @@ unsafe fn overlay(state: *mut ffi::lua_State, view: c_int, make: bool) -> bool {
 /// # Safety
 ///
 /// `view` must hold a view and `key` any value; 4 free slots.
-unsafe fn get(state: *mut ffi::lua_State, view: c_int, key: c_int) -> Result<(), packed::Error> {
+unsafe fn get(state: *mut ffi::lua_State, view: c_int, key: c_int) -> Result<(), Fault> {
     // SAFETY: forwarded from the caller; every branch leaves exactly the answer pushed.
     unsafe {
         if overlay(state, view, false) {
@@ -430,7 +462,7 @@ unsafe fn get(state: *mut ffi::lua_State, view: c_int, key: c_int) -> Result<(),
 /// # Safety
 ///
 /// `overlay` must be an index holding a table, or 0 for none; 1 free slot.
-unsafe fn present(state: *mut ffi::lua_State, parts: &View<'_>, overlay: c_int, n: i64) -> Result<bool, packed::Error> {
+unsafe fn present(state: *mut ffi::lua_State, parts: &View<'_>, overlay: c_int, n: i64) -> Result<bool, Fault> {
     // SAFETY: forwarded from the caller.
     unsafe {
         if overlay != 0 {
@@ -452,7 +484,7 @@ unsafe fn present(state: *mut ffi::lua_State, parts: &View<'_>, overlay: c_int, 
 /// # Safety
 ///
 /// `view` must be an absolute index holding a view; 3 free slots.
-unsafe fn border(state: *mut ffi::lua_State, view: c_int) -> Result<i64, packed::Error> {
+unsafe fn border(state: *mut ffi::lua_State, view: c_int) -> Result<i64, Fault> {
     // SAFETY: forwarded from the caller; the overlay pushed here is popped at the end.
     unsafe {
         let parts = View::at(state, view);
@@ -605,7 +637,7 @@ unsafe extern "C-unwind" fn next_pair(state: *mut ffi::lua_State) -> c_int {
 /// # Safety
 ///
 /// As for [`next_pair`].
-unsafe fn step(state: *mut ffi::lua_State) -> Result<c_int, packed::Error> {
+unsafe fn step(state: *mut ffi::lua_State) -> Result<c_int, Fault> {
     // SAFETY: the stack is cut back to the two arguments before each step; the view at 1
     // keeps what `parts` reads alive.
     unsafe {
@@ -677,7 +709,7 @@ pub unsafe fn write(
         }
         let parts = View::at(state, index);
         if !parts.modified() {
-            return parts.bytes().and_then(|whole| out.packed(whole)).map_err(|e| e.to_string());
+            return out.packed(parts.bytes().map_err(text)?).map_err(text);
         }
         let top = ffi::lua_gettop(state);
         let overlay = if overlay(state, index, false) { top + 1 } else { 0 };
@@ -705,7 +737,6 @@ unsafe fn write_list(
     out: &mut packed::Writer<'_>,
     write: &mut impl FnMut(c_int, &mut packed::Writer<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
-    let text = |e: packed::Error| e.to_string();
     let count = parts.count() as i64;
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -811,7 +842,7 @@ unsafe fn element(
     write: &mut impl FnMut(c_int, &mut packed::Writer<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
     if let Some(key) = key {
-        out.key(key).map_err(|e| e.to_string())?;
+        out.key(key).map_err(text)?;
     }
     // SAFETY: forwarded from the caller; the pushed value is popped before returning.
     unsafe {
@@ -841,7 +872,6 @@ unsafe fn unchanged(
     out: &mut packed::Writer<'_>,
     write: &mut impl FnMut(c_int, &mut packed::Writer<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
-    let text = |e: packed::Error| e.to_string();
     let at = parts.value_at(i).map_err(text)?;
     if parts.header().children > 0
         && matches!(packed::read(parts.message, at).map_err(text)?, Item::List { .. } | Item::Object { .. })
@@ -860,7 +890,7 @@ unsafe fn unchanged(
             ffi::lua_settop(state, top);
         }
     }
-    parts.value_bytes(i).and_then(|bytes| out.packed(bytes)).map_err(text)
+    out.packed(parts.value_bytes(i).map_err(text)?).map_err(text)
 }
 
 /// An object view of a message that was written into: its entries, as the overlay has them,
@@ -878,7 +908,6 @@ unsafe fn write_object(
     out: &mut packed::Writer<'_>,
     write: &mut impl FnMut(c_int, &mut packed::Writer<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
-    let text = |e: packed::Error| e.to_string();
     let open = out.open_object();
     let mut written = 0;
     for i in 0..parts.count() {
@@ -952,11 +981,11 @@ unsafe fn added(
                     let ptr = ffi::lua_tolstring(state, -2, &mut len);
                     std::str::from_utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len))
                         .map_err(|_| "a table key is not UTF-8".to_owned())
-                        .and_then(|key| out.key(key).map_err(|e| e.to_string()))
+                        .and_then(|key| out.key(key).map_err(text))
                 }
                 ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
                     let n = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
-                    out.key(&n.to_string()).map_err(|e| e.to_string())
+                    out.key(&n.to_string()).map_err(text)
                 }
                 _ => Err("a table key is neither a string nor an integer".into()),
             };
