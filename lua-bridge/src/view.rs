@@ -19,9 +19,11 @@
 //! `userdata`; `next` and the `raw*` functions see nothing. An answer that is (or holds) a
 //! view is written by copying the parts the script left alone straight from the message.
 //!
-//! Errors: the metamethods raise no error of their own; an allocation may fail under the
-//! memory limit, and Lua then jumps out of them. So no value that needs dropping is alive
-//! across a Lua API call in this module.
+//! Errors: a metamethod raises one for a part of the message that is malformed (found when
+//! the script reads it) and for a call on something that is not a view; an allocation may
+//! also fail under the memory limit. Either way Lua jumps out of the metamethod, so no value
+//! that needs dropping is alive across a Lua API call in this module, and an error's text is
+//! copied to the stack before it is raised.
 
 use std::ffi::{CStr, c_int, c_void};
 
