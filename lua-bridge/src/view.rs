@@ -410,23 +410,55 @@ unsafe fn overlay(state: *mut ffi::lua_State, view: c_int, make: bool) -> bool {
 unsafe fn get(state: *mut ffi::lua_State, view: c_int, key: c_int) -> Result<(), Fault> {
     // SAFETY: forwarded from the caller; every branch leaves exactly the answer pushed.
     unsafe {
-        if overlay(state, view, false) {
-            ffi::lua_pushvalue(state, key);
-            if ffi::lua_rawget(state, -2) != ffi::LUA_TNIL {
-                if is_deleted(state, -1) {
-                    ffi::lua_pushnil(state);
-                    ffi::lua_replace(state, -2);
-                }
-                ffi::lua_remove(state, -2);
-                return Ok(());
-            }
-            ffi::lua_settop(state, -3);
+        if assigned(state, view, key) {
+            return Ok(());
         }
         let parts = View::at(state, view);
-        let Some(i) = parts.find(state, key)? else {
+        match parts.find(state, key)? {
+            Some(i) => push_element(state, view, &parts, i),
+            None => {
+                ffi::lua_pushnil(state);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Pushes what the script assigned to `view[key]` (`nil` if it deleted the key) and returns
+/// true, or pushes nothing and returns false if it assigned nothing there.
+///
+/// # Safety
+///
+/// `view` must be an absolute index holding a view, `key` an absolute index; 2 free slots.
+unsafe fn assigned(state: *mut ffi::lua_State, view: c_int, key: c_int) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if !overlay(state, view, false) {
+            return false;
+        }
+        ffi::lua_pushvalue(state, key);
+        if ffi::lua_rawget(state, -2) == ffi::LUA_TNIL {
+            ffi::lua_settop(state, -3);
+            return false;
+        }
+        if is_deleted(state, -1) {
             ffi::lua_pushnil(state);
-            return Ok(());
-        };
+            ffi::lua_replace(state, -2);
+        }
+        ffi::lua_remove(state, -2);
+        true
+    }
+}
+
+/// Pushes element `i` of the view at `view` as the message has it: a scalar, or the view made
+/// of a nested list or object (made once, then found in the message's cache).
+///
+/// # Safety
+///
+/// `view` must be an absolute index holding the view `parts` reads; 4 free slots.
+unsafe fn push_element(state: *mut ffi::lua_State, view: c_int, parts: &View<'_>, i: usize) -> Result<(), Fault> {
+    // SAFETY: forwarded from the caller; every branch leaves exactly the element pushed.
+    unsafe {
         let at = parts.value_at(i)?;
         let item = packed::read(parts.message, at)?;
         if !matches!(item, Item::List { .. } | Item::Object { .. }) {
@@ -656,7 +688,9 @@ unsafe fn step(state: *mut ffi::lua_State) -> Result<c_int, Fault> {
             i += 1;
             ffi::lua_pushinteger(state, i as i64);
             ffi::lua_replace(state, ffi::lua_upvalueindex(1));
-            get(state, 1, 3)?;
+            if !assigned(state, 1, 3) {
+                push_element(state, 1, &parts, i - 1)?;
+            }
             if ffi::lua_type(state, 4) != ffi::LUA_TNIL {
                 return Ok(2);
             }
