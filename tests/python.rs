@@ -252,3 +252,15 @@ fn random_messages_come_back_unchanged() {
     let (_manager, mut vm) = load_vm("echo", "def echo(r):\n    return r\n", &[]);
     support::check_random_echoes(&mut vm, "echo", 0xB5297A4D, false);
 }
+
+/// Corrupted messages (random bytes changed, or cut short): every call either answers or
+/// fails with an error, and the Vm goes on.
+#[test]
+fn corrupted_messages_fail_cleanly() {
+    let code =
+        "def echo(r):\n    return r\n\ndef size(r):\n    return len(r) if isinstance(r, (list, dict, str)) else 0\n";
+    let (_manager, mut vm) = load_vm("corrupted", code, &[]);
+    let (answered, failed) = support::check_corrupted_messages(&mut vm, &["echo", "size"], 0x165667B1);
+    assert!(answered > 250 && failed > 250, "{answered} answered, {failed} failed");
+    assert_eq!(call(&mut vm, "size", "[1, 2]").unwrap(), "2");
+}

@@ -270,6 +270,36 @@ pub fn check_random_echoes(vm: &mut modhost::kinds::VmHandle, function: &str, se
     }
 }
 
+/// Sends 1,000 corrupted packed messages (random ones with bytes changed, or cut short;
+/// seeded by `seed`) to each of the Vm's `functions`, and checks that every call answers or
+/// fails with `CallError::Failed`, never anything else (and that the process lives on).
+/// Returns how many answered and how many failed, so that a test can check the corruptions
+/// reached the script and were not all refused at the door.
+pub fn check_corrupted_messages(vm: &mut modhost::kinds::VmHandle, functions: &[&str], seed: u64) -> (usize, usize) {
+    use modhost_abi::{CallError, Vm};
+    let mut rng = Rng(seed);
+    let (mut answered, mut failed) = (0, 0);
+    for _ in 0..1000 {
+        let mut message = modhost_abi::packed::to_vec(&rng.value(0, false)).unwrap();
+        if rng.below(4) == 0 {
+            message.truncate(rng.below(message.len() as u64 + 1) as usize);
+        } else {
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(message.len() as u64) as usize;
+                message[at] = rng.next() as u8;
+            }
+        }
+        for function in functions {
+            match vm.call_packed(function, &message) {
+                Ok(_) => answered += 1,
+                Err(CallError::Failed { .. }) => failed += 1,
+                Err(other) => panic!("{function}: {other:?}"),
+            }
+        }
+    }
+    (answered, failed)
+}
+
 /// A small xorshift generator, so that the property tests need no dependency and are the
 /// same on every run.
 pub struct Rng(pub u64);
