@@ -509,27 +509,33 @@ function later(r) return kept.name end
     assert_eq!(call(&mut vm, "later", json!({"task": {"name": "other"}})).unwrap(), "kept");
 }
 
-/// Random messages through views: given back as they are, copied into tables with `pairs`,
-/// and with every key assigned its own value again.
-#[test]
-fn random_messages_come_back_through_views() {
-    let code = r#"
-function echo(r) return r end
+/// Lua functions that walk a message, tables or views alike: `copy` makes it into new
+/// tables with `pairs`; `touch` writes into every list and object of it (a mark set and
+/// removed, then every key assigned its own value again).
+const WALKERS: &str = r#"
 function copy(v)
-  if type(v) ~= "userdata" then return v end
+  if type(v) ~= "userdata" and type(v) ~= "table" then return v end
   local t = {}
   for k, x in pairs(v) do t[k] = copy(x) end
   return t
 end
 function touch(v)
-  if type(v) ~= "userdata" then return v end
+  if type(v) ~= "userdata" and type(v) ~= "table" then return v end
+  v.__mark = true
+  v.__mark = nil
   local keys = {}
   for k in pairs(v) do keys[#keys + 1] = k end
   for _, k in ipairs(keys) do v[k] = touch(v[k]) end
   return v
 end
 "#;
-    let (_manager, mut vm) = load_vm("views_random", code, &[("messages", "views")]);
+
+/// Random messages through views: given back as they are, copied into tables with `pairs`,
+/// and written into at every level ([`WALKERS`]).
+#[test]
+fn random_messages_come_back_through_views() {
+    let code = format!("function echo(r) return r end\n{WALKERS}");
+    let (_manager, mut vm) = load_vm("views_random", &code, &[("messages", "views")]);
     for (function, seed) in [("echo", 0x2545F491), ("copy", 0x9E3779B9), ("touch", 0x85EBCA6B)] {
         support::check_random_echoes(&mut vm, function, seed, true);
     }
@@ -550,24 +556,7 @@ fn views_answer_as_tables_do_for_random_messages() {
             _ => {}
         }
     }
-    let code = r#"
-function copy(v)
-  if type(v) ~= "userdata" and type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return t
-end
-function touch(v)
-  if type(v) ~= "userdata" and type(v) ~= "table" then return v end
-  v.__mark = true
-  v.__mark = nil
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  for _, k in ipairs(keys) do v[k] = touch(v[k]) end
-  return v
-end
-"#;
-    let (_manager, mut vm) = load_vm("views_differential", code, &[("messages", "views")]);
+    let (_manager, mut vm) = load_vm("views_differential", WALKERS, &[("messages", "views")]);
     let mut rng = support::Rng(0xC2B2AE35);
     for _ in 0..300 {
         let message = rng.value(0, false);
@@ -588,20 +577,15 @@ end
 /// bounds (the views' reads are checked, and a count larger than the message is cut to it).
 #[test]
 fn corrupted_messages_fail_cleanly_as_tables_and_as_views() {
-    let code = r#"
-function copy(v)
-  if type(v) ~= "userdata" and type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return t
-end
+    let code = WALKERS.to_owned()
+        + r#"
 function length(v) if type(v) == "userdata" or type(v) == "table" then return #v end return 0 end
 function echo(v) return v end
 function edit(v) if type(v) == "userdata" or type(v) == "table" then v[1] = true; v.k = 1 end return v end
 function ok() return 1 end
 "#;
     for (name, extra) in [("tables_corrupted", &[][..]), ("views_corrupted", &[("messages", "views")][..])] {
-        let (_manager, mut vm) = load_vm(name, code, extra);
+        let (_manager, mut vm) = load_vm(name, &code, extra);
         let (answered, failed) =
             support::check_corrupted_messages(&mut vm, &["copy", "length", "echo", "edit"], 0x27D4EB2F);
         // Both outcomes happened: with views, the corruptions reached the script and were not
