@@ -9,7 +9,8 @@
  * name (as in Mesos). Memory rules:
  *   - what the host passes in (modhost_bytes, modhost_parameter) is borrowed for the call;
  *   - what a module returns (results, error texts) goes in a modhost_buffer carrying the
- *     module's own release function, which the host calls exactly once;
+ *     module's own release function, which the host calls exactly once, possibly later
+ *     and from another thread (it keeps a round's offers without copying them);
  *   - an instance is released by the destroy entry at the start of its vtable.
  * No function may let a C++ exception or a longjmp cross the boundary.
  */

@@ -40,7 +40,9 @@ impl Bytes {
 /// A module returns results and error texts in a `Buffer` whose `release` is a function of the
 /// module itself, so the memory goes back to the allocator that produced it. The receiver
 /// copies what it needs and releases the buffer exactly once; [`Buffer::into_vec`] does both.
-/// An empty buffer has a null `ptr` and no `release`.
+/// A receiver may also keep the bytes and release them later, from another thread (the host
+/// keeps a round's offers this way), so `release` must be callable from any thread. An empty
+/// buffer has a null `ptr` and no `release`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Buffer {
@@ -123,6 +125,48 @@ impl Buffer {
         String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
     }
 }
+
+/// A module's buffer the host keeps instead of copying: released through its owner's
+/// `release` when dropped. It exists for answers too large to copy cheaply (a round's offers).
+pub(crate) struct Kept(Buffer);
+
+impl Kept {
+    /// Keeps `buffer`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Buffer::into_vec`]; and `release` may be called from any thread (the
+    /// buffer contract: a module's `release` frees memory of its allocator, which any thread
+    /// may do).
+    pub(crate) unsafe fn new(buffer: Buffer) -> Self {
+        Kept(buffer)
+    }
+
+    /// The bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        if self.0.ptr.is_null() || self.0.len == 0 {
+            return &[];
+        }
+        // SAFETY: `new`'s caller guaranteed `ptr`/`len` describe initialised bytes, which stay
+        // unreleased until this value is dropped.
+        unsafe { std::slice::from_raw_parts(self.0.ptr, self.0.len) }
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if let (Some(release), false) = (self.0.release, self.0.ptr.is_null()) {
+            // SAFETY: `release` belongs to the buffer's owner and is called once, here, with
+            // the values the owner filled in.
+            unsafe { release(self.0.ptr, self.0.len, self.0.cap) };
+        }
+    }
+}
+
+// SAFETY: the bytes are only read, and `release` may be called from any thread (`new`).
+unsafe impl Send for Kept {}
+// SAFETY: as above; `&Kept` gives out only shared reads of the bytes.
+unsafe impl Sync for Kept {}
 
 /// Releases a buffer made by [`Buffer::from_vec`].
 ///

@@ -95,7 +95,7 @@ pub use kinds::hook::{
 pub use kinds::isolator::{
     ContainerRequest, ISOLATOR_METHODS, Isolate, Isolator, IsolatorGlue, IsolatorVtable, Prepare, Recover, Update,
 };
-pub use kinds::message::{MessageFn, MessageTransport, Remote};
+pub use kinds::message::{Answer, MessageFn, MessageTransport, Remote};
 pub use kinds::test_module::{TestModule, TestModuleGlue, TestModuleVtable};
 pub use kinds::vm::{VM_VTABLE_SIZE_V1_0, Vm, VmGlue, VmInfo, VmVtable, call_through_json};
 pub use kinds::{Construct, Defaults, KindGlue};

@@ -46,8 +46,8 @@ impl<'de> serde::de::Visitor<'de> for ResourcesVisitor {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Resources, A::Error> {
         let mut amounts = BTreeMap::new();
-        while let Some((name, amount)) = map.next_entry::<Arc<str>, f64>()? {
-            amounts.insert(name, amount);
+        while let Some(name) = map.next_key_seed(NameSeed)? {
+            amounts.insert(name, map.next_value::<f64>()?);
         }
         Ok(Resources(amounts))
     }
@@ -57,6 +57,51 @@ impl<'de> serde::de::Visitor<'de> for ResourcesVisitor {
             return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Seq, &self));
         }
         Ok(Resources::new())
+    }
+}
+
+/// Mesos's predefined scalar resources: the names nearly every resource set carries.
+const WELL_KNOWN_NAMES: [&str; 4] = ["cpus", "mem", "disk", "gpus"];
+
+/// A resource name as [`Resources`] keeps it: one of the well-known names is shared, so that
+/// reading or building a resource set does not allocate a string per name (a give-back
+/// message carries three of them, and a round at cluster scale reads ten thousand of those);
+/// any other name is allocated.
+pub(crate) fn resource_name(name: &str) -> Arc<str> {
+    static SHARED: std::sync::OnceLock<[Arc<str>; 4]> = std::sync::OnceLock::new();
+    let shared = SHARED.get_or_init(|| WELL_KNOWN_NAMES.map(Arc::from));
+    match shared.iter().find(|known| ***known == *name) {
+        Some(known) => Arc::clone(known),
+        None => Arc::from(name),
+    }
+}
+
+/// Reads a resource name through [`resource_name`].
+struct NameSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for NameSeed {
+    type Value = Arc<str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Arc<str>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for NameSeed {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a resource name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Arc<str>, E> {
+        Ok(resource_name(name))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, name: &[u8]) -> Result<Arc<str>, E> {
+        let name = std::str::from_utf8(name)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Bytes(name), &"a UTF-8 resource name"))?;
+        Ok(resource_name(name))
     }
 }
 
@@ -73,7 +118,7 @@ impl Resources {
 
     /// These resources with `amount` of `name` added.
     pub fn with(mut self, name: &str, amount: f64) -> Self {
-        *self.0.entry(name.into()).or_default() += amount;
+        *self.0.entry(resource_name(name)).or_default() += amount;
         self
     }
 
@@ -409,5 +454,22 @@ mod tests {
         check("[1]", Err("expected a map of resource names to amounts"));
         check(r#"{"cpus": "lots"}"#, Err("expected f64"));
         check("3", Err("expected a map of resource names to amounts"));
+    }
+
+    #[test]
+    fn well_known_resource_names_are_shared_not_allocated() {
+        let built = Resources::new().with("cpus", 1.0).with("ports", 2.0);
+        let packed = crate::packed::to_vec(&built).unwrap();
+        for read in [
+            crate::packed::from_slice::<Resources>(&packed).unwrap(),
+            serde_json::from_str(r#"{"cpus": 1, "ports": 2}"#).unwrap(),
+        ] {
+            assert_eq!(read, built);
+            let name = |resources: &Resources, wanted: &str| {
+                resources.0.keys().find(|name| &***name == wanted).cloned().expect("the name is there")
+            };
+            assert!(std::sync::Arc::ptr_eq(&name(&read, "cpus"), &name(&built, "cpus")), "cpus is shared");
+            assert!(!std::sync::Arc::ptr_eq(&name(&read, "ports"), &name(&built, "ports")), "ports is its own");
+        }
     }
 }

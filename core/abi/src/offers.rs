@@ -20,6 +20,7 @@
 
 use std::fmt;
 
+use crate::buffer::Kept;
 use crate::messages::{Offer, Resources};
 
 const MAGIC: &[u8; 4] = b"MHOF";
@@ -43,12 +44,46 @@ const TYPICAL_OFFER: usize = 96;
 /// assert_eq!((first.framework_id, first.agent_id), ("web", "agent-1"));
 /// assert_eq!(first.to_resources(), Resources::new().with("cpus", 2.0).with("mem", 1024.0));
 /// ```
-#[derive(Clone)]
 pub struct Offers {
     /// Always a whole packed list that reads without error: checked by
     /// [`Offers::from_packed`] or written by [`Offers::push`], never anything else.
-    bytes: Vec<u8>,
+    bytes: Storage,
     len: usize,
+}
+
+/// Where the packed bytes live.
+enum Storage {
+    /// Written here, or copied in.
+    Owned(Vec<u8>),
+    /// A module's answer, kept where the module wrote it rather than copied (at 10,000
+    /// offers a copy into fresh memory was 3 % of a round) and released when dropped.
+    Module(Kept),
+}
+
+impl Storage {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Storage::Owned(bytes) => bytes,
+            Storage::Module(kept) => kept.as_slice(),
+        }
+    }
+
+    /// The bytes as a vector this crate can append to, copying a module's.
+    fn to_mut(&mut self) -> &mut Vec<u8> {
+        if let Storage::Module(kept) = self {
+            *self = Storage::Owned(kept.as_slice().to_vec());
+        }
+        match self {
+            Storage::Owned(bytes) => bytes,
+            Storage::Module(_) => unreachable!("made owned just above"),
+        }
+    }
+}
+
+impl Clone for Offers {
+    fn clone(&self) -> Self {
+        Self { bytes: Storage::Owned(self.bytes.as_slice().to_vec()), len: self.len }
+    }
 }
 
 impl Offers {
@@ -62,7 +97,7 @@ impl Offers {
         let mut bytes = Vec::with_capacity(HEADER + offers * TYPICAL_OFFER);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&0u32.to_le_bytes());
-        Self { bytes, len: 0 }
+        Self { bytes: Storage::Owned(bytes), len: 0 }
     }
 
     /// Appends an offer of `resources` on `agent_id` to `framework_id`.
@@ -72,19 +107,20 @@ impl Offers {
         agent_id: &str,
         resources: impl IntoIterator<Item = (&'n str, f64)>,
     ) {
-        put_str(&mut self.bytes, framework_id);
-        put_str(&mut self.bytes, agent_id);
-        let count_at = self.bytes.len();
-        self.bytes.extend_from_slice(&0u32.to_le_bytes());
+        let bytes = self.bytes.to_mut();
+        put_str(bytes, framework_id);
+        put_str(bytes, agent_id);
+        let count_at = bytes.len();
+        bytes.extend_from_slice(&0u32.to_le_bytes());
         let mut count = 0u32;
         for (name, amount) in resources {
-            put_str(&mut self.bytes, name);
-            self.bytes.extend_from_slice(&amount.to_le_bytes());
+            put_str(bytes, name);
+            bytes.extend_from_slice(&amount.to_le_bytes());
             count += 1;
         }
-        self.bytes[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
+        bytes[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
         self.len += 1;
-        self.bytes[4..HEADER].copy_from_slice(&(self.len as u32).to_le_bytes());
+        bytes[4..HEADER].copy_from_slice(&(self.len as u32).to_le_bytes());
     }
 
     /// Appends a copy of `offer`.
@@ -104,7 +140,7 @@ impl Offers {
 
     /// The offers, in order, borrowed.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { cursor: Cursor { bytes: &self.bytes, at: HEADER }, left: self.len }
+        Iter { cursor: Cursor { bytes: self.bytes.as_slice(), at: HEADER }, left: self.len }
     }
 
     /// Owned copies of the offers.
@@ -114,44 +150,61 @@ impl Offers {
 
     /// The packed bytes, as they cross the boundary.
     pub fn packed(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.as_slice()
     }
 
     /// The packed bytes, given up.
     pub fn into_packed(self) -> Vec<u8> {
-        self.bytes
+        match self.bytes {
+            Storage::Owned(bytes) => bytes,
+            Storage::Module(kept) => kept.as_slice().to_vec(),
+        }
     }
 
     /// Takes packed bytes from elsewhere (a module), checking every length, every text and
     /// every amount once so that reading them later cannot fail.
     pub fn from_packed(bytes: Vec<u8>) -> Result<Self, String> {
-        let mut cursor = Cursor { bytes: &bytes, at: 0 };
-        if cursor.take(4).map_err(Fault::message)? != MAGIC {
-            return Err("not packed offers (the first bytes are not \"MHOF\")".into());
-        }
-        let len = cursor.u32().map_err(Fault::message)? as usize;
-        if len > bytes.len() / SMALLEST_OFFER {
-            return Err(format!("packed offers claim {len} offers in {} bytes", bytes.len()));
-        }
-        for _ in 0..len {
-            let framework_at = cursor.at;
+        let len = check(&bytes)?;
+        Ok(Self { bytes: Storage::Owned(bytes), len })
+    }
+
+    /// Keeps a module's answer where it lies, checked as [`Offers::from_packed`] checks; the
+    /// buffer is released when the offers are dropped (or at once, if they do not check).
+    pub(crate) fn from_kept(kept: Kept) -> Result<Self, String> {
+        let len = check(kept.as_slice())?;
+        Ok(Self { bytes: Storage::Module(kept), len })
+    }
+}
+
+/// Checks packed offers: every length, every text and every amount, so that reading them
+/// later cannot fail. Returns how many offers there are.
+fn check(bytes: &[u8]) -> Result<usize, String> {
+    let mut cursor = Cursor { bytes, at: 0 };
+    if cursor.take(4).map_err(Fault::message)? != MAGIC {
+        return Err("not packed offers (the first bytes are not \"MHOF\")".into());
+    }
+    let len = cursor.u32().map_err(Fault::message)? as usize;
+    if len > bytes.len() / SMALLEST_OFFER {
+        return Err(format!("packed offers claim {len} offers in {} bytes", bytes.len()));
+    }
+    for _ in 0..len {
+        let framework_at = cursor.at;
+        cursor.skip_str().map_err(Fault::message)?;
+        cursor.skip_str().map_err(Fault::message)?;
+        for _ in 0..cursor.u32().map_err(Fault::message)? {
+            let name_at = cursor.at;
             cursor.skip_str().map_err(Fault::message)?;
-            cursor.skip_str().map_err(Fault::message)?;
-            for _ in 0..cursor.u32().map_err(Fault::message)? {
-                let name_at = cursor.at;
-                cursor.skip_str().map_err(Fault::message)?;
-                if !cursor.f64().map_err(Fault::message)?.is_finite() {
-                    let text = |at| Cursor { bytes: &bytes, at }.str().unwrap_or_default();
-                    let (name, framework) = (text(name_at), text(framework_at));
-                    return Err(format!("packed offers: {name} of the offer to '{framework}' is not a number"));
-                }
+            if !cursor.f64().map_err(Fault::message)?.is_finite() {
+                let text = |at| Cursor { bytes, at }.str().unwrap_or_default();
+                let (name, framework) = (text(name_at), text(framework_at));
+                return Err(format!("packed offers: {name} of the offer to '{framework}' is not a number"));
             }
         }
-        if cursor.at != bytes.len() {
-            return Err(format!("packed offers: {} bytes left over after {len} offers", bytes.len() - cursor.at));
-        }
-        Ok(Self { bytes, len })
     }
+    if cursor.at != bytes.len() {
+        return Err(format!("packed offers: {} bytes left over after {len} offers", bytes.len() - cursor.at));
+    }
+    Ok(len)
 }
 
 impl Default for Offers {
@@ -218,7 +271,7 @@ impl<'a> OfferRef<'a> {
     pub fn to_resources(&self) -> Resources {
         let mut resources = Resources::new();
         for (name, amount) in self.resources() {
-            resources.0.insert(name.into(), amount);
+            resources.0.insert(crate::messages::resource_name(name), amount);
         }
         resources
     }
@@ -432,8 +485,52 @@ mod tests {
             (bad_text, "not UTF-8"),
         ];
         for (input, fragment) in cases {
-            let error = Offers::from_packed(input).unwrap_err();
+            let error = Offers::from_packed(input.clone()).unwrap_err();
             assert!(error.contains(fragment), "{error}");
+            // A module's buffer is refused the same way, and released at once.
+            let (kept, released) = kept_buffer(input);
+            assert_eq!(Offers::from_kept(kept).unwrap_err(), error);
+            assert_eq!(released.load(std::sync::atomic::Ordering::SeqCst), 1);
         }
+    }
+
+    /// A module's buffer holding `bytes`, kept, and the count of its releases.
+    fn kept_buffer(bytes: Vec<u8>) -> (Kept, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        // The release function has no context: it finds its counter by the buffer's address.
+        static COUNTERS: Mutex<Vec<(usize, Arc<AtomicUsize>)>> = Mutex::new(Vec::new());
+        unsafe extern "C" fn release(ptr: *mut u8, len: usize, cap: usize) {
+            let counters = COUNTERS.lock().unwrap();
+            let (_, count) = counters.iter().find(|(at, _)| *at == ptr as usize).expect("a buffer of the test");
+            count.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: the parts of the vector `kept_buffer` leaked, released once (counted).
+            drop(unsafe { Vec::from_raw_parts(ptr, len, cap) });
+        }
+        let mut bytes = std::mem::ManuallyDrop::new(bytes);
+        let count = Arc::new(AtomicUsize::new(0));
+        COUNTERS.lock().unwrap().push((bytes.as_mut_ptr() as usize, Arc::clone(&count)));
+        let buffer =
+            crate::Buffer { ptr: bytes.as_mut_ptr(), len: bytes.len(), cap: bytes.capacity(), release: Some(release) };
+        // SAFETY: a leaked vector, released by its own `release`, which any thread may call.
+        (unsafe { Kept::new(buffer) }, count)
+    }
+
+    #[test]
+    fn a_module_s_offers_are_kept_where_they_lie_and_released_once_when_dropped() {
+        use std::sync::atomic::Ordering;
+        let (kept, released) = kept_buffer(Offers::from(offers()).into_packed());
+        let at = kept.as_slice().as_ptr();
+        let kept = Offers::from_kept(kept).unwrap();
+        assert_eq!(kept.packed().as_ptr(), at, "not copied");
+        assert_eq!(kept.to_vec(), offers());
+        // A clone and an appended offer are this crate's own bytes; the module's stay kept.
+        let mut grown = kept.clone();
+        grown.push("f9", "a9", [("cpus", 1.0)]);
+        assert_eq!(grown.len(), 4);
+        assert_eq!(grown.iter().nth(3).unwrap().agent_id, "a9");
+        assert_eq!(released.load(Ordering::SeqCst), 0);
+        assert_eq!(kept.into_packed(), Offers::from(offers()).into_packed());
+        assert_eq!(released.load(Ordering::SeqCst), 1);
     }
 }

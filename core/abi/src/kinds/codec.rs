@@ -7,6 +7,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::message::Answer;
 use crate::messages::Offers;
 use crate::packed;
 
@@ -20,6 +21,11 @@ pub trait Codec<T> {
     fn decode(bytes: &[u8]) -> Result<T, String>;
     /// Decodes the answer of a module that speaks JSON (no `FLAG_PACKED_MESSAGES`).
     fn decode_json(bytes: &[u8]) -> Result<T, String>;
+    /// Decodes an answer as a transport hands it over (JSON if `json`): by default read where
+    /// it lies, the module's buffer then released.
+    fn decode_answer(answer: Answer<'_>, json: bool) -> Result<T, String> {
+        if json { Self::decode_json(answer.bytes()) } else { Self::decode(answer.bytes()) }
+    }
 }
 
 /// Packed values, or JSON for modules that speak JSON: the default for every request and
@@ -55,5 +61,13 @@ impl Codec<Offers> for PackedOffers {
 
     fn decode_json(bytes: &[u8]) -> Result<Offers, String> {
         Self::decode(bytes)
+    }
+
+    /// A module's buffer is kept as the offers' storage, not copied.
+    fn decode_answer(answer: Answer<'_>, _json: bool) -> Result<Offers, String> {
+        match answer.into_kept() {
+            Ok(kept) => Offers::from_kept(kept),
+            Err(lent) => Self::decode(lent.bytes()),
+        }
     }
 }

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec::Codec;
 use super::write_out;
+use crate::buffer::Kept;
 use crate::guard::guard;
 use crate::{Buffer, Bytes, CallError, Status};
 
@@ -162,14 +163,15 @@ pub(crate) use codec_of;
 /// into an implementation of the kind's trait, so every caller sees the same trait.
 pub trait MessageTransport<V>: Send {
     /// Calls `method` with an encoded `request` and hands the encoded response to `response`
-    /// (which decodes it) while the bytes are still borrowed from the far side. `entry` picks the
-    /// method's function out of a vtable, for transports that have one.
+    /// (which decodes it), lent while the far side still holds it or handed over in the
+    /// module's own buffer. `entry` picks the method's function out of a vtable, for
+    /// transports that have one.
     fn call(
         &mut self,
         method: &'static str,
         entry: fn(&V) -> MessageFn,
         request: &[u8],
-        response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
+        response: &mut dyn FnMut(Answer<'_>) -> Result<(), CallError>,
     ) -> Result<(), CallError>;
 
     /// Whether the far side implements `method`. When it does not, [`Remote`] answers with
@@ -189,6 +191,51 @@ pub trait MessageTransport<V>: Send {
     /// [packed values](crate::packed).
     fn json_messages(&self) -> bool {
         false
+    }
+}
+
+/// An encoded answer as a transport hands it to be decoded: bytes lent for the decoding, or
+/// a module's buffer handed over, which the decoder may keep instead of copying (a round's
+/// offers) or release.
+pub struct Answer<'a>(AnswerBytes<'a>);
+
+enum AnswerBytes<'a> {
+    Lent(&'a [u8]),
+    Handed(Kept),
+}
+
+impl<'a> Answer<'a> {
+    /// Bytes lent for the decoding.
+    pub fn lent(bytes: &'a [u8]) -> Self {
+        Answer(AnswerBytes::Lent(bytes))
+    }
+
+    /// A module's answer buffer, handed over: released when the answer (or what was decoded
+    /// from it and kept it) is dropped.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Buffer::into_vec`]; and the buffer's `release` may be called from any thread,
+    /// as the buffer contract requires.
+    pub unsafe fn handed(buffer: Buffer) -> Self {
+        // SAFETY: forwarded from the caller.
+        Answer(AnswerBytes::Handed(unsafe { Kept::new(buffer) }))
+    }
+
+    /// The encoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            AnswerBytes::Lent(bytes) => bytes,
+            AnswerBytes::Handed(kept) => kept.as_slice(),
+        }
+    }
+
+    /// The module's buffer, if the answer was handed over in one.
+    pub(crate) fn into_kept(self) -> Result<Kept, Self> {
+        match self.0 {
+            AnswerBytes::Handed(kept) => Ok(kept),
+            lent => Err(Answer(lent)),
+        }
     }
 }
 
@@ -218,8 +265,7 @@ where
     .map_err(|e| CallError::Malformed { message: format!("cannot encode the request of {method}: {e}") })?;
     let mut decoded = None;
     transport.call(method, entry, &bytes, &mut |answer| {
-        let answer = if json { C::decode_json(answer) } else { C::decode(answer) };
-        decoded = Some(answer.map_err(|e| CallError::Malformed {
+        decoded = Some(C::decode_answer(answer, json).map_err(|e| CallError::Malformed {
             message: format!("the answer of {method} is not what it should be: {e}"),
         })?);
         Ok(())

@@ -1,7 +1,8 @@
 //! The host's transport into a module's message vtable (Allocator, Hook, Isolator).
 
 use modhost_abi::{
-    AllocatorVtable, Buffer, Bytes, CallError, HookVtable, IsolatorVtable, Kind, MessageFn, MessageTransport, Remote,
+    AllocatorVtable, Answer, Buffer, Bytes, CallError, HookVtable, IsolatorVtable, Kind, MessageFn, MessageTransport,
+    Remote,
 };
 
 use super::{KindHandle, RawInstance, outcome};
@@ -18,7 +19,7 @@ impl<V: Sync + 'static> MessageTransport<V> for VtableTransport<V> {
         _method: &'static str,
         entry: fn(&V) -> MessageFn,
         request: &[u8],
-        response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
+        response: &mut dyn FnMut(Answer<'_>) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
         let function = entry(self.vtable);
         let mut output = Buffer::empty();
@@ -28,9 +29,10 @@ impl<V: Sync + 'static> MessageTransport<V> for VtableTransport<V> {
         let status = unsafe { function(self.raw.this, Bytes::new(request), &mut output, &mut error) };
         // SAFETY: the module filled `error` by the buffer contract (or left it empty).
         let result = unsafe { outcome(status, error) };
-        // SAFETY: the module filled `output` by the buffer contract (or left it empty); it is
-        // released even when the call failed.
-        unsafe { output.read_and_release(|bytes| result.and_then(|()| response(bytes))) }
+        // SAFETY: the module filled `output` by the buffer contract (or left it empty), whose
+        // `release` any thread may call; it is released even when the call failed (dropped).
+        let answer = unsafe { Answer::handed(output) };
+        result.and_then(|()| response(answer))
     }
 
     fn json_messages(&self) -> bool {

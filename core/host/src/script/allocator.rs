@@ -9,7 +9,7 @@ use modhost_abi::messages::{
 };
 use modhost_abi::packed;
 use modhost_abi::{
-    AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorVtable, CallError, Empty,
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorVtable, Answer, CallError, Empty,
     FrameworkRequest, MessageFn, MessageTransport, OffersMade, RecoverResources, Remote, RolesRequest, UpdateAgent,
     UpdateFramework, UpdateWeights,
 };
@@ -216,9 +216,9 @@ impl MessageTransport<AllocatorVtable> for Handoff<'_> {
         method: &'static str,
         _entry: fn(&AllocatorVtable) -> MessageFn,
         request: &[u8],
-        response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
+        response: &mut dyn FnMut(Answer<'_>) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
-        self.0.vm.call_packed_then(method, request, |answer| response(answer))
+        self.0.vm.call_packed_then(method, request, |answer| response(Answer::lent(answer)))
     }
 
     fn implements(&self, method: &'static str) -> bool {

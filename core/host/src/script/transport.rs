@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Instant, SystemTime};
 
-use modhost_abi::{CallError, MessageFn, MessageTransport, Vm};
+use modhost_abi::{Answer, CallError, MessageFn, MessageTransport, Vm};
 use serde::Serialize;
 
 use super::reload::{self, Refusal, ReloadEvent, Version, Watcher};
@@ -287,13 +287,13 @@ impl<V> MessageTransport<V> for VmTransport {
         method: &'static str,
         _entry: fn(&V) -> MessageFn,
         request: &[u8],
-        response: &mut dyn FnMut(&[u8]) -> Result<(), CallError>,
+        response: &mut dyn FnMut(Answer<'_>) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
         // The answer is decoded where it lies; a call that fails and an answer that does not
         // decode are told apart, so that only the second counts as malformed.
         let mut decoded = Ok(());
         self.call_packed_then(method, request, |answer| {
-            decoded = response(answer);
+            decoded = response(Answer::lent(answer));
             Ok(())
         })?;
         decoded.map_err(|error| {
