@@ -194,3 +194,26 @@ impl Status {
     /// its message.
     pub const PANIC: Status = Status(2);
 }
+
+/// For tests of code that keeps a module's buffer: a module's buffer holding `bytes`, kept,
+/// and the count of its releases.
+#[cfg(test)]
+pub(crate) fn kept_buffer(bytes: Vec<u8>) -> (Kept, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    // The release function has no context: it finds its counter by the buffer's address.
+    static COUNTERS: Mutex<Vec<(usize, Arc<AtomicUsize>)>> = Mutex::new(Vec::new());
+    unsafe extern "C" fn release(ptr: *mut u8, len: usize, cap: usize) {
+        let counters = COUNTERS.lock().unwrap();
+        let (_, count) = counters.iter().find(|(at, _)| *at == ptr as usize).expect("a buffer of the test");
+        count.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the parts of the vector `kept_buffer` leaked, released once (counted).
+        drop(unsafe { Vec::from_raw_parts(ptr, len, cap) });
+    }
+    let mut bytes = std::mem::ManuallyDrop::new(bytes);
+    let count = Arc::new(AtomicUsize::new(0));
+    COUNTERS.lock().unwrap().push((bytes.as_mut_ptr() as usize, Arc::clone(&count)));
+    let buffer = Buffer { ptr: bytes.as_mut_ptr(), len: bytes.len(), cap: bytes.capacity(), release: Some(release) };
+    // SAFETY: a leaked vector, released by its own `release`, which any thread may call.
+    (unsafe { Kept::new(buffer) }, count)
+}
