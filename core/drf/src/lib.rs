@@ -20,6 +20,7 @@
 //! run.
 
 mod rng;
+mod rows;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
@@ -32,17 +33,15 @@ use modhost_abi::{
     UpdateWeights,
 };
 pub use rng::SplitMix64;
+use rows::{Holdings, Rows};
 
 /// Amounts per resource name, indexed by the allocator's interned names.
 type Amounts = Vec<f64>;
 
+/// An agent; its amounts are the rows of its index in `agent_total` and `agent_allocated`.
 #[derive(Debug)]
 struct Agent {
     id: String,
-    total: Amounts,
-    allocated: Amounts,
-    /// What each framework holds here, for removing an agent or a framework.
-    by_framework: HashMap<usize, Amounts>,
     active: bool,
     removed: bool,
 }
@@ -53,6 +52,7 @@ struct Filter {
     refused: Amounts,
 }
 
+/// A framework; what it holds is the row of its index in `framework_allocated`.
 #[derive(Debug)]
 struct Framework {
     id: Arc<str>,
@@ -60,16 +60,15 @@ struct Framework {
     active: bool,
     suppressed: bool,
     removed: bool,
-    allocated: Amounts,
     allocations: u64,
     filters: HashMap<usize, Filter>,
 }
 
+/// A role; what its frameworks hold is the row of its index in `role_allocated`.
 #[derive(Debug)]
 struct Role {
     name: Arc<str>,
     weight: f64,
-    allocated: Amounts,
     allocations: u64,
     frameworks: Vec<usize>,
 }
@@ -120,6 +119,14 @@ pub struct HierarchicalDrf {
     min_allocatable: Vec<Amounts>,
     total: Amounts,
     agents: Vec<Agent>,
+    agent_total: Rows,
+    agent_allocated: Rows,
+    framework_allocated: Rows,
+    role_allocated: Rows,
+    holdings: Holdings,
+    /// The free amounts of the agent a round is at (kept, so a round allocates nothing per
+    /// agent).
+    free: Amounts,
     agent_index: HashMap<String, usize>,
     frameworks: Vec<Framework>,
     framework_index: HashMap<String, usize>,
@@ -157,6 +164,12 @@ impl HierarchicalDrf {
             min_allocatable: Vec::new(),
             total: Vec::new(),
             agents: Vec::new(),
+            agent_total: Rows::default(),
+            agent_allocated: Rows::default(),
+            framework_allocated: Rows::default(),
+            role_allocated: Rows::default(),
+            holdings: Holdings::default(),
+            free: Vec::new(),
             agent_index: HashMap::new(),
             frameworks: Vec::new(),
             framework_index: HashMap::new(),
@@ -187,21 +200,16 @@ impl HierarchicalDrf {
         self.name_index.insert(shared, index);
         self.fair.push(!self.options.fairness_excluded_resource_names.iter().any(|n| n == name));
         self.total.push(0.0);
-        for agent in &mut self.agents {
-            agent.total.push(0.0);
-            agent.allocated.push(0.0);
-            for amounts in agent.by_framework.values_mut() {
-                amounts.push(0.0);
-            }
+        for rows in
+            [&mut self.agent_total, &mut self.agent_allocated, &mut self.framework_allocated, &mut self.role_allocated]
+        {
+            rows.widen();
         }
+        self.holdings.widen();
         for framework in &mut self.frameworks {
-            framework.allocated.push(0.0);
             for filter in framework.filters.values_mut() {
                 filter.refused.push(0.0);
             }
-        }
-        for role in &mut self.roles {
-            role.allocated.push(0.0);
         }
         for min in &mut self.min_allocatable {
             min.push(0.0);
@@ -244,13 +252,8 @@ impl HierarchicalDrf {
             return index;
         }
         let index = self.roles.len();
-        self.roles.push(Role {
-            name: name.into(),
-            weight: 1.0,
-            allocated: vec![0.0; self.names.len()],
-            allocations: 0,
-            frameworks: Vec::new(),
-        });
+        self.roles.push(Role { name: name.into(), weight: 1.0, allocations: 0, frameworks: Vec::new() });
+        self.role_allocated.push_zeros();
         self.role_index.insert(name.to_owned(), index);
         index
     }
@@ -275,21 +278,16 @@ impl HierarchicalDrf {
 
     /// Adds (or, with `sign` -1, removes) `amounts` held by `framework` on `agent`.
     fn account(&mut self, framework: usize, agent: usize, amounts: &[f64], sign: f64) {
-        let add = |into: &mut Amounts| {
+        let add = |into: &mut [f64]| {
             for (slot, amount) in into.iter_mut().zip(amounts) {
                 *slot = round_scalar(*slot + sign * amount);
             }
         };
         let role = self.frameworks[framework].role;
-        add(&mut self.frameworks[framework].allocated);
-        add(&mut self.roles[role].allocated);
-        add(&mut self.agents[agent].allocated);
-        let width = self.names.len();
-        let held = self.agents[agent].by_framework.entry(framework).or_insert_with(|| vec![0.0; width]);
-        add(held);
-        if held.iter().all(|amount| *amount <= 0.0) {
-            self.agents[agent].by_framework.remove(&framework);
-        }
+        add(self.framework_allocated.row_mut(framework));
+        add(self.role_allocated.row_mut(role));
+        add(self.agent_allocated.row_mut(agent));
+        self.holdings.update(agent, framework, add);
     }
 
     fn allocatable(&self, free: &[f64]) -> bool {
@@ -315,12 +313,14 @@ impl HierarchicalDrf {
 
     fn framework_key(&self, index: usize) -> Key {
         let f = &self.frameworks[index];
-        Key { share: self.share(&f.allocated, 1.0), allocations: f.allocations, name: f.id.clone(), index }
+        let share = self.share(self.framework_allocated.row(index), 1.0);
+        Key { share, allocations: f.allocations, name: f.id.clone(), index }
     }
 
     fn role_key(&self, index: usize) -> Key {
         let r = &self.roles[index];
-        Key { share: self.share(&r.allocated, r.weight), allocations: r.allocations, name: r.name.clone(), index }
+        let share = self.share(self.role_allocated.row(index), r.weight);
+        Key { share, allocations: r.allocations, name: r.name.clone(), index }
     }
 
     fn round(&mut self, now: f64) -> Offers {
@@ -348,13 +348,11 @@ impl HierarchicalDrf {
         }
 
         let mut offers = Offers::with_capacity(order.len());
+        let mut free = std::mem::take(&mut self.free);
         for agent in order {
-            let free: Amounts = self.agents[agent]
-                .total
-                .iter()
-                .zip(&self.agents[agent].allocated)
-                .map(|(total, allocated)| round_scalar(total - allocated))
-                .collect();
+            free.clear();
+            let (total, allocated) = (self.agent_total.row(agent), self.agent_allocated.row(agent));
+            free.extend(total.iter().zip(allocated).map(|(total, allocated)| round_scalar(total - allocated)));
             if !self.allocatable(&free) {
                 continue;
             }
@@ -375,6 +373,7 @@ impl HierarchicalDrf {
             role_order.insert(self.role_key(role));
             offers.push(&self.frameworks[framework].id, &self.agents[agent].id, self.named(&free));
         }
+        self.free = free;
         offers
     }
 
@@ -407,8 +406,8 @@ impl HierarchicalDrf {
     /// Everything allocated on each agent, summed: for checking that nothing is lost.
     pub fn allocated_total(&self) -> Resources {
         let mut sum = vec![0.0; self.names.len()];
-        for agent in self.agents.iter().filter(|a| !a.removed) {
-            for (slot, amount) in sum.iter_mut().zip(&agent.allocated) {
+        for (index, _) in self.agents.iter().enumerate().filter(|(_, a)| !a.removed) {
+            for (slot, amount) in sum.iter_mut().zip(self.agent_allocated.row(index)) {
                 *slot = round_scalar(*slot + amount);
             }
         }
@@ -442,10 +441,10 @@ impl Allocator for HierarchicalDrf {
             active: request.active,
             suppressed: false,
             removed: false,
-            allocated: vec![0.0; self.names.len()],
             allocations: 0,
             filters: HashMap::new(),
         });
+        self.framework_allocated.push_zeros();
         self.framework_index.insert(id.clone(), index);
         self.roles[role].frameworks.push(index);
         self.add_used(&request.used)
@@ -453,10 +452,8 @@ impl Allocator for HierarchicalDrf {
 
     fn remove_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
         let framework = self.framework(&request.framework_id)?;
-        for agent in 0..self.agents.len() {
-            if let Some(held) = self.agents[agent].by_framework.get(&framework).cloned() {
-                self.account(framework, agent, &held, -1.0);
-            }
+        for (agent, _, held) in self.holdings.select(|_, holder| holder == framework) {
+            self.account(framework, agent, &held, -1.0);
         }
         let role = self.frameworks[framework].role;
         self.roles[role].frameworks.retain(|&f| f != framework);
@@ -482,11 +479,11 @@ impl Allocator for HierarchicalDrf {
         let old = self.frameworks[framework].role;
         let new = self.role(&request.framework.role);
         if old != new {
-            let held = self.frameworks[framework].allocated.clone();
-            for (slot, amount) in self.roles[old].allocated.iter_mut().zip(&held) {
+            let held = self.framework_allocated.row(framework).to_vec();
+            for (slot, amount) in self.role_allocated.row_mut(old).iter_mut().zip(&held) {
                 *slot = round_scalar(*slot - amount);
             }
-            for (slot, amount) in self.roles[new].allocated.iter_mut().zip(&held) {
+            for (slot, amount) in self.role_allocated.row_mut(new).iter_mut().zip(&held) {
                 *slot = round_scalar(*slot + amount);
             }
             self.roles[old].frameworks.retain(|&f| f != framework);
@@ -506,26 +503,19 @@ impl Allocator for HierarchicalDrf {
             *slot = round_scalar(*slot + amount);
         }
         let index = self.agents.len();
-        self.agents.push(Agent {
-            id: id.clone(),
-            allocated: vec![0.0; total.len()],
-            total,
-            by_framework: HashMap::new(),
-            active: true,
-            removed: false,
-        });
+        self.agents.push(Agent { id: id.clone(), active: true, removed: false });
+        self.agent_total.push(&total);
+        self.agent_allocated.push_zeros();
         self.agent_index.insert(id, index);
         self.add_used(&request.used)
     }
 
     fn remove_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         let agent = self.agent(&request.agent_id)?;
-        let held: Vec<(usize, Amounts)> =
-            self.agents[agent].by_framework.iter().map(|(f, a)| (*f, a.clone())).collect();
-        for (framework, amounts) in held {
-            self.account(framework, agent, &amounts, -1.0);
+        for (_, framework, held) in self.holdings.select(|holder, _| holder == agent) {
+            self.account(framework, agent, &held, -1.0);
         }
-        for (slot, amount) in self.total.iter_mut().zip(&self.agents[agent].total) {
+        for (slot, amount) in self.total.iter_mut().zip(self.agent_total.row(agent)) {
             *slot = round_scalar(*slot - amount);
         }
         self.agents[agent].removed = true;
@@ -539,10 +529,10 @@ impl Allocator for HierarchicalDrf {
     fn update_agent(&mut self, request: &UpdateAgent) -> Result<(), CallError> {
         let agent = self.agent(&request.agent.id)?;
         let total = self.amounts(&request.agent.resources);
-        for ((slot, old), new) in self.total.iter_mut().zip(&self.agents[agent].total).zip(&total) {
+        for ((slot, old), new) in self.total.iter_mut().zip(self.agent_total.row(agent)).zip(&total) {
             *slot = round_scalar(*slot - old + new);
         }
-        self.agents[agent].total = total;
+        self.agent_total.row_mut(agent).copy_from_slice(&total);
         Ok(())
     }
 
@@ -567,15 +557,15 @@ impl Allocator for HierarchicalDrf {
             return Ok(());
         };
         let amounts = self.amounts(&request.resources);
-        let width = self.names.len();
-        let held = self.agents[agent].by_framework.get(&framework).cloned().unwrap_or_else(|| vec![0.0; width]);
-        if amounts.iter().zip(&held).any(|(back, held)| round_scalar(held - back) < 0.0) {
+        let nothing = vec![0.0; self.names.len()];
+        let held = self.holdings.get(agent, framework).unwrap_or(&nothing);
+        if amounts.iter().zip(held).any(|(back, held)| round_scalar(held - back) < 0.0) {
             return Err(CallError::failed(format!(
                 "framework '{}' gives back {} on agent '{}', more than the {} it holds there",
                 request.framework_id,
                 request.resources,
                 request.agent_id,
-                self.resources(&held)
+                self.resources(held)
             )));
         }
         self.account(framework, agent, &amounts, -1.0);
