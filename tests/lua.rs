@@ -159,6 +159,24 @@ fn errors_carry_file_line_and_traceback() {
     assert!(error.contains("toplevel.lua:2:"), "{error}");
 }
 
+/// The collector each setting of `gc` and `messages` gives (`collectgarbage` answers a mode
+/// change with the mode before it; the sandbox, which forbids the change, is off).
+#[test]
+fn the_collector_follows_the_gc_parameter_and_by_default_the_messages() {
+    let code = "function mode() return collectgarbage('incremental') end";
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[], "incremental"),
+        (&[("messages", "views")], "generational"),
+        (&[("gc", "generational")], "generational"),
+        (&[("messages", "views"), ("gc", "incremental")], "incremental"),
+    ];
+    for (extra, expected) in cases {
+        let settings: Vec<(&str, &str)> = [("sandbox", "false")].into_iter().chain(extra.iter().copied()).collect();
+        let (_manager, mut vm) = load_vm("gc_mode", code, &settings);
+        assert_eq!(call(&mut vm, "mode").unwrap(), format!("\"{expected}\""), "{extra:?}");
+    }
+}
+
 #[test]
 fn bad_parameters_and_missing_scripts_fail_creation_clearly() {
     let path = support::script("fine.lua", "function allocate() return {} end");
@@ -167,6 +185,7 @@ fn bad_parameters_and_missing_scripts_fail_creation_clearly() {
         (&[("timeout_ms", "0")], "timeout_ms=0"),
         (&[("sandbox", "maybe")], "sandbox=maybe"),
         (&[("messages", "lazy")], "messages=lazy: expected tables or views"),
+        (&[("gc", "fast")], "gc=fast: expected incremental or generational"),
         (&[("timeout", "5")], "unknown parameter 'timeout'"),
     ];
     for (extra, fragment) in cases {
@@ -402,6 +421,7 @@ fn views_read_and_write_as_tables_do() {
     let code = r#"
 function echo(r) return r end
 function labels(r) local l = r.task.labels; l[#l + 1] = { key = "team", value = "platform" }; return l end
+function read_then_append(r) local l = r.task.labels; l[1].value = "changed"; l[#l + 1] = { key = l[2].key } return l end
 function count(r) return #r.task.labels end
 function keys(r) local out = {} for k in pairs(r.task) do out[#out + 1] = k end table.sort(out) return out end
 function sum(r) local s = 0 for _, x in ipairs(r.list) do s = s + x end return s end
@@ -442,6 +462,8 @@ end
             "labels",
             json!([{"key": "k0", "value": "v0"}, {"key": "k1", "value": "v1"}, {"key": "team", "value": "platform"}]),
         ),
+        // An element read as a view (and written into) is written through that view.
+        ("read_then_append", json!([{"key": "k0", "value": "changed"}, {"key": "k1", "value": "v1"}, {"key": "k1"}])),
         ("count", json!(2)),
         ("keys", json!(["id", "labels", "name", "resources"])),
         ("sum", json!(6)),

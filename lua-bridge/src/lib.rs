@@ -2,7 +2,8 @@
 //!
 //! Parameters: `script` (required), `sandbox` (default `true`), `memory_limit` (default
 //! `64MiB`), `timeout_ms` per call (default 1000), `package_path` (extra `require` patterns,
-//! `;`-separated), `messages` (`tables`, the default, or `views`: see `view.rs`). Errors carry
+//! `;`-separated), `messages` (`tables`, the default, or `views`: see `view.rs`), `gc`
+//! (`incremental` or `generational`; the default follows `messages`). Errors carry
 //! the script's file:line and a traceback; `print` output goes to the host's log. One
 //! descriptor, `org_modhost_lua`, backs every scripted module: the manifest names it with
 //! `"symbol"`.
@@ -91,6 +92,9 @@ impl Construct for LuaVm {
             sandbox::environment(&lua, settings.sandbox, &settings.script, &settings.package_path, &output, &slot)
                 .map_err(|e| lua_error("cannot build the script's environment", e))?;
         lua.set_memory_limit(settings.memory_limit).map_err(|e| lua_error("cannot set the memory limit", e))?;
+        if settings.generational_gc {
+            lua.gc_set_mode(mlua::prelude::LuaGcMode::Generational(mlua::prelude::LuaGcGenParams::default()));
+        }
         let traceback = lua.create_function(traceback).map_err(|e| lua_error("cannot set up calls", e))?;
         let vm =
             LuaVm { slot, settings, env: environment.table, traceback, builtins: environment.builtins, output, lua };
@@ -121,7 +125,9 @@ impl LuaVm {
     /// One call of `function` with `message`, answered in the same `format`.
     fn call_in(&mut self, function: &str, message: &[u8], format: convert::Format) -> Result<Vec<u8>, CallError> {
         let (lua, limit) = (&self.lua, self.settings.memory_limit);
-        let mut answer = Vec::with_capacity(256);
+        // An answer is often much of the message (a hook's labels, a task's fields): room for
+        // as much saves growing it as it is written.
+        let mut answer = Vec::with_capacity(message.len().max(256));
         let mut called = None;
         let restored = std::cell::Cell::new(false);
         // The message is built with the memory limit lifted: the host bounds the message, and

@@ -21,18 +21,24 @@ pub struct Settings {
     /// Messages reach the script as views read on demand (`messages=views`), not as tables
     /// (`messages=tables`, the default).
     pub views: bool,
+    /// Lua's generational collector (`gc=generational`) rather than the incremental one
+    /// (`gc=incremental`). The default follows `messages`: generational with views, which
+    /// are for hooks (short calls whose garbage dies young), incremental with tables, where
+    /// an allocator policy keeps much of what it builds (measured in BENCHMARKS.md).
+    pub generational_gc: bool,
 }
 
 /// Parameter names this module reads; any other is an error (a misspelt limit must not
 /// silently become the default). `kind`, `fallback`, `reload` and `reload_poll_ms` belong to the
 /// host's adapter.
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 11] = [
     "script",
     "sandbox",
     "memory_limit",
     "timeout_ms",
     "package_path",
     "messages",
+    "gc",
     "kind",
     "fallback",
     "reload",
@@ -83,6 +89,12 @@ impl Settings {
             "views" => true,
             other => return Err(bad("messages", other, "tables or views")),
         };
-        Ok(Settings { script: script.into(), sandbox, memory_limit, timeout, package_path, views })
+        let generational_gc = match parameters.get("gc") {
+            None => views,
+            Some("generational") => true,
+            Some("incremental") => false,
+            Some(other) => return Err(bad("gc", other, "incremental or generational")),
+        };
+        Ok(Settings { script: script.into(), sandbox, memory_limit, timeout, package_path, views, generational_gc })
     }
 }

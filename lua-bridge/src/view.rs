@@ -186,6 +186,13 @@ impl<'a> View<'a> {
         Ok(&self.message[start..end])
     }
 
+    /// The bytes of the first `n` (one or more) elements' values, one after another.
+    fn elements(&self, n: usize) -> Result<&'a [u8], Fault> {
+        let (first, last) = (self.value_at(0)?, self.value_at(n - 1)?);
+        let end = last + self.value_bytes(n - 1)?.len();
+        Ok(&self.message[first..end])
+    }
+
     /// The bytes of the whole list or object, as packed.
     fn bytes(&self) -> Result<&'a [u8], Fault> {
         let Header { start, first, count, end, .. } = *self.header();
@@ -838,7 +845,14 @@ unsafe fn write_list(
         let list = !holes && (added_keys == 0 || (appended && lowest == kept + 1 && highest == kept + added_keys));
         if list {
             let open = out.open_list();
-            for i in 1..=kept + added_keys {
+            let mut next = 1;
+            if !touched && parts.header().children == 0 && kept > 0 {
+                // The message's elements 1..=kept, none replaced and none read as a view (that
+                // could have been written into): their bytes lie in one run, copied at once.
+                out.packed_values(parts.elements(kept as usize).map_err(text)?, kept as usize).map_err(text)?;
+                next = kept + 1;
+            }
+            for i in next..=kept + added_keys {
                 let from_overlay = i > kept || touched;
                 element(state, parts, view, if from_overlay { overlay } else { 0 }, i, None, out, write)?;
             }

@@ -179,13 +179,24 @@ impl<'a> Writer<'a> {
     /// it is, after checking that `value` is exactly one value (as [`skip`] checks it: the
     /// UTF-8 of its strings is left to whoever takes text out, as [`from_slice`] does).
     pub fn packed(&mut self, value: &[u8]) -> Result<(), Error> {
-        let end = skip(value, 0)?;
-        if end != value.len() {
+        self.packed_values(value, 1)
+    }
+
+    /// `count` values that are already packed, one after another (elements of a list read in
+    /// place): copied in one go, after checking that `values` is exactly `count` values, as
+    /// [`Writer::packed`] checks one.
+    pub fn packed_values(&mut self, values: &[u8], count: usize) -> Result<(), Error> {
+        let mut end = 0;
+        for _ in 0..count {
+            end = skip(values, end)?;
+        }
+        if end != values.len() {
+            let after = if count == 1 { "the value".to_owned() } else { format!("{count} values") };
             return Err(Error {
-                message: format!("packed value, byte {end}: {} bytes after the value", value.len() - end),
+                message: format!("packed values, byte {end}: {} bytes after {after}", values.len() - end),
             });
         }
-        self.out.extend_from_slice(value);
+        self.out.extend_from_slice(values);
         Ok(())
     }
 
@@ -1008,6 +1019,15 @@ mod tests {
         check_refused(&[STRING, 9, 0, 0, 0, b'a'], "runs past the end");
         check_refused(&[STRING, 1, 0, 0, 0, 0xff], "not UTF-8");
         check_refused(&[NULL, NULL], "1 bytes after the value");
+        let mut out = Vec::new();
+        let mut run = Writer::new(&mut out);
+        run.packed_values(&[NULL, TRUE], 2).unwrap();
+        assert_eq!(
+            run.packed_values(&[NULL, NULL, NULL], 2).unwrap_err().to_string(),
+            "packed values, byte 2: 1 bytes after 2 values"
+        );
+        assert!(run.packed_values(&[NULL], 2).unwrap_err().to_string().contains("ends in the middle"));
+        assert_eq!(out, [NULL, TRUE], "nothing of a refused run is written");
         check_refused(&[LIST, 0xff, 0xff, 0xff, 0xff], "ends in the middle");
         let deep: Vec<u8> = std::iter::repeat_n([LIST, 1, 0, 0, 0], MAX_DEPTH + 1).flatten().chain([NULL]).collect();
         check_refused(&deep, "nests deeper than 100 levels");
