@@ -557,9 +557,10 @@ impl Allocator for HierarchicalDrf {
             return Ok(());
         };
         let amounts = self.amounts(&request.resources);
-        let nothing = vec![0.0; self.names.len()];
-        let held = self.holdings.get(agent, framework).unwrap_or(&nothing);
-        if amounts.iter().zip(held).any(|(back, held)| round_scalar(held - back) < 0.0) {
+        // Nothing held reads as zeros (no vector made for it: this runs for every give-back).
+        let held = self.holdings.get(agent, framework).unwrap_or(&[]);
+        let holds = |name: usize| held.get(name).copied().unwrap_or(0.0);
+        if amounts.iter().enumerate().any(|(name, back)| round_scalar(holds(name) - back) < 0.0) {
             return Err(CallError::failed(format!(
                 "framework '{}' gives back {} on agent '{}', more than the {} it holds there",
                 request.framework_id,
