@@ -441,6 +441,8 @@ function fill_null(r) r.sparse[2] = 2 return r.sparse end
 function edit_tail(r) r.tail[1] = 0 return r.tail end
 function count_nulls(r) return { #r.sparse, #r.tail } end
 function append_after_null(r) local t = r.tail; t[#t + 1] = 4 return t end
+function far_write(r) local m = r.many; m[10].v = "ten"; m[10].w = true; m[2].v = "two"; return m end
+function far_same(r) local m = r.many; return rawequal(m[10], m[10]) and rawequal(m[2], m[2]) and m[10] ~= m[11] end
 function pairs_after_edit(r)
   r.task.id = nil; r.task.added = true
   local out = {} for k in pairs(r.task) do out[#out + 1] = k end table.sort(out) return out
@@ -503,6 +505,16 @@ end
     ];
     for (function, expected) in cases {
         support::check_vm_answer(&mut vm, function, nulls, Ok(expected));
+    }
+    // A list longer than the element views a view keeps in its own user values: the views of
+    // its further elements are kept too, and written through.
+    let many: Vec<serde_json::Value> = (1..=12).map(|i| json!({"v": i})).collect();
+    let mut written = many.clone();
+    written[9] = json!({"v": "ten", "w": true});
+    written[1] = json!({"v": "two"});
+    let message = json!({"many": many}).to_string();
+    for (function, expected) in [("far_write", json!(written)), ("far_same", json!(true))] {
+        support::check_vm_answer(&mut vm, function, &message, Ok(expected));
     }
 }
 

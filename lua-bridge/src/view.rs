@@ -8,11 +8,14 @@
 //!
 //! A view is a full userdata holding where its list or object starts in the message and
 //! where each element starts (found by walking from the first, only as far as reads need).
-//! Its first user value is the message: one userdata holding a copy of the packed bytes,
-//! shared by every view of it, whose own user value caches the views made so far by where
-//! they start (so `request.task` is the same view each time, and a write through it is
-//! kept). A view's second user value is its overlay, a table made on its first write: what
-//! the script assigned; a key assigned `nil` holds [`DELETED`] there.
+//! The view of the whole message (its root) also holds a copy of the packed bytes, after its
+//! own offsets; every view points there, and keeps the view it was read from (its parent, the
+//! first user value) alive, so the root lives as long as any view of the message. A view's
+//! second user value is its overlay, a table made on its first write: what the script
+//! assigned; a key assigned `nil` holds [`DELETED`] there. The views made of its elements are
+//! kept (so `request.task` is the same view each time, and a write through it is kept): the
+//! first [`INLINE_CHILDREN`] in user values of their own, any further ones in a table, the
+//! third user value, made when first needed.
 //!
 //! The metatable gives views what scripts do with tables: indexing, assignment, `#`,
 //! `ipairs`, `pairs`, and the `table` library (which honours these metamethods). `type()` says
@@ -36,7 +39,18 @@ const METATABLE: &CStr = c"message";
 /// Its address, as a light userdata, marks a deleted key in an overlay.
 static DELETED: u8 = 0;
 
-/// The start of the message's userdata; the packed bytes follow it.
+/// The user values of a view: see the module's documentation.
+const PARENT: c_int = 1;
+const OVERLAY: c_int = 2;
+const MORE_CHILDREN: c_int = 3;
+const FIRST_CHILD: c_int = 4;
+
+/// How many of a view's element views it keeps in user values. The objects of a message have
+/// a handful of keys, so theirs all fit; a long list's further elements go to a table rather
+/// than make its view 16 bytes larger per element.
+const INLINE_CHILDREN: usize = 8;
+
+/// The message's copy, in its root view after the offsets; the packed bytes follow it.
 #[repr(C)]
 struct Head {
     /// Whether a script has written into any view of this message: until it does, a view is
@@ -48,6 +62,8 @@ struct Head {
 /// The start of a view's userdata; room for the offsets of its elements follows it.
 #[repr(C)]
 struct Header {
+    /// The message, in the root view, which this view keeps alive through its parents.
+    head: *mut Head,
     object: bool,
     count: usize,
     /// Where the list or object starts in the message (its tag).
@@ -59,7 +75,7 @@ struct Header {
     known: usize,
     /// Just past the whole list or object, once found (0 until then).
     end: usize,
-    /// How many views of its elements have been made (they are in the message's cache).
+    /// How many views of its elements have been made (they are kept in its user values).
     children: usize,
 }
 
@@ -106,15 +122,13 @@ impl<'a> View<'a> {
     /// `index` must hold a view, which must outlive `'a`.
     unsafe fn at(state: *mut ffi::lua_State, index: c_int) -> View<'a> {
         // SAFETY: a view's userdata is a Header followed by room for its offsets, as
-        // `push_view` made it; its first user value is the message's userdata, which the view
-        // keeps alive. Lua does not move a userdata's memory.
+        // `new_view` made it; its `head` points into the root view, which the view keeps
+        // alive (through its parents). Lua does not move a userdata's memory.
         unsafe {
             let header = ffi::lua_touserdata(state, index).cast::<Header>();
             let values = header.add(1).cast::<usize>();
             let keys = values.add((*header).count);
-            ffi::lua_getiuservalue(state, index, 1);
-            let head = ffi::lua_touserdata(state, -1).cast::<Head>();
-            ffi::lua_settop(state, -2);
+            let head = (*header).head;
             let message = std::slice::from_raw_parts(head.add(1).cast::<u8>(), (*head).len);
             View { header, values, keys, message, head }
         }
@@ -255,7 +269,8 @@ pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8]) -> Result
         return Err("the Lua stack is full".into());
     }
     let item = packed::read(message, 0).map_err(text)?;
-    // SAFETY: forwarded from the caller; the new userdata is as long as `message`.
+    // SAFETY: forwarded from the caller; the new view has room for the message after its
+    // offsets.
     unsafe {
         if !matches!(item, Item::List { .. } | Item::Object { .. }) {
             if packed::skip(message, 0).ok() != Some(message.len()) {
@@ -264,12 +279,30 @@ pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8]) -> Result
             push_scalar(state, item);
             return Ok(());
         }
-        let head = ffi::lua_newuserdatauv(state, size_of::<Head>() + message.len(), 1).cast::<Head>();
+        let header = new_view(state, item, 0, message.len(), size_of::<Head>() + message.len());
+        let room = offsets_size(item, message.len());
+        // The message's copy follows the offsets: usize-aligned, as a Head needs.
+        let head = header.add(1).cast::<u8>().add(room).cast::<Head>();
         head.write(Head { modified: false, len: message.len() });
         std::ptr::copy_nonoverlapping(message.as_ptr(), head.add(1).cast::<u8>(), message.len());
-        let buffer = ffi::lua_gettop(state);
-        push_view(state, buffer, item, 0, 0);
-        ffi::lua_remove(state, buffer);
+        (*header).head = head;
+        if ffi::luaL_newmetatable(state, METATABLE.as_ptr()) != 0 {
+            // Each metamethod keeps the metatable, to know a view when it sees one.
+            for (name, function) in [
+                (c"__index", index_meta as ffi::lua_CFunction),
+                (c"__newindex", new_index),
+                (c"__len", length),
+                (c"__pairs", pairs),
+            ] {
+                ffi::lua_pushvalue(state, -1);
+                ffi::lua_pushcclosure(state, function, 1);
+                ffi::lua_setfield(state, -2, name.as_ptr());
+            }
+            // `getmetatable(view)` gives this name, not the metamethods.
+            ffi::lua_pushstring(state, METATABLE.as_ptr());
+            ffi::lua_setfield(state, -2, c"__metatable".as_ptr());
+        }
+        ffi::lua_setmetatable(state, -2);
     }
     Ok(())
 }
@@ -296,57 +329,105 @@ unsafe fn push_scalar(state: *mut ffi::lua_State, item: Item<'_>) {
     }
 }
 
-/// Pushes a view of the list or object `item`, which starts at offset `start` of the message
-/// held by the userdata at `buffer`; with the metatable of the view at `like`, or 0 for the
-/// first view.
+/// A list's or object's count and where its first element starts; a count is at most
+/// `bound` (the message's length: each element takes a byte or more), as a larger one is
+/// malformed and is cut so that a view's room stays bounded by the message.
+fn shape(item: Item<'_>, start: usize, bound: usize) -> (bool, usize, usize) {
+    match item {
+        Item::List { count, first } => (false, (count as usize).min(bound), first),
+        Item::Object { count, first } => (true, (count as usize).min(bound), first),
+        _ => (false, 0, start),
+    }
+}
+
+/// The room a view of `item` needs for its offsets: one per element, two per entry.
+fn offsets_size(item: Item<'_>, bound: usize) -> usize {
+    let (object, count, _) = shape(item, 0, bound);
+    count * size_of::<usize>() * (1 + usize::from(object))
+}
+
+/// Pushes a new view of `item` (which starts at offset `start` of a message of `len`
+/// bytes), with `extra` bytes of room after its offsets, without its message (`head` is
+/// null) or metatable, and returns its header.
 ///
 /// # Safety
 ///
-/// `buffer` must be an absolute index holding the message's userdata, `like` an index holding
-/// a view or 0; 3 free slots.
-unsafe fn push_view(state: *mut ffi::lua_State, buffer: c_int, item: Item<'_>, start: usize, like: c_int) {
-    let (object, count, first) = match item {
-        Item::List { count, first } => (false, count as usize, first),
-        Item::Object { count, first } => (true, count as usize, first),
-        _ => (false, 0, start),
-    };
-    // A count is at most the message's length (each element takes a byte or more); a larger
-    // one is malformed, and is cut so that the room below stays bounded by the message.
-    // SAFETY: `buffer` holds the message's userdata.
-    let count = count.min(unsafe { ffi::lua_rawlen(state, buffer) });
-    let like = if like < 0 {
-        // SAFETY: a valid index, made absolute before the pushes below move it.
-        unsafe { ffi::lua_absindex(state, like) }
-    } else {
-        like
-    };
-    let size = size_of::<Header>() + count * size_of::<usize>() * (1 + usize::from(object));
-    // SAFETY: the userdata is `size` bytes, aligned for a Header (Lua aligns userdata to its
-    // maximum alignment); offsets are written before they are read (`known`).
+/// 1 free slot.
+unsafe fn new_view(state: *mut ffi::lua_State, item: Item<'_>, start: usize, len: usize, extra: usize) -> *mut Header {
+    let (object, count, first) = shape(item, start, len);
+    let size = size_of::<Header>() + offsets_size(item, len) + extra;
+    let values = FIRST_CHILD - 1 + count.min(INLINE_CHILDREN) as c_int;
+    // SAFETY: forwarded from the caller; the userdata is aligned for a Header (Lua aligns
+    // userdata to its maximum alignment); offsets are written before they are read (`known`).
     unsafe {
-        let header = ffi::lua_newuserdatauv(state, size, 2).cast::<Header>();
-        header.write(Header { object, count, start, first, known: 0, end: 0, children: 0 });
-        ffi::lua_pushvalue(state, buffer);
-        ffi::lua_setiuservalue(state, -2, 1);
-        if like != 0 {
-            ffi::lua_getmetatable(state, like);
-        } else if ffi::luaL_newmetatable(state, METATABLE.as_ptr()) != 0 {
-            // Each metamethod keeps the metatable, to know a view when it sees one.
-            for (name, function) in [
-                (c"__index", index_meta as ffi::lua_CFunction),
-                (c"__newindex", new_index),
-                (c"__len", length),
-                (c"__pairs", pairs),
-            ] {
-                ffi::lua_pushvalue(state, -1);
-                ffi::lua_pushcclosure(state, function, 1);
-                ffi::lua_setfield(state, -2, name.as_ptr());
-            }
-            // `getmetatable(view)` gives this name, not the metamethods.
-            ffi::lua_pushstring(state, METATABLE.as_ptr());
-            ffi::lua_setfield(state, -2, c"__metatable".as_ptr());
-        }
+        let header = ffi::lua_newuserdatauv(state, size, values).cast::<Header>();
+        let head = std::ptr::null_mut();
+        header.write(Header { head, object, count, start, first, known: 0, end: 0, children: 0 });
+        header
+    }
+}
+
+/// Pushes a view of the list or object `item`, element `i` of the view `parts` at `parent`,
+/// and keeps it there.
+///
+/// # Safety
+///
+/// `parent` must be an absolute index holding the view `parts` reads; 3 free slots.
+unsafe fn push_child(state: *mut ffi::lua_State, parent: c_int, parts: &View<'_>, i: usize, item: Item<'_>) {
+    // SAFETY: forwarded from the caller; the child points at its parent's message and keeps
+    // its parent alive.
+    unsafe {
+        let at = *parts.values.add(i);
+        let header = new_view(state, item, at, parts.message.len(), 0);
+        (*header).head = parts.head;
+        ffi::lua_pushvalue(state, parent);
+        ffi::lua_setiuservalue(state, -2, PARENT);
+        ffi::lua_getmetatable(state, parent);
         ffi::lua_setmetatable(state, -2);
+        (*parts.header).children += 1;
+        if i < INLINE_CHILDREN {
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_setiuservalue(state, parent, FIRST_CHILD + i as c_int);
+            return;
+        }
+        if ffi::lua_getiuservalue(state, parent, MORE_CHILDREN) != ffi::LUA_TTABLE {
+            ffi::lua_settop(state, -2);
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_setiuservalue(state, parent, MORE_CHILDREN);
+        }
+        ffi::lua_pushvalue(state, -2);
+        ffi::lua_rawseti(state, -2, i as i64);
+        ffi::lua_settop(state, -2);
+    }
+}
+
+/// Pushes the view made of element `i` of the view at `view` and returns true, or pushes
+/// nothing and returns false if none was made.
+///
+/// # Safety
+///
+/// `view` must be an absolute index holding a view; 2 free slots.
+unsafe fn push_made_child(state: *mut ffi::lua_State, view: c_int, i: usize) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if i < INLINE_CHILDREN {
+            if ffi::lua_getiuservalue(state, view, FIRST_CHILD + i as c_int) == ffi::LUA_TUSERDATA {
+                return true;
+            }
+            ffi::lua_settop(state, -2);
+            return false;
+        }
+        if ffi::lua_getiuservalue(state, view, MORE_CHILDREN) != ffi::LUA_TTABLE {
+            ffi::lua_settop(state, -2);
+            return false;
+        }
+        if ffi::lua_rawgeti(state, -1, i as i64) == ffi::LUA_TUSERDATA {
+            ffi::lua_remove(state, -2);
+            return true;
+        }
+        ffi::lua_settop(state, -3);
+        false
     }
 }
 
@@ -395,7 +476,7 @@ unsafe fn is_deleted(state: *mut ffi::lua_State, index: c_int) -> bool {
 unsafe fn overlay(state: *mut ffi::lua_State, view: c_int, make: bool) -> bool {
     // SAFETY: forwarded from the caller.
     unsafe {
-        if ffi::lua_getiuservalue(state, view, 2) == ffi::LUA_TTABLE {
+        if ffi::lua_getiuservalue(state, view, OVERLAY) == ffi::LUA_TTABLE {
             return true;
         }
         ffi::lua_settop(state, -2);
@@ -404,7 +485,7 @@ unsafe fn overlay(state: *mut ffi::lua_State, view: c_int, make: bool) -> bool {
         }
         ffi::lua_createtable(state, 0, 2);
         ffi::lua_pushvalue(state, -1);
-        ffi::lua_setiuservalue(state, view, 2);
+        ffi::lua_setiuservalue(state, view, OVERLAY);
         true
     }
 }
@@ -472,27 +553,9 @@ unsafe fn push_element(state: *mut ffi::lua_State, view: c_int, parts: &View<'_>
             push_scalar(state, item);
             return Ok(());
         }
-        // The message's cache of views: [buffer, cache].
-        ffi::lua_getiuservalue(state, view, 1);
-        let buffer = ffi::lua_gettop(state);
-        if ffi::lua_getiuservalue(state, buffer, 1) != ffi::LUA_TTABLE {
-            ffi::lua_settop(state, -2);
-            ffi::lua_createtable(state, 0, 4);
-            ffi::lua_pushvalue(state, -1);
-            ffi::lua_setiuservalue(state, buffer, 1);
-        } else if ffi::lua_rawgeti(state, -1, at as i64) != ffi::LUA_TNIL {
-            ffi::lua_replace(state, buffer);
-            ffi::lua_settop(state, -2);
-            return Ok(());
-        } else {
-            ffi::lua_settop(state, -2);
+        if !push_made_child(state, view, i) {
+            push_child(state, view, parts, i, item);
         }
-        push_view(state, buffer, item, at, view);
-        (*parts.header).children += 1;
-        ffi::lua_pushvalue(state, -1);
-        ffi::lua_rawseti(state, -3, at as i64);
-        ffi::lua_replace(state, buffer);
-        ffi::lua_settop(state, -2);
         Ok(())
     }
 }
@@ -926,18 +989,13 @@ unsafe fn unchanged(
     if parts.header().children > 0
         && matches!(packed::read(parts.message, at).map_err(text)?, Item::List { .. } | Item::Object { .. })
     {
-        // SAFETY: forwarded from the caller: [buffer, cache, view] at most, popped on every path.
+        // SAFETY: forwarded from the caller; the view pushed is popped.
         unsafe {
-            let top = ffi::lua_gettop(state);
-            ffi::lua_getiuservalue(state, view, 1);
-            if ffi::lua_getiuservalue(state, -1, 1) == ffi::LUA_TTABLE
-                && ffi::lua_rawgeti(state, -1, at as i64) != ffi::LUA_TNIL
-            {
+            if push_made_child(state, view, i) {
                 let result = write(ffi::lua_gettop(state), out);
-                ffi::lua_settop(state, top);
+                ffi::lua_settop(state, -2);
                 return result;
             }
-            ffi::lua_settop(state, top);
         }
     }
     out.packed(parts.value_bytes(i).map_err(text)?).map_err(text)
