@@ -518,6 +518,22 @@ end
     }
 }
 
+/// A Vm keeps the names of the functions it is asked for as Lua strings, up to a bound; calls
+/// past the bound, and names the script does not define, are answered as any other.
+#[test]
+fn calls_by_many_names_each_reach_their_own_function() {
+    let code: String = (1..=80).map(|n| format!("function f{n}(r) return {{ {n}, r }} end\n")).collect();
+    for messages in ["tables", "views"] {
+        let (_manager, mut vm) = load_vm(&format!("names_{messages}"), &code, &[("messages", messages)]);
+        for round in 0..2 {
+            for n in 1..=80 {
+                support::check_vm_answer(&mut vm, &format!("f{n}"), &round.to_string(), Ok(json!([n, round])));
+                support::check_vm_answer(&mut vm, &format!("g{n}"), "0", Err(&format!("defines no function 'g{n}'")));
+            }
+        }
+    }
+}
+
 /// What differs with views, and what is kept across calls.
 #[test]
 fn views_keep_the_message_as_it_came_and_outlive_the_call() {

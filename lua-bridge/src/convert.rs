@@ -291,20 +291,19 @@ pub enum Called {
     BadAnswer(String),
 }
 
-/// One whole call in one protected call: finds `function` in the script's environment, makes
-/// `message` into its argument, calls `limit(true)` (the message is built with the memory
-/// limit lifted, the script runs under it), calls the function under the message handler at
-/// index 1, calls `limit(false)`, and writes what it returned into `out`, in `format` as the
-/// message. Stacks are left empty, except for a raised error.
+/// One whole call in one protected call: finds the function named at index 3 in the
+/// script's environment, makes `message` into its argument, calls `limit(true)` (the message
+/// is built with the memory limit lifted, the script runs under it), calls the function under
+/// the message handler at index 1, calls `limit(false)`, and writes what it returned into
+/// `out`, in `format` as the message. Stacks are left empty, except for a raised error.
 ///
 /// # Safety
 ///
 /// `state` must be the running state of a protected call whose stack holds exactly the
-/// message handler (index 1) and the script's environment table (index 2), with room for 3
-/// more slots.
+/// message handler (index 1), the script's environment table (index 2) and the function's
+/// name (index 3), with room for 3 more slots.
 pub unsafe fn call_function(
     state: *mut ffi::lua_State,
-    function: &str,
     message: &[u8],
     format: Format,
     mut limit: impl FnMut(bool) -> Result<(), String>,
@@ -316,7 +315,6 @@ pub unsafe fn call_function(
     unsafe {
         // A plain lookup, as the script itself would make (globals are not cached: a script
         // may define or replace its functions while it runs).
-        ffi::lua_pushlstring(state, function.as_ptr().cast(), function.len());
         if ffi::lua_rawget(state, 2) != ffi::LUA_TFUNCTION {
             ffi::lua_settop(state, 0);
             return Called::Undefined;

@@ -31,6 +31,9 @@ pub struct LuaVm {
     env: Table,
     traceback: Function,
     builtins: std::collections::BTreeSet<String>,
+    /// The names of the functions the host has called, as Lua strings: making one from text
+    /// hashes it into Lua's string table, a visible part of a short call.
+    names: Vec<(Box<str>, mlua::LuaString)>,
     output: Output,
     lua: Lua,
 }
@@ -96,8 +99,8 @@ impl Construct for LuaVm {
             lua.gc_set_mode(mlua::prelude::LuaGcMode::Generational(mlua::prelude::LuaGcGenParams::default()));
         }
         let traceback = lua.create_function(traceback).map_err(|e| lua_error("cannot set up calls", e))?;
-        let vm =
-            LuaVm { slot, settings, env: environment.table, traceback, builtins: environment.builtins, output, lua };
+        let builtins = environment.builtins;
+        let vm = LuaVm { slot, settings, env: environment.table, traceback, builtins, names: Vec::new(), output, lua };
         let chunk = vm.lua.load(code).set_name(format!("@{script}")).set_environment(vm.env.clone());
         let function = chunk.into_function().map_err(|e| lua_error(&format!("cannot load '{script}'"), e))?;
         vm.slot
@@ -121,9 +124,40 @@ impl LuaVm {
     }
 }
 
+/// How many function names a Vm keeps as Lua strings: a host calls a kind's few methods, so
+/// this is never reached but by a caller that makes up names.
+const NAMES: usize = 64;
+
 impl LuaVm {
+    /// Where `function` is in `names`, made and kept there if there is room, or else made
+    /// for this call alone (the last entry, taken out again after the call).
+    fn name(&mut self, function: &str) -> Result<(usize, bool), CallError> {
+        if let Some(at) = self.names.iter().position(|(name, _)| &**name == function) {
+            return Ok((at, true));
+        }
+        let string = self.lua.create_string(function).map_err(|e| lua_error("cannot make the function's name", e))?;
+        self.names.push((function.into(), string));
+        Ok((self.names.len() - 1, self.names.len() <= NAMES))
+    }
+
     /// One call of `function` with `message`, answered in the same `format`.
     fn call_in(&mut self, function: &str, message: &[u8], format: convert::Format) -> Result<Vec<u8>, CallError> {
+        let (at, kept) = self.name(function)?;
+        let result = self.call_named(at, function, message, format);
+        if !kept {
+            self.names.pop();
+        }
+        result
+    }
+
+    /// [`LuaVm::call_in`] with the function's name made: `names[at]`.
+    fn call_named(
+        &self,
+        at: usize,
+        function: &str,
+        message: &[u8],
+        format: convert::Format,
+    ) -> Result<Vec<u8>, CallError> {
         let (lua, limit) = (&self.lua, self.settings.memory_limit);
         // An answer is often much of the message (a hook's labels, a task's fields): room for
         // as much saves growing it as it is written.
@@ -135,17 +169,17 @@ impl LuaVm {
         lua.set_memory_limit(0).map_err(|e| lua_error("cannot lift the memory limit", e))?;
         let raised = self.slot.guard(self.settings.timeout, || {
             // SAFETY: exec_raw runs the closure as a protected call whose stack holds exactly
-            // its two arguments (the handler, the script's environment) with room for 3 more
-            // slots, which is call_function's contract.
+            // its three arguments (the handler, the script's environment, the function's name)
+            // with room for 3 more slots, which is call_function's contract.
             unsafe {
-                lua.exec_raw::<Value>((&self.traceback, &self.env), |state| {
+                lua.exec_raw::<Value>((&self.traceback, &self.env, &self.names[at].1), |state| {
                     let set_limit = |on: bool| {
                         let result =
                             lua.set_memory_limit(if on { limit } else { 0 }).map(drop).map_err(|e| e.to_string());
                         restored.set(on && result.is_ok());
                         result
                     };
-                    called = Some(convert::call_function(state, function, message, format, set_limit, &mut answer));
+                    called = Some(convert::call_function(state, message, format, set_limit, &mut answer));
                 })
             }
         });
