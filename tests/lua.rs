@@ -77,6 +77,17 @@ fn a_runaway_loop_is_stopped_by_the_deadline_and_the_vm_goes_on() {
     assert_eq!(call(&mut vm, "ok").unwrap(), "1");
 }
 
+/// The watchdog times each call from its own start: calls that each end within the timeout
+/// are not stopped, however long they run back to back.
+#[test]
+fn calls_within_the_timeout_are_not_stopped_however_many_run() {
+    let code = "function busy()\n  local t0 = os.clock()\n  while os.clock() - t0 < 0.02 do end\n  return 1\nend";
+    let (_manager, mut vm) = load_vm("busy", code, &[("timeout_ms", "100")]);
+    for n in 0..15 {
+        assert_eq!(call(&mut vm, "busy").map_err(|e| format!("call {n}: {e}")).unwrap(), "1");
+    }
+}
+
 #[test]
 fn a_runaway_loop_inside_a_coroutine_is_stopped_too() {
     let code = "function in_create()

@@ -1,10 +1,12 @@
 //! Per-call deadlines that cost nothing while calls finish in time.
 //!
 //! An instruction-count hook slows pure-Lua code about twofold whatever its period, so none
-//! is installed while a call runs normally. One watchdog thread per process looks at the
-//! running calls every few milliseconds; when one has overrun its deadline, it installs a
-//! count hook of period 1 on that Lua state (`lua_sethook` is documented as safe to call
-//! asynchronously), and the hook stops the call with a Lua error.
+//! is installed while a call runs normally. Nor does a call read the clock: it only numbers
+//! itself. One watchdog thread per process looks at the running calls every few
+//! milliseconds and times each from when it first saw it running; when one has run longer
+//! than its timeout, it installs a count hook of period 1 on that Lua state (`lua_sethook`
+//! is documented as safe to call asynchronously), and the hook stops the call with a Lua
+//! error. A call is so stopped no sooner than its timeout and at most two ticks later.
 //!
 //! The hook is set on the state a call runs on; Lua threads do not share it, so coroutines
 //! carry their own (see `sandbox::guarded_coroutines`): a count hook every million
@@ -30,9 +32,15 @@ const TICK: Duration = Duration::from_millis(5);
 pub struct Slot {
     /// The `lua_State` the calls run on.
     state: usize,
-    /// Nanoseconds since the watchdog's epoch when the running call must end.
-    deadline: AtomicU64,
+    /// Calls started so far: tells the watchdog one call from the next.
+    calls: AtomicU64,
+    /// The running call's timeout, nanoseconds.
+    timeout_ns: AtomicU64,
     phase: AtomicU8,
+    /// The watchdog's own notes: the call it last saw running, and when it first saw it
+    /// (nanoseconds since its epoch).
+    seen_call: AtomicU64,
+    seen_at: AtomicU64,
 }
 
 struct Watchdog {
@@ -63,15 +71,30 @@ fn patrol() {
         let mut slots = watchdog().slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.retain(|slot| slot.strong_count() > 0);
         for slot in slots.iter().filter_map(Weak::upgrade) {
-            if slot.phase.load(Ordering::Acquire) == RUNNING
-                && now > slot.deadline.load(Ordering::Acquire)
-                && slot.phase.compare_exchange(RUNNING, ARMING, Ordering::AcqRel, Ordering::Acquire).is_ok()
-            {
-                // SAFETY: the state is alive (its Slot is, and the Vm drops the Slot before
-                // closing the state) and lua_sethook may be called asynchronously.
-                unsafe { ffi::lua_sethook(slot.state as *mut ffi::lua_State, Some(stop), ffi::LUA_MASKCOUNT, 1) };
-                slot.phase.store(ARMED, Ordering::Release);
+            if slot.phase.load(Ordering::Acquire) != RUNNING {
+                continue;
             }
+            let call = slot.calls.load(Ordering::Acquire);
+            if slot.seen_call.load(Ordering::Relaxed) != call {
+                slot.seen_call.store(call, Ordering::Relaxed);
+                slot.seen_at.store(now, Ordering::Relaxed);
+                continue;
+            }
+            let ran = now.saturating_sub(slot.seen_at.load(Ordering::Relaxed));
+            if ran <= slot.timeout_ns.load(Ordering::Relaxed)
+                || slot.phase.compare_exchange(RUNNING, ARMING, Ordering::AcqRel, Ordering::Acquire).is_err()
+            {
+                continue;
+            }
+            if slot.calls.load(Ordering::Acquire) != call {
+                // That call ended and the next began since it was looked at: not this one.
+                slot.phase.store(RUNNING, Ordering::Release);
+                continue;
+            }
+            // SAFETY: the state is alive (its Slot is, and the Vm drops the Slot before
+            // closing the state) and lua_sethook may be called asynchronously.
+            unsafe { ffi::lua_sethook(slot.state as *mut ffi::lua_State, Some(stop), ffi::LUA_MASKCOUNT, 1) };
+            slot.phase.store(ARMED, Ordering::Release);
         }
     }
 }
@@ -98,14 +121,22 @@ unsafe extern "C-unwind" fn stop(state: *mut ffi::lua_State, _: *mut ffi::lua_De
 }
 
 impl Slot {
-    /// Whether the call running now has passed its deadline (for the coroutine hook).
+    /// Whether the watchdog has found the call running now past its timeout (for the
+    /// coroutine hook).
     pub fn overdue(&self) -> bool {
-        self.phase.load(Ordering::Acquire) != IDLE && now_ns() > self.deadline.load(Ordering::Acquire)
+        self.phase.load(Ordering::Acquire) >= ARMING
     }
 
     /// Registers the calls of the state `state` with the watchdog.
     pub fn new(state: *mut ffi::lua_State) -> Arc<Slot> {
-        let slot = Arc::new(Slot { state: state as usize, deadline: AtomicU64::new(0), phase: AtomicU8::new(IDLE) });
+        let slot = Arc::new(Slot {
+            state: state as usize,
+            calls: AtomicU64::new(0),
+            timeout_ns: AtomicU64::new(0),
+            phase: AtomicU8::new(IDLE),
+            seen_call: AtomicU64::new(0),
+            seen_at: AtomicU64::new(0),
+        });
         watchdog().slots.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&slot));
         slot
     }
@@ -113,7 +144,9 @@ impl Slot {
     /// Runs `call` with a deadline of `timeout`.
     pub fn guard<R>(&self, timeout: Duration, call: impl FnOnce() -> R) -> R {
         TIMEOUT_MS.with(|ms| ms.set(timeout.as_millis() as u64));
-        self.deadline.store(now_ns().saturating_add(timeout.as_nanos() as u64), Ordering::Release);
+        self.timeout_ns.store(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        // Only this thread starts calls on this state, so a load and a store number it.
+        self.calls.store(self.calls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.phase.store(RUNNING, Ordering::Release);
         let result = call();
         if self.phase.compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire).is_err() {
