@@ -145,6 +145,15 @@ fn views_past_the_memory_limit_stop_the_call_and_the_vm_goes_on() {
     assert!(error.contains("out of memory"), "{error}");
     let answer = vm.call_packed("ok", &message).unwrap();
     assert_eq!(modhost_abi::packed::from_slice::<i64>(&answer).unwrap(), 1);
+    // A view's copy of the message counts against the limit: a message larger than the limit
+    // fails the call, and the next call goes on.
+    let items: Vec<_> = (0..300_000).map(|n| json!({ "n": n })).collect();
+    let huge = modhost_abi::packed::to_vec(&json!({ "items": items })).unwrap();
+    assert!(huge.len() > 2 << 20);
+    let error = vm.call_packed("ok", &huge).unwrap_err().to_string();
+    assert!(error.contains("out of memory"), "{error}");
+    let answer = vm.call_packed("ok", &message).unwrap();
+    assert_eq!(modhost_abi::packed::from_slice::<i64>(&answer).unwrap(), 1);
 }
 
 #[test]

@@ -243,7 +243,10 @@ impl<'de> Visitor<'de> for Key {
 ///
 /// # Safety
 ///
-/// `state` must be the running state of a protected call with room for 3 more slots.
+/// `state` must be the running state of a protected call with room for 3 more slots. For
+/// tables (`Json`, `Packed`), the memory limit must be lifted; for views, the frames between
+/// the protected call and this one must hold nothing that needs dropping (see
+/// `view::push_message`).
 pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8], format: Format) -> Result<(), String> {
     // SAFETY: forwarded from the caller.
     let top = unsafe { ffi::lua_gettop(state) };
@@ -292,10 +295,16 @@ pub enum Called {
 }
 
 /// One whole call in one protected call: finds the function named at index 3 in the
-/// script's environment, makes `message` into its argument, calls `limit(true)` (the message
-/// is built with the memory limit lifted, the script runs under it), calls the function under
-/// the message handler at index 1, calls `limit(false)`, and writes what it returned into
-/// `out`, in `format` as the message. Stacks are left empty, except for a raised error.
+/// script's environment, makes `message` into its argument, calls the function under the
+/// message handler at index 1, and writes what it returned into `out`, in `format` as the
+/// message. Stacks are left empty, except for a raised error.
+///
+/// The script runs under the memory limit, which `limit(false)` lifts and `limit(true)` puts
+/// back; it is lifted wherever an allocation error would jump over Rust frames that hold
+/// something to drop: while the answer is written, and while a message is made into tables.
+/// A message made into views is pushed under the limit (no such frames: see `view.rs`). The
+/// limit is found on when the call starts, and put back here once the answer is written; if
+/// the call ends before that, the caller puts it back.
 ///
 /// # Safety
 ///
@@ -320,11 +329,16 @@ pub unsafe fn call_function(
             return Called::Undefined;
         }
         ffi::lua_replace(state, 2);
+        let lift = format != Format::Views;
+        if let Err(e) = if lift { limit(false) } else { Ok(()) } {
+            ffi::lua_settop(state, 0);
+            return Called::NoLimit(e);
+        }
         if let Err(e) = push_message(state, message, format) {
             ffi::lua_settop(state, 0);
             return Called::BadMessage(e);
         }
-        if let Err(e) = limit(true) {
+        if let Err(e) = if lift { limit(true) } else { Ok(()) } {
             ffi::lua_settop(state, 0);
             return Called::NoLimit(e);
         }
@@ -340,6 +354,9 @@ pub unsafe fn call_function(
         }
         let written = write_answer(state, out, format);
         ffi::lua_settop(state, 0);
+        if let Err(e) = limit(true) {
+            return Called::NoLimit(e);
+        }
         match written {
             Ok(()) => Called::Answered,
             Err(e) => Called::BadAnswer(e),

@@ -164,9 +164,6 @@ impl LuaVm {
         let mut answer = Vec::with_capacity(message.len().max(256));
         let mut called = None;
         let restored = std::cell::Cell::new(false);
-        // The message is built with the memory limit lifted: the host bounds the message, and
-        // a Lua allocation error must not jump over the converter's Rust frames.
-        lua.set_memory_limit(0).map_err(|e| lua_error("cannot lift the memory limit", e))?;
         let raised = self.slot.guard(self.settings.timeout, || {
             // SAFETY: exec_raw runs the closure as a protected call whose stack holds exactly
             // its three arguments (the handler, the script's environment, the function's name)
@@ -183,7 +180,8 @@ impl LuaVm {
                 })
             }
         });
-        // Put the limit back: the call lifts it again to write the answer, or stopped before.
+        // Put the limit back if the call stopped while it was lifted (call_function puts it
+        // back once the answer is written).
         let restored = if restored.get() { Ok(0) } else { lua.set_memory_limit(limit) };
         let raised = raised.map_err(|e| lua_error(&format!("{function} failed"), e))?;
         restored.map_err(|e| lua_error("cannot restore the memory limit", e))?;

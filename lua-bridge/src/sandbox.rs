@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mlua::{Lua, MultiValue, Table, Value};
@@ -12,7 +13,15 @@ use crate::watchdog::Slot;
 /// Lines the script printed, waiting for the host to take them.
 #[derive(Clone, Default)]
 pub struct Output {
-    lines: Arc<Mutex<(VecDeque<String>, u64)>>,
+    printed: Arc<Printed>,
+}
+
+#[derive(Default)]
+struct Printed {
+    /// Whether `lines` may hold something: the host asks after every call, and mostly
+    /// nothing was printed.
+    waiting: AtomicBool,
+    lines: Mutex<(VecDeque<String>, u64)>,
 }
 
 /// Lines kept between two collections; older ones are dropped and counted.
@@ -20,18 +29,23 @@ const OUTPUT_LINES: usize = 10_000;
 
 impl Output {
     fn push(&self, line: String) {
-        let mut guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.printed.lines.lock().unwrap_or_else(|e| e.into_inner());
         let (lines, dropped) = &mut *guard;
         if lines.len() == OUTPUT_LINES {
             lines.pop_front();
             *dropped += 1;
         }
         lines.push_back(line);
+        self.printed.waiting.store(true, Ordering::Release);
     }
 
     /// Everything printed since the last call.
     pub fn take(&self) -> Vec<String> {
-        let mut guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.printed.waiting.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut guard = self.printed.lines.lock().unwrap_or_else(|e| e.into_inner());
+        self.printed.waiting.store(false, Ordering::Release);
         let (lines, dropped) = &mut *guard;
         let mut taken: Vec<String> = lines.drain(..).collect();
         if *dropped > 0 {

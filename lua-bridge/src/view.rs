@@ -260,9 +260,13 @@ impl<'a> View<'a> {
 /// plain value. Only the outer list's or object's head is read here; the rest is read (and
 /// checked) as the script reads it.
 ///
+/// An allocation here may fail under the memory limit, and Lua then jumps to the protected
+/// call: no value that needs dropping is alive across a Lua call in this function.
+///
 /// # Safety
 ///
-/// `state` must be the running state of a protected call with room for 3 more slots.
+/// `state` must be the running state of a protected call with room for 3 more slots, and
+/// the frames between that call and this one must hold nothing that needs dropping.
 pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8]) -> Result<(), String> {
     // SAFETY: forwarded from the caller.
     if unsafe { ffi::lua_checkstack(state, 6) } == 0 {
