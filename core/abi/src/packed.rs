@@ -80,8 +80,13 @@ impl de::Error for Error {
 /// Packs a value.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(1024);
-    value.serialize(&mut Packer { writer: Writer::new(&mut out) })?;
+    append(value, &mut out)?;
     Ok(out)
+}
+
+/// Packs a value at the end of `out`.
+pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+    value.serialize(&mut Packer { writer: Writer::new(out) })
 }
 
 /// Unpacks a value, refusing bytes left over after it.

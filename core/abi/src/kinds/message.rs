@@ -244,6 +244,15 @@ impl<'a> Answer<'a> {
 #[derive(Debug)]
 pub struct Remote<T>(pub T);
 
+thread_local! {
+    /// The buffer a thread packs its requests into, from one call to the next.
+    static REQUEST: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The largest request buffer kept for the next call: a round's messages can be megabytes,
+/// which a thread should not hold on to.
+const KEPT_REQUEST: usize = 64 << 10;
+
 /// One method call through a transport.
 pub fn remote_call<V, T, Request, Response, C>(
     transport: &mut T,
@@ -257,18 +266,26 @@ where
     C: Codec<Response>,
 {
     let json = transport.json_messages();
-    let bytes = if json {
-        serde_json::to_vec(request).map_err(|e| e.to_string())
+    // The thread's request buffer, taken for the call (a call made during this one, were there
+    // any, packs into a new one) and kept for the next unless it grew large.
+    let mut bytes = REQUEST.take();
+    bytes.clear();
+    if json {
+        serde_json::to_writer(&mut bytes, request).map_err(|e| e.to_string())
     } else {
-        crate::packed::to_vec(request).map_err(|e| e.to_string())
+        crate::packed::append(request, &mut bytes).map_err(|e| e.to_string())
     }
     .map_err(|e| CallError::Malformed { message: format!("cannot encode the request of {method}: {e}") })?;
     let mut decoded = None;
-    transport.call(method, entry, &bytes, &mut |answer| {
+    let called = transport.call(method, entry, &bytes, &mut |answer| {
         decoded = Some(C::decode_answer(answer, json).map_err(|e| CallError::Malformed {
             message: format!("the answer of {method} is not what it should be: {e}"),
         })?);
         Ok(())
-    })?;
+    });
+    if bytes.capacity() <= KEPT_REQUEST {
+        REQUEST.set(bytes);
+    }
+    called?;
     decoded.ok_or_else(|| CallError::Malformed { message: format!("{method} gave no answer") })
 }
