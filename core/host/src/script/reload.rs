@@ -190,9 +190,18 @@ pub fn fingerprint(script: &Path) -> u64 {
 
 /// What a watcher found: a version ready to install, or why the change was refused.
 pub type Offered = Result<Version, String>;
+
+/// What a watcher hands over. The flag is read before every call of the module, the lock
+/// taken only when something waits.
+#[derive(Default)]
+struct Pending {
+    waiting: AtomicBool,
+    offered: Mutex<Option<Offered>>,
+}
+
 /// Watches one script and prepares new versions.
 pub struct Watcher {
-    pending: Arc<Mutex<Option<Offered>>>,
+    pending: Arc<Pending>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -209,7 +218,7 @@ impl Watcher {
         poll: Duration,
         baseline: u64,
     ) -> Watcher {
-        let pending: Arc<Mutex<Option<Offered>>> = Arc::default();
+        let pending: Arc<Pending> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (slot, stopping) = (pending.clone(), stop.clone());
         let thread = std::thread::Builder::new()
@@ -229,7 +238,8 @@ impl Watcher {
                     }
                     seen = now;
                     let offered = load(&factory, &script, &required).map_err(|e| e.to_string());
-                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(offered);
+                    *slot.offered.lock().unwrap_or_else(|e| e.into_inner()) = Some(offered);
+                    slot.waiting.store(true, Ordering::Release);
                 }
             })
             .expect("cannot start a reload watcher thread");
@@ -238,7 +248,12 @@ impl Watcher {
 
     /// The latest prepared version or refusal, if one is waiting.
     pub fn take(&self) -> Option<Offered> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).take()
+        if !self.pending.waiting.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut offered = self.pending.offered.lock().unwrap_or_else(|e| e.into_inner());
+        self.pending.waiting.store(false, Ordering::Release);
+        offered.take()
     }
 }
 
