@@ -33,8 +33,12 @@ use std::ffi::{CStr, c_int, c_void};
 use mlua::ffi;
 use modhost_abi::packed::{self, Item};
 
-/// The metatable's registry name; Lua's messages call a view by it.
+/// The metatable's name; Lua's messages call a view by it.
 const METATABLE: &CStr = c"message";
+
+/// Its address, as a light userdata, is the metatable's key in the registry (looked up by
+/// address, not by name as `luaL_newmetatable` would: that costs a string lookup per call).
+static METATABLE_KEY: u8 = 1;
 
 /// Its address, as a light userdata, marks a deleted key in an overlay.
 static DELETED: u8 = 0;
@@ -290,25 +294,46 @@ pub unsafe fn push_message(state: *mut ffi::lua_State, message: &[u8]) -> Result
         head.write(Head { modified: false, len: message.len() });
         std::ptr::copy_nonoverlapping(message.as_ptr(), head.add(1).cast::<u8>(), message.len());
         (*header).head = head;
-        if ffi::luaL_newmetatable(state, METATABLE.as_ptr()) != 0 {
-            // Each metamethod keeps the metatable, to know a view when it sees one.
-            for (name, function) in [
-                (c"__index", index_meta as ffi::lua_CFunction),
-                (c"__newindex", new_index),
-                (c"__len", length),
-                (c"__pairs", pairs),
-            ] {
-                ffi::lua_pushvalue(state, -1);
-                ffi::lua_pushcclosure(state, function, 1);
-                ffi::lua_setfield(state, -2, name.as_ptr());
-            }
-            // `getmetatable(view)` gives this name, not the metamethods.
-            ffi::lua_pushstring(state, METATABLE.as_ptr());
-            ffi::lua_setfield(state, -2, c"__metatable".as_ptr());
-        }
+        push_metatable(state);
         ffi::lua_setmetatable(state, -2);
     }
     Ok(())
+}
+
+/// Pushes the views' metatable, made on first use.
+///
+/// # Safety
+///
+/// 3 free slots.
+unsafe fn push_metatable(state: *mut ffi::lua_State) {
+    let key = std::ptr::from_ref(&METATABLE_KEY).cast::<c_void>();
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key) == ffi::LUA_TTABLE {
+            return;
+        }
+        ffi::lua_settop(state, -2);
+        ffi::lua_createtable(state, 0, 6);
+        // Each metamethod keeps the metatable, to know a view when it sees one.
+        for (name, function) in [
+            (c"__index", index_meta as ffi::lua_CFunction),
+            (c"__newindex", new_index),
+            (c"__len", length),
+            (c"__pairs", pairs),
+        ] {
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_pushcclosure(state, function, 1);
+            ffi::lua_setfield(state, -2, name.as_ptr());
+        }
+        // Lua's messages name a view by `__name`; `getmetatable(view)` gives the same name,
+        // not the metamethods.
+        for field in [c"__name", c"__metatable"] {
+            ffi::lua_pushstring(state, METATABLE.as_ptr());
+            ffi::lua_setfield(state, -2, field.as_ptr());
+        }
+        ffi::lua_pushvalue(state, -1);
+        ffi::lua_rawsetp(state, ffi::LUA_REGISTRYINDEX, key);
+    }
 }
 
 /// Pushes a scalar.
@@ -794,8 +819,17 @@ unsafe fn step(state: *mut ffi::lua_State) -> Result<c_int, Fault> {
 ///
 /// `index` must be a valid stack index; 2 free slots.
 pub unsafe fn is_view(state: *mut ffi::lua_State, index: c_int) -> bool {
-    // SAFETY: forwarded from the caller.
-    unsafe { !ffi::luaL_testudata(state, index, METATABLE.as_ptr()).is_null() }
+    // SAFETY: forwarded from the caller; what is pushed is popped.
+    unsafe {
+        if ffi::lua_type(state, index) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(state, index) == 0 {
+            return false;
+        }
+        let key = std::ptr::from_ref(&METATABLE_KEY).cast::<c_void>();
+        ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key);
+        let same = ffi::lua_rawequal(state, -1, -2) != 0;
+        ffi::lua_settop(state, -3);
+        same
+    }
 }
 
 /// Writes the view at `index` as a packed value: the message's own bytes for what the
