@@ -520,9 +520,52 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         visitor.visit_enum(name.into_deserializer())
     }
 
+    // The shapes messages are made of, read directly when the tag is the expected one (the
+    // common case: one branch instead of `deserialize_any`'s dispatch); anything else goes
+    // through `deserialize_any`, which hands the visitor what is there (and so makes the
+    // error "invalid type: ..., expected ...").
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if self.peek() == Some(STRING) && !self.as_bytes {
+            self.at += 1;
+            return visitor.visit_borrowed_str(self.text()?);
+        }
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if self.peek() == Some(OBJECT) {
+            self.at += 1;
+            let left = self.count()?;
+            return self.nested(|d| visitor.visit_map(Elements { de: d, left }));
+        }
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if self.peek() == Some(LIST) {
+            self.at += 1;
+            let left = self.count()?;
+            return self.nested(|d| visitor.visit_seq(Elements { de: d, left }));
+        }
+        self.deserialize_any(visitor)
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
-        unit_struct seq tuple tuple_struct map struct identifier ignored_any
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit
+        unit_struct tuple tuple_struct identifier ignored_any
     }
 }
 
@@ -977,6 +1020,42 @@ mod tests {
         check_same_as_json(&serde_json::json!([null, true, false, -3, u64::MAX, 2.5, "", {"1": []}]));
         let back: LaunchTask = from_slice(&to_vec(&launch()).unwrap()).unwrap();
         assert_eq!(back, launch());
+    }
+
+    /// A message of the wrong shape for `T` is read as serde_json reads the same JSON: the
+    /// same value, or an error (where serde_json says "invalid type", one that says so and
+    /// what was expected; it names a null "unit value", as serde does).
+    fn check_shape<T: DeserializeOwned + PartialEq + std::fmt::Debug>(json: serde_json::Value) {
+        let packed = from_slice::<T>(&to_vec(&json).unwrap()).map_err(|e| e.to_string());
+        let expected = serde_json::from_value::<T>(json.clone()).map_err(|e| e.to_string());
+        match (&packed, &expected) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{json}"),
+            (Err(a), Err(b)) if b.contains("invalid type") => {
+                let expected_part = |e: &str| e.split(", expected").nth(1).map(str::to_owned);
+                assert!(a.contains("invalid type"), "{json}: {a}");
+                assert_eq!(expected_part(a), expected_part(b), "{json}: {a} / {b}");
+            }
+            (Err(_), Err(_)) => {}
+            _ => panic!("{json}: packed gave {packed:?}, JSON {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn values_of_the_wrong_shape_are_read_as_json_reads_them() {
+        use serde_json::json;
+        check_shape::<Label>(json!({"key": "k", "value": "v"}));
+        check_shape::<Label>(json!(["k", "v"]));
+        check_shape::<Label>(json!({"key": 1, "value": "v"}));
+        check_shape::<Label>(json!("k=v"));
+        check_shape::<Label>(json!({"key": "k"}));
+        check_shape::<String>(json!(7));
+        check_shape::<String>(json!(["text"]));
+        check_shape::<Vec<Label>>(json!({"key": "k", "value": "v"}));
+        check_shape::<Vec<Label>>(json!([{"key": "k", "value": "v"}, null]));
+        check_shape::<Option<Vec<String>>>(json!(null));
+        check_shape::<std::collections::BTreeMap<String, f64>>(json!([1.0]));
+        check_shape::<std::collections::BTreeMap<String, f64>>(json!({"cpus": 0.5}));
+        check_shape::<LaunchTask>(serde_json::to_value(launch()).unwrap());
     }
 
     /// Each malformed message is refused with its reason, never a panic: by `from_slice`, and
