@@ -538,6 +538,27 @@ end
     }
 }
 
+/// A table goes to the host as a list when its keys are exactly 1..n, else as an object whose
+/// integer keys are written as text: records, mixed tables, sparse ones, nested ones.
+#[test]
+fn tables_are_answered_as_lists_or_objects_by_their_keys() {
+    let cases = [
+        ("{}", json!([])),
+        ("{ 'a', 'b' }", json!(["a", "b"])),
+        ("{ a = 1 }", json!({"a": 1})),
+        ("{ a = 1, b = { 1, { c = true } } }", json!({"a": 1, "b": [1, {"c": true}]})),
+        ("{ 1, 2, x = 3 }", json!({"1": 1, "2": 2, "x": 3})),
+        ("{ [2] = 5 }", json!({"2": 5})),
+        ("{ [1] = 'a', [3] = 'c' }", json!({"1": "a", "3": "c"})),
+    ];
+    let code: String =
+        cases.iter().enumerate().map(|(n, (table, _))| format!("function t{n}(r) return {table} end\n")).collect();
+    let (_manager, mut vm) = load_vm("shapes", &code, &[]);
+    for (n, (_, expected)) in cases.into_iter().enumerate() {
+        support::check_vm_answer(&mut vm, &format!("t{n}"), "null", Ok(expected));
+    }
+}
+
 /// A Vm keeps the names of the functions it is asked for as Lua strings, up to a bound; calls
 /// past the bound, and names the script does not define, are answered as any other.
 #[test]

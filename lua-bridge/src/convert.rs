@@ -459,6 +459,8 @@ unsafe fn write_table(
         let n = ffi::lua_rawlen(state, index) as i64;
         let mut count = 0i64;
         let mut sequence = true;
+        // Whether the first entry is still on the stack (key, value), to be written first.
+        let mut first_entry = false;
         ffi::lua_pushnil(state);
         while ffi::lua_next(state, index) != 0 {
             count += 1;
@@ -467,9 +469,13 @@ unsafe fn write_table(
                 (1..=n).contains(&k)
             };
             if !sequence {
-                // The first key that is not an index settles it: an object. (Key and value
-                // are still on the stack.)
-                ffi::lua_settop(state, -3);
+                // The first key that is not an index settles it: an object. If it is the
+                // table's first key (a record, the common case), the walk goes on from it.
+                if count == 1 {
+                    first_entry = true;
+                } else {
+                    ffi::lua_settop(state, -3);
+                }
                 break;
             }
             ffi::lua_settop(state, -2);
@@ -486,8 +492,10 @@ unsafe fn write_table(
         }
         let open = out.open_object();
         let mut entries = 0;
-        ffi::lua_pushnil(state);
-        while ffi::lua_next(state, index) != 0 {
+        if !first_entry {
+            ffi::lua_pushnil(state);
+        }
+        while std::mem::take(&mut first_entry) || ffi::lua_next(state, index) != 0 {
             entries += 1;
             let key = match ffi::lua_type(state, -2) {
                 ffi::LUA_TSTRING => match utf8(state, -2) {
