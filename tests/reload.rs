@@ -73,6 +73,42 @@ fn until(hook: &mut Remote<VmTransport>, done: impl Fn(&mut Remote<VmTransport>)
     }
 }
 
+/// Each version's calls, errors (raised, and answers the host could not use) and time are
+/// counted as they happen; a reload closes the old version's figures and starts the new one's.
+#[test]
+fn each_version_counts_its_own_calls_and_errors() {
+    let code = "n = 0\nfunction master_launch_task_label_decorator(request)\n  n = n + 1\n  \
+                if n % 3 == 0 then error('every third call') end\n  if n == 5 then return 'not labels' end\n  \
+                return { { key = 'n', value = tostring(n) } }\nend\n";
+    let path = own_script("counted.lua", code);
+    let manager = manager("lua", "counted", &path, "10");
+    let mut hook = Remote(VmTransport::new(&manager, "counted", HOOK_METHODS).unwrap());
+    let request = LaunchTask { task: TaskInfo::default(), framework: Default::default(), agent: Default::default() };
+    let failed: Vec<bool> = (0..6).map(|_| hook.master_launch_task_label_decorator(&request).is_err()).collect();
+    assert_eq!(failed, [false, false, true, false, true, true]);
+    let status = hook.0.status();
+    let first = &status.versions[0];
+    assert_eq!((first.calls, first.errors), (6, 3), "{status:?}");
+    assert!(first.total_us > 0.0, "{status:?}");
+
+    save(&path, &label_script("lua", "next"));
+    let started = Instant::now();
+    while hook.0.status().versions.len() < 2 {
+        let _ = hook.master_launch_task_label_decorator(&request);
+        assert!(started.elapsed() < Duration::from_secs(10), "no reload within 10 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let before = hook.0.status();
+    for _ in 0..4 {
+        hook.master_launch_task_label_decorator(&request).unwrap();
+    }
+    let after = hook.0.status();
+    assert_eq!(after.versions[0].calls, before.versions[0].calls, "the old version's figures are final");
+    assert_eq!(after.versions[0].errors, before.versions[0].errors);
+    assert_eq!(after.versions[1].calls, before.versions[1].calls + 4, "{after:?}");
+    assert_eq!(after.versions[1].errors, 0, "{after:?}");
+}
+
 #[test]
 fn an_edited_hook_answers_with_its_new_text_and_a_broken_save_keeps_the_old_one() {
     for (language, extension) in [("lua", "lua"), ("python", "py")] {

@@ -355,9 +355,12 @@ impl Skip<'_> {
                     if tag == OBJECT {
                         at = self.string(at)?;
                     }
-                    // Most elements are strings: stepped over here rather than in a call.
+                    // Most elements are strings or numbers: stepped over here rather than in a
+                    // call (a short one is left to `value`, for its error).
                     at = match self.message.get(at) {
                         Some(&STRING) => self.string(at + 1)?,
+                        Some(&(INT | UINT | FLOAT)) if at + 9 <= self.message.len() => at + 9,
+                        Some(&(NULL | FALSE | TRUE)) => at + 1,
                         _ => self.value(at, depth + 1)?,
                     };
                 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Instant, SystemTime};
 
@@ -55,18 +56,42 @@ pub struct ScriptStatus {
     pub versions: Vec<VersionStats>,
 }
 
+/// A scripted module's status as the transport keeps it: the running version's calls are
+/// counted without a lock (only the transport's thread counts them, so a load and a store
+/// each), and read beside the rest when a report asks.
+#[derive(Default)]
+struct Shared {
+    status: Mutex<ScriptStatus>,
+    calls: AtomicU64,
+    errors: AtomicU64,
+    nanos: AtomicU64,
+}
+
+impl Shared {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// The status, with the running version's figures as counted so far.
+    fn read(&self) -> ScriptStatus {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(running) = status.versions.last_mut() {
+            running.calls += self.calls.load(Ordering::Relaxed);
+            running.errors += self.errors.load(Ordering::Relaxed);
+            running.total_us += self.nanos.load(Ordering::Relaxed) as f64 / 1e3;
+        }
+        status
+    }
+}
+
 /// Every scripted module alive in the process, for reports.
-static REGISTRY: Mutex<Vec<Weak<Mutex<ScriptStatus>>>> = Mutex::new(Vec::new());
+static REGISTRY: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
 
 /// The status of every scripted module alive now, by module name.
 pub fn statuses() -> Vec<ScriptStatus> {
     let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     registry.retain(|s| s.strong_count() > 0);
-    let mut all: Vec<ScriptStatus> = registry
-        .iter()
-        .filter_map(Weak::upgrade)
-        .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
-        .collect();
+    let mut all: Vec<ScriptStatus> = registry.iter().filter_map(Weak::upgrade).map(|s| s.read()).collect();
     all.sort_by(|a, b| a.module.cmp(&b.module));
     all
 }
@@ -79,7 +104,7 @@ pub struct VmTransport {
     implemented: BTreeSet<&'static str>,
     watcher: Option<Watcher>,
     script: String,
-    status: Arc<Mutex<ScriptStatus>>,
+    status: Arc<Shared>,
 }
 
 fn seconds(time: SystemTime) -> f64 {
@@ -131,15 +156,18 @@ impl VmTransport {
             watcher: (watching && script_parameter.is_some())
                 .then(|| Watcher::start(factory.clone(), script.clone(), required.to_vec(), poll, baseline)),
             script: first.info.script.clone(),
-            status: Arc::new(Mutex::new(ScriptStatus {
-                module: name.to_owned(),
-                script: first.info.script.clone(),
-                watching,
-                version: first.hash.clone(),
-                loaded_at: seconds(first.loaded_at),
-                versions: vec![VersionStats { version: first.hash.clone(), ..Default::default() }],
+            status: Arc::new(Shared {
+                status: Mutex::new(ScriptStatus {
+                    module: name.to_owned(),
+                    script: first.info.script.clone(),
+                    watching,
+                    version: first.hash.clone(),
+                    loaded_at: seconds(first.loaded_at),
+                    versions: vec![VersionStats { version: first.hash.clone(), ..Default::default() }],
+                    ..Default::default()
+                }),
                 ..Default::default()
-            })),
+            }),
             version: first,
         };
         REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&transport.status));
@@ -148,11 +176,17 @@ impl VmTransport {
     }
 
     fn state(&self) -> MutexGuard<'_, ScriptStatus> {
-        self.status.lock().unwrap_or_else(|e| e.into_inner())
+        self.status.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn start_version(&mut self, version: Version) {
         let mut status = self.state();
+        // The running version's counts become its final figures.
+        if let Some(ended) = status.versions.last_mut() {
+            ended.calls += self.status.calls.swap(0, Ordering::Relaxed);
+            ended.errors += self.status.errors.swap(0, Ordering::Relaxed);
+            ended.total_us += self.status.nanos.swap(0, Ordering::Relaxed) as f64 / 1e3;
+        }
         status.version = version.hash.clone();
         status.loaded_at = seconds(version.loaded_at);
         status.versions.push(VersionStats { version: version.hash.clone(), ..Default::default() });
@@ -173,7 +207,7 @@ impl VmTransport {
 
     /// The versions and reloads so far.
     pub fn status(&self) -> ScriptStatus {
-        self.state().clone()
+        self.status.read()
     }
 
     /// Counts an offer of the script that the adapter refused.
@@ -184,9 +218,7 @@ impl VmTransport {
     /// Counts, as an error of the running version, a call whose answer the host could not
     /// use (the script returned, but not what the method must return).
     pub fn count_malformed_answer(&self) {
-        if let Some(stats) = self.state().versions.last_mut() {
-            stats.errors += 1;
-        }
+        Shared::add(&self.status.errors, 1);
     }
 
     /// Counts a round the fallback decided.
@@ -259,11 +291,10 @@ impl VmTransport {
     ) -> Result<R, CallError> {
         let started = Instant::now();
         let answer = self.version.vm.call_packed_then(method, request, read);
-        if let Some(stats) = self.state().versions.last_mut() {
-            stats.calls += 1;
-            stats.errors += u64::from(answer.is_err());
-            stats.total_us += started.elapsed().as_secs_f64() * 1e6;
-        }
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Shared::add(&self.status.calls, 1);
+        Shared::add(&self.status.errors, u64::from(answer.is_err()));
+        Shared::add(&self.status.nanos, nanos);
         self.forward_output();
         answer
     }
