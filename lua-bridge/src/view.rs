@@ -950,7 +950,8 @@ unsafe fn write_list(
             if !touched && parts.header().children == 0 && kept > 0 {
                 // The message's elements 1..=kept, none replaced and none read as a view (that
                 // could have been written into): their bytes lie in one run, copied at once.
-                out.packed_values(parts.elements(kept as usize).map_err(text)?, kept as usize).map_err(text)?;
+                // Finding where the run ends walked each element, so it is not walked again.
+                out.walked_values(parts.elements(kept as usize).map_err(text)?);
                 next = kept + 1;
             }
             for i in next..=kept + added_keys {

@@ -215,6 +215,14 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// A run of whole packed values that [`skip`] has already walked value by value (the
+    /// elements of a list read in place, their ends found), copied as they are: not walked a
+    /// second time as [`Writer::packed_values`] walks them. A run that is not whole values
+    /// makes a message its reader refuses, as any malformed message is refused.
+    pub fn walked_values(&mut self, values: &[u8]) {
+        self.out.extend_from_slice(values);
+    }
+
     fn open(&mut self, tag: u8) -> Open {
         self.out.push(tag);
         let at = self.out.len();
