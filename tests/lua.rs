@@ -40,6 +40,9 @@ fn sandbox_escapes_are_refused() {
         ("setmetatable('', {})", "table expected"),
         ("return (''):dump()", "method 'dump'"),
         ("collectgarbage('stop')", "not allowed in the sandbox"),
+        // A finalizer would run whenever the collector steps, inside no call's limits.
+        ("setmetatable({}, { __gc = function() while true do end end })", "__gc is not allowed"),
+        ("setmetatable({}, { __gc = true })", "__gc is not allowed"),
         ("return package.loadlib('libc.so.6', 'system')", "global 'package'"),
         ("return rawget(_G, 'os').getenv('HOME')", "field 'getenv'"),
     ];

@@ -62,9 +62,10 @@ impl Output {
 /// Builds the sandbox from the state's own (safe) standard library: base functions,
 /// `string` without `dump`, `table`, `math`, `utf8`, `coroutine`, and of `os` only the clock
 /// and date functions. `load` takes text chunks only and defaults to the sandbox as its
-/// environment; `collectgarbage` cannot stop the collector; the string metatable is hidden.
+/// environment; `collectgarbage` cannot stop the collector; `setmetatable` sets no finalizer
+/// (`__gc`); the string metatable is hidden.
 const SANDBOX: &str = r#"
-local real_load, collect, real_getmetatable = load, collectgarbage, getmetatable
+local real_load, collect, real_getmetatable, real_setmetatable = load, collectgarbage, getmetatable, setmetatable
 local env = {}
 for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
     "tostring", "type", "xpcall", "rawequal", "rawget", "rawset", "rawlen", "setmetatable",
@@ -79,6 +80,15 @@ local collect_options = { collect = true, count = true, step = true, isrunning =
 env.collectgarbage = function(option, ...)
   if option == nil or collect_options[option] then return collect(option, ...) end
   error("collectgarbage('" .. tostring(option) .. "') is not allowed in the sandbox", 2)
+end
+-- A table is marked for finalization if its metatable has a __gc field (any value, read raw)
+-- when it is set; the finalizer then runs whenever the collector steps, in no call's deadline
+-- or memory limit. So no such metatable is set.
+env.setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("setmetatable: __gc is not allowed in the sandbox (a finalizer would run outside the call's limits)", 2)
+  end
+  return real_setmetatable(t, mt)
 end
 env.load = function(chunk, name, mode, chunk_env)
   if mode ~= nil and mode ~= "t" then error("load: only text chunks are allowed in the sandbox", 2) end
