@@ -126,6 +126,51 @@ end
     assert_eq!(call(&mut vm, "fine").unwrap(), "[1,2,3]");
 }
 
+/// Runs `work`, failing the test run (not hanging it) if it takes longer than `limit`.
+fn within<R>(limit: std::time::Duration, what: &str, work: impl FnOnce() -> R) -> R {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let what = what.to_owned();
+    std::thread::spawn(move || {
+        if finished.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("{what} did not end within {limit:?}: the deadline did not stop it");
+            std::process::exit(101);
+        }
+    });
+    let result = work();
+    let _ = done.send(());
+    result
+}
+
+/// A script cannot keep an overdue call going by catching the deadline's error: once the call
+/// is past its timeout, every instruction it runs raises the error again, in a `pcall`, an
+/// `xpcall` handler, a coroutine or a `__close` method alike.
+#[test]
+fn a_runaway_loop_that_catches_the_deadline_error_is_still_stopped() {
+    let cases = [
+        "while true do pcall(spin) end",
+        "while true do xpcall(spin, function(e) return e end) end",
+        "while true do xpcall(spin, spin) end",
+        "pcall(function() while true do pcall(spin) end end)\nwhile true do end",
+        "coroutine.wrap(function() while true do pcall(spin) end end)()",
+        "local co = coroutine.create(function() while true do pcall(spin) end end)\n\
+         while true do pcall(coroutine.resume, co) end",
+        "coroutine.wrap(function() table.sort({ 3, 2, 1 }, function() while true do pcall(spin) end end) end)()",
+        "while true do pcall(function() local t = {} while true do t[#t + 1] = {} end end) end",
+        "local guard <close> = setmetatable({}, { __close = spin })\nwhile true do pcall(spin) end",
+    ];
+    let mut code = String::from("local function spin() while true do end end\nfunction ok() return 3 end\n");
+    for (i, body) in cases.iter().enumerate() {
+        code.push_str(&format!("function catch{i}()\n  {body}\nend\n"));
+    }
+    let (_manager, mut vm) = load_vm("catching", &code, &[("timeout_ms", "100"), ("memory_limit", "8MiB")]);
+    for (i, body) in cases.iter().enumerate() {
+        let error =
+            within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("catch{i}"))).expect_err(body);
+        assert!(error.to_string().contains("timeout"), "{body:?}: {error}");
+        assert_eq!(call(&mut vm, "ok").unwrap(), "3", "after {body:?}");
+    }
+}
+
 #[test]
 fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
     let code = "function bomb()\n  local t = {}\n  for i = 1, 1e9 do t[i] = string.rep('x', 1024) .. i end\nend\nfunction ok() return 2 end";

@@ -123,6 +123,34 @@ end
 return resume, wrap
 "#;
 
+/// `xpcall` whose message handler is not run once the call is overdue: the error then comes
+/// from the deadline's hook, and Lua runs a handler for an error raised in a hook with hooks
+/// off, so a handler that loops would never be stopped. The handler's error (the deadline's)
+/// is passed on as it is.
+const XPCALL: &str = r#"
+local real_xpcall, overdue = ...
+return function(f, handler, ...)
+  return real_xpcall(f, function(e)
+    if overdue() then return e end
+    return handler(e)
+  end, ...)
+end
+"#;
+
+/// Replaces `xpcall` with the guarded one of [`XPCALL`].
+fn guarded_xpcall(lua: &Lua, env: &Table, slot: &Arc<Slot>) -> mlua::Result<()> {
+    let slot = slot.clone();
+    let overdue = lua.create_function(move |_, ()| Ok(slot.overdue()))?;
+    let xpcall: mlua::Function =
+        lua.load(XPCALL).set_name("=modhost-xpcall").call((lua.globals().get::<mlua::Function>("xpcall")?, overdue))?;
+    env.set("xpcall", xpcall)
+}
+
+/// The error that stops a coroutine of an overdue call.
+fn coroutine_timeout() -> mlua::Error {
+    mlua::Error::runtime("timeout: the call ran longer than its timeout_ms (in a coroutine)")
+}
+
 /// Replaces `coroutine.create` and `coroutine.wrap` (in a copy of the table) with versions
 /// whose coroutines check the call's deadline every million instructions: the watchdog's
 /// hook reaches only the thread the call started on.
@@ -138,12 +166,16 @@ fn guarded_coroutines(lua: &Lua, env: &Table, slot: &Arc<Slot>) -> mlua::Result<
         let thread = lua.create_thread(f)?;
         let slot = slot.clone();
         let check = mlua::HookTriggers::new().every_nth_instruction(COROUTINE_CHECK);
-        thread.set_hook(check, move |_, _| {
-            if slot.overdue() {
-                Err(mlua::Error::runtime("timeout: the call ran longer than its timeout_ms (in a coroutine)"))
-            } else {
-                Ok(mlua::VmState::Continue)
+        thread.set_hook(check, move |lua, _| {
+            if !slot.overdue() {
+                return Ok(mlua::VmState::Continue);
             }
+            // From now on the coroutine fails at every instruction, as the call's own thread
+            // does once the watchdog arms it: a `pcall` inside the coroutine cannot keep it
+            // running, and it ends, handing control back to the overdue call.
+            let every = mlua::HookTriggers::new().every_nth_instruction(1);
+            lua.current_thread().set_hook(every, |_, _| Err(coroutine_timeout()))?;
+            Err(coroutine_timeout())
         })?;
         Ok(thread)
     })?;
@@ -195,6 +227,7 @@ pub fn environment(
     })?;
     table.set("print", print)?;
     guarded_coroutines(lua, &table, slot)?;
+    guarded_xpcall(lua, &table, slot)?;
     if sandbox {
         table.set("require", require(lua, &table, search_patterns(script, package_path))?)?;
     } else {

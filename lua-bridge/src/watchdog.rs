@@ -104,18 +104,22 @@ thread_local! {
     static TIMEOUT_MS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The hook installed on an overrunning call: remove itself, then raise a Lua error.
+/// The hook installed on an overrunning call: raise a Lua error, on every instruction the
+/// call runs from now on.
+///
+/// The hook stays until the call has returned ([`Slot::guard`] removes it): a script that
+/// catches the error with `pcall` or `xpcall` gets it again at its next instruction, so no
+/// level of protected calls can keep an overdue call running.
 ///
 /// # Safety
 ///
 /// Called by Lua, on the thread of the call, with a valid state.
 unsafe extern "C-unwind" fn stop(state: *mut ffi::lua_State, _: *mut ffi::lua_Debug) {
     let ms = TIMEOUT_MS.with(Cell::get) as std::ffi::c_long;
-    // SAFETY: `state` is the running state; removing the hook and raising an error from a
-    // hook is what the Lua manual allows. luaL_error does not return (it jumps to the
-    // protected call mlua made); this frame owns nothing that needs dropping.
+    // SAFETY: `state` is the running state; raising an error from a hook is what the Lua
+    // manual allows. luaL_error does not return (it jumps to the innermost protected call);
+    // this frame owns nothing that needs dropping.
     unsafe {
-        ffi::lua_sethook(state, None, 0, 0);
         ffi::luaL_error(state, c"timeout: the call ran longer than timeout_ms=%d".as_ptr(), ms);
     }
 }
