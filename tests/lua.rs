@@ -171,6 +171,44 @@ fn a_runaway_loop_that_catches_the_deadline_error_is_still_stopped() {
     }
 }
 
+/// A pattern that backtracks for hours (Lua's own matcher runs it in C, out of the hook's
+/// reach) is stopped by the deadline too, in each of the four functions, and a malformed
+/// pattern is reported at the script's line.
+#[test]
+fn a_runaway_pattern_match_is_stopped_by_the_deadline() {
+    let cases = [
+        "return string.find(s, '.-.-.-.-b')",
+        "return s:match('(.-)(.-)(.-)(.-)b')",
+        "for x in s:gmatch('.-.-.-.-b') do end",
+        "return (s:gsub('a.-.-.-.-b', 'x'))",
+        "while true do pcall(string.find, s, '.-.-.-.-b') end",
+    ];
+    let mut code =
+        String::from("local s = string.rep('a', 3000)\nfunction ok() return ('k=v'):match('(%w+)=(%w+)') end\n");
+    for (i, body) in cases.iter().enumerate() {
+        code.push_str(&format!("function runaway{i}()\n  {body}\nend\n"));
+    }
+    // Not a tail call: that would take the script's frame off the stack, and its line with it.
+    // A short subject goes to Lua's own matcher, a long one to the deadline-checked one.
+    let line = code.lines().count() + 2;
+    code.push_str("function malformed()\n  local at = ('x'):find('x%')\n  return at\nend\n");
+    code.push_str("function malformed_long()\n  local at = s:find('.-.-%')\n  return at\nend\n");
+    let (_manager, mut vm) = load_vm("patterns", &code, &[("timeout_ms", "100")]);
+    for (i, body) in cases.iter().enumerate() {
+        let error =
+            within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("runaway{i}"))).expect_err(body);
+        assert!(error.to_string().contains("timeout"), "{body:?}: {error}");
+        assert_eq!(call(&mut vm, "ok").unwrap(), "\"k\"", "after {body:?}");
+    }
+    for (function, line) in [("malformed", line), ("malformed_long", line + 4)] {
+        let error = call(&mut vm, function).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("patterns.lua:{line}: malformed pattern (ends with '%')")),
+            "{function}: {error}"
+        );
+    }
+}
+
 #[test]
 fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
     let code = "function bomb()\n  local t = {}\n  for i = 1, 1e9 do t[i] = string.rep('x', 1024) .. i end\nend\nfunction ok() return 2 end";

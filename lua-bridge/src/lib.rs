@@ -10,6 +10,7 @@
 
 mod convert;
 mod params;
+mod pattern;
 mod sandbox;
 mod view;
 mod watchdog;
@@ -48,23 +49,47 @@ fn lua_error(context: &str, error: mlua::Error) -> CallError {
     CallError::failed(format!("{context}: {text}"))
 }
 
+/// A frame of the script's own code on the stack: its file, the line it is at, the line its
+/// function starts at, and the function's name.
+struct ScriptFrame {
+    file: String,
+    line: usize,
+    defined: Option<usize>,
+    name: Option<String>,
+}
+
+/// The frame `level` levels down the stack if it is the script's: `Some(None)` for C and for
+/// the bridge's own Lua (its chunks are named `=modhost-...`), `None` past the bottom.
+fn script_frame(lua: &Lua, level: usize) -> Option<Option<ScriptFrame>> {
+    lua.inspect_stack(level, |frame| {
+        let source = frame.source();
+        let bridge = source.source.as_deref().is_some_and(|s| s.starts_with("=modhost"));
+        let (Some(file), Some(line)) = (source.short_src, frame.current_line()) else { return None };
+        if bridge || file == "[C]" {
+            return None;
+        }
+        let name = frame.names().name.map(|n| n.into_owned());
+        Some(ScriptFrame { file: file.into_owned(), line, defined: source.line_defined, name })
+    })
+}
+
+/// Where the innermost script code on the stack is, as Lua prefixes an error with it
+/// (`file:line: `), or nothing if none is: for errors the bridge's own Lua raises on the
+/// script's behalf.
+fn script_position(lua: &Lua) -> String {
+    (1..64)
+        .map_while(|level| script_frame(lua, level))
+        .flatten()
+        .next()
+        .map_or_else(String::new, |frame| format!("{}:{}: ", frame.file, frame.line))
+}
+
 /// The message handler of a call: the error, then where each Lua function on the stack was.
 fn traceback(lua: &Lua, message: Value) -> mlua::Result<String> {
     let mut text = message.to_string().unwrap_or_else(|_| format!("an error of type {}", message.type_name()));
     text.push_str("\nstack traceback:");
-    for level in 1..64 {
-        let Some((source, line, defined, name)) = lua.inspect_stack(level, |frame| {
-            let source = frame.source();
-            let name = frame.names().name.map(|n| n.into_owned());
-            (source.short_src.map(|s| s.into_owned()), frame.current_line(), source.line_defined, name)
-        }) else {
-            break;
-        };
-        // C functions and the bridge's own helper are not the script's.
-        let (Some(source), Some(line)) = (source, line) else { continue };
-        if source == "[C]" || source == "modhost" {
-            continue;
-        }
+    for frame in (1..64).map_while(|level| script_frame(lua, level)).flatten() {
+        let ScriptFrame { file: source, line, defined, name } = frame;
         let function = match (name, defined) {
             (Some(name), _) => format!("in function '{name}'"),
             (None, Some(defined)) if defined > 0 => format!("in function <{source}:{defined}>"),

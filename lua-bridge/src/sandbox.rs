@@ -228,6 +228,7 @@ pub fn environment(
     table.set("print", print)?;
     guarded_coroutines(lua, &table, slot)?;
     guarded_xpcall(lua, &table, slot)?;
+    crate::pattern::install(lua, slot)?;
     if sandbox {
         table.set("require", require(lua, &table, search_patterns(script, package_path))?)?;
     } else {
