@@ -321,6 +321,27 @@ fn print_reaches_the_host_and_require_loads_from_the_scripts_folder() {
     assert_eq!(info.functions, ["twice"]);
 }
 
+/// What a script prints is held outside its memory limit until the host collects it, so it is
+/// bounded on its own: a long line is cut (and says by how much), and past 1 MiB the oldest
+/// lines are dropped (and counted).
+#[test]
+fn printing_more_than_the_host_keeps_is_cut_and_counted() {
+    let code = "local big = string.rep('x', 1 << 20)\n\
+                function flood() for i = 1, 500 do print(i, big) end return 1 end\n\
+                function short() print('a', 1, true) return 1 end";
+    let (_manager, mut vm) = load_vm("flood", code, &[]);
+    assert_eq!(call(&mut vm, "flood").unwrap(), "1");
+    let lines = vm.take_output().unwrap();
+    let bytes: usize = lines.iter().map(String::len).sum();
+    assert!(bytes <= (1 << 20) + 1024, "{bytes} bytes kept");
+    assert!(lines[0].contains("earlier line(s) dropped"), "{}", lines[0]);
+    let last = lines.last().unwrap();
+    let expected_cut = (1 << 20) + "500\t".len() - (16 << 10);
+    assert!(last.starts_with("500\txxx") && last.ends_with(&format!(" ... ({expected_cut} more bytes)")), "{last:.40}");
+    assert_eq!(call(&mut vm, "short").unwrap(), "1");
+    assert_eq!(vm.take_output().unwrap(), ["a\t1\ttrue"]);
+}
+
 fn cluster(allocator: &mut dyn Allocator) {
     allocator.initialize(&Default::default()).unwrap();
     for id in ["a0", "a1"] {

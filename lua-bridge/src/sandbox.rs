@@ -21,21 +21,38 @@ struct Printed {
     /// Whether `lines` may hold something: the host asks after every call, and mostly
     /// nothing was printed.
     waiting: AtomicBool,
-    lines: Mutex<(VecDeque<String>, u64)>,
+    lines: Mutex<Kept>,
+}
+
+/// The lines kept, their bytes, and how many were dropped since the last collection.
+#[derive(Default)]
+struct Kept {
+    lines: VecDeque<String>,
+    bytes: usize,
+    dropped: u64,
 }
 
 /// Lines kept between two collections; older ones are dropped and counted.
 const OUTPUT_LINES: usize = 10_000;
 
+/// Bytes kept between two collections, likewise: what a script prints is held outside its
+/// memory limit, so it has a limit of its own.
+const OUTPUT_BYTES: usize = 1 << 20;
+
+/// The longest line kept; the rest of a longer one is cut, and counted in the line.
+const LINE_BYTES: usize = 16 << 10;
+
 impl Output {
     fn push(&self, line: String) {
         let mut guard = self.printed.lines.lock().unwrap_or_else(|e| e.into_inner());
-        let (lines, dropped) = &mut *guard;
-        if lines.len() == OUTPUT_LINES {
-            lines.pop_front();
-            *dropped += 1;
+        let kept = &mut *guard;
+        while kept.lines.len() == OUTPUT_LINES || (!kept.lines.is_empty() && kept.bytes + line.len() > OUTPUT_BYTES) {
+            let oldest = kept.lines.pop_front().map_or(0, |l| l.len());
+            kept.bytes -= oldest;
+            kept.dropped += 1;
         }
-        lines.push_back(line);
+        kept.bytes += line.len();
+        kept.lines.push_back(line);
         self.printed.waiting.store(true, Ordering::Release);
     }
 
@@ -46,17 +63,56 @@ impl Output {
         }
         let mut guard = self.printed.lines.lock().unwrap_or_else(|e| e.into_inner());
         self.printed.waiting.store(false, Ordering::Release);
-        let (lines, dropped) = &mut *guard;
-        let mut taken: Vec<String> = lines.drain(..).collect();
-        if *dropped > 0 {
+        let kept = &mut *guard;
+        let mut taken: Vec<String> = kept.lines.drain(..).collect();
+        kept.bytes = 0;
+        if kept.dropped > 0 {
+            let dropped = std::mem::take(&mut kept.dropped);
             taken.insert(
                 0,
-                format!("({dropped} earlier line(s) dropped: the script printed faster than the host collected)"),
+                format!(
+                    "({dropped} earlier line(s) dropped: the script printed more than {OUTPUT_LINES} lines or {} KiB \
+                     before the host collected them)",
+                    OUTPUT_BYTES >> 10
+                ),
             );
-            *dropped = 0;
         }
         taken
     }
+}
+
+/// What `print` writes for `args`: their texts, tab-separated, cut at [`LINE_BYTES`] (a string
+/// is copied only as far as the line has room).
+fn print_line(args: &MultiValue) -> String {
+    let mut line = Vec::new();
+    let mut cut = 0;
+    for (i, value) in args.iter().enumerate() {
+        if i > 0 {
+            line.push(b'\t');
+        }
+        let room = (LINE_BYTES + 1).saturating_sub(line.len());
+        match value {
+            Value::String(s) => {
+                let bytes = s.as_bytes();
+                let taken = bytes.len().min(room);
+                line.extend_from_slice(&bytes[..taken]);
+                cut += bytes.len() - taken;
+            }
+            other => {
+                let text = other.to_string().unwrap_or_else(|_| format!("<{}>", other.type_name()));
+                line.extend_from_slice(text.as_bytes());
+            }
+        }
+    }
+    if line.len() > LINE_BYTES {
+        cut += line.len() - LINE_BYTES;
+        line.truncate(LINE_BYTES);
+    }
+    let mut line = String::from_utf8_lossy(&line).into_owned();
+    if cut > 0 {
+        line.push_str(&format!(" ... ({cut} more bytes)"));
+    }
+    line
 }
 
 /// Builds the sandbox from the state's own (safe) standard library: base functions,
@@ -220,9 +276,7 @@ pub fn environment(
     let table: Table = if sandbox { lua.load(SANDBOX).set_name("=modhost-sandbox").eval()? } else { lua.globals() };
     let printer = output.clone();
     let print = lua.create_function(move |_, args: MultiValue| {
-        let parts: Vec<String> =
-            args.iter().map(|v| v.to_string().unwrap_or_else(|_| format!("<{}>", v.type_name()))).collect();
-        printer.push(parts.join("\t"));
+        printer.push(print_line(&args));
         Ok(())
     })?;
     table.set("print", print)?;
