@@ -218,6 +218,22 @@ fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
     assert_eq!(call(&mut vm, "ok").unwrap(), "2");
 }
 
+/// An answer is written with the memory limit lifted, so a table held in it many times (a
+/// few kilobytes of Lua standing for terabytes) would hold the host: an answer past twice the
+/// memory limit is refused instead, and the Vm goes on.
+#[test]
+fn an_answer_larger_than_twice_the_memory_limit_is_refused() {
+    let code = "function doubling() local t = { 'x' } for i = 1, 40 do t = { t, t } end return t end\n\
+                function repeated() local s, t = string.rep('x', 1 << 20), {} for i = 1, 100 do t[i] = s end return t end\n\
+                function ok() return 5 end";
+    let (_manager, mut vm) = load_vm("sharing", code, &[("memory_limit", "8MiB")]);
+    for function in ["doubling", "repeated"] {
+        let error = within(std::time::Duration::from_secs(20), function, || call(&mut vm, function)).unwrap_err();
+        assert!(error.to_string().contains("larger than 16777216 bytes"), "{function}: {error}");
+        assert_eq!(call(&mut vm, "ok").unwrap(), "5");
+    }
+}
+
 /// Views are made under the memory limit, inside their metamethods: a script that makes more
 /// than the limit allows is stopped there, and the Vm goes on.
 #[test]

@@ -190,6 +190,22 @@ fn a_memory_bomb_is_stopped_by_the_limit_and_the_vm_goes_on() {
     assert!(error.contains("memory_limit=lots"), "{error}");
 }
 
+/// An answer is written after the call, out of its memory limit and its timeout, so a list
+/// held in it many times (a few kilobytes of Python standing for terabytes) would hold the
+/// host: an answer past twice the memory limit is refused instead, and the Vm goes on.
+#[test]
+fn an_answer_larger_than_twice_the_memory_limit_is_refused() {
+    let code = "def doubling(r):\n    t = ['x']\n    for _ in range(40):\n        t = [t, t]\n    return t\n\n\
+                def repeated(r):\n    return ['x' * (1 << 18)] * 100\n\n\
+                def ok(r):\n    return 5\n";
+    let (_manager, mut vm) = load_vm("sharing", code, &[("memory_limit", "1MiB")]);
+    for function in ["doubling", "repeated"] {
+        let error = call(&mut vm, function, "{}").unwrap_err().to_string();
+        assert!(error.contains("larger than 2097152 bytes"), "{function}: {error}");
+        assert_eq!(call(&mut vm, "ok", "{}").unwrap(), "5");
+    }
+}
+
 #[test]
 fn messages_map_to_python_values_as_the_json_module_would_and_back() {
     let code = r#"

@@ -304,7 +304,8 @@ pub enum Called {
 /// something to drop: while the answer is written, and while a message is made into tables.
 /// A message made into views is pushed under the limit (no such frames: see `view.rs`). The
 /// limit is found on when the call starts, and put back here once the answer is written; if
-/// the call ends before that, the caller puts it back.
+/// the call ends before that, the caller puts it back. An answer longer than `answer_limit`
+/// bytes is refused (see [`write_value`]).
 ///
 /// # Safety
 ///
@@ -317,6 +318,7 @@ pub unsafe fn call_function(
     format: Format,
     mut limit: impl FnMut(bool) -> Result<(), String>,
     out: &mut Vec<u8>,
+    answer_limit: usize,
 ) -> Called {
     // SAFETY: forwarded from the caller: the function replaces the environment at index 2,
     // push_message gets the room it needs, the pcall finds the function and its argument
@@ -352,7 +354,7 @@ pub unsafe fn call_function(
             ffi::lua_settop(state, 0);
             return Called::NoLimit(e);
         }
-        let written = write_answer(state, out, format);
+        let written = write_answer(state, out, format, answer_limit);
         ffi::lua_settop(state, 0);
         if let Err(e) = limit(true) {
             return Called::NoLimit(e);
@@ -370,9 +372,14 @@ pub unsafe fn call_function(
 /// # Safety
 ///
 /// `state` must be the running state of a protected call with a value on its stack.
-unsafe fn write_answer(state: *mut ffi::lua_State, out: &mut Vec<u8>, format: Format) -> Result<(), String> {
+unsafe fn write_answer(
+    state: *mut ffi::lua_State,
+    out: &mut Vec<u8>,
+    format: Format,
+    limit: usize,
+) -> Result<(), String> {
     // SAFETY: forwarded from the caller.
-    unsafe { write_value(state, -1, &mut packed::Writer::new(out), 0) }?;
+    unsafe { write_value(state, -1, &mut packed::Writer::new(out), 0, limit) }?;
     if format == Format::Json {
         let value: serde_json::Value = packed::from_slice(out).map_err(|e| e.to_string())?;
         *out = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
@@ -390,9 +397,18 @@ pub unsafe fn write_value(
     index: c_int,
     out: &mut packed::Writer<'_>,
     depth: usize,
+    limit: usize,
 ) -> Result<(), String> {
     if depth >= MAX_DEPTH {
         return Err(format!("the answer nests deeper than {MAX_DEPTH} levels (is a table inside itself?)"));
+    }
+    // A table held in the answer many times is written each time: a few kilobytes of Lua
+    // can stand for terabytes, written with the memory limit lifted and out of the hook's
+    // reach. Checked before each value, so the answer ends at most one string past it.
+    if out.written() > limit {
+        return Err(format!(
+            "the answer is larger than {limit} bytes, twice the memory_limit (does it hold the same table many times?)"
+        ));
     }
     // SAFETY: forwarded from the caller; every call below reads the value at `index` or
     // pushes at most two slots, checked with lua_checkstack, and pops them again.
@@ -412,9 +428,9 @@ pub unsafe fn write_value(
                 let text = utf8(state, index).ok_or_else(|| "a string is not UTF-8".to_owned())?;
                 out.string(text).map_err(|e| e.to_string())?;
             }
-            ffi::LUA_TTABLE => write_table(state, index, out, depth)?,
+            ffi::LUA_TTABLE => write_table(state, index, out, depth, limit)?,
             ffi::LUA_TUSERDATA if view::is_view(state, index) => {
-                view::write(state, index, out, |i, out| write_value(state, i, out, depth + 1))?
+                view::write(state, index, out, |i, out| write_value(state, i, out, depth + 1, limit))?
             }
             other => {
                 let name = std::ffi::CStr::from_ptr(ffi::lua_typename(state, other)).to_string_lossy();
@@ -450,6 +466,7 @@ unsafe fn write_table(
     index: c_int,
     out: &mut packed::Writer<'_>,
     depth: usize,
+    limit: usize,
 ) -> Result<(), String> {
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -484,7 +501,7 @@ unsafe fn write_table(
             let open = out.open_list();
             for i in 1..=n {
                 ffi::lua_rawgeti(state, index, i);
-                let result = write_value(state, -1, out, depth + 1);
+                let result = write_value(state, -1, out, depth + 1, limit);
                 ffi::lua_settop(state, -2);
                 result?;
             }
@@ -509,7 +526,7 @@ unsafe fn write_table(
                 }
                 _ => Err("a table key is neither a string nor an integer".into()),
             };
-            let result = key.and_then(|()| write_value(state, -1, out, depth + 1));
+            let result = key.and_then(|()| write_value(state, -1, out, depth + 1, limit));
             if let Err(e) = result {
                 ffi::lua_settop(state, -3);
                 return Err(e);

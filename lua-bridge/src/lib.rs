@@ -201,7 +201,8 @@ impl LuaVm {
                         restored.set(on && result.is_ok());
                         result
                     };
-                    called = Some(convert::call_function(state, message, format, set_limit, &mut answer));
+                    let answer_limit = limit.saturating_mul(2);
+                    called = Some(convert::call_function(state, message, format, set_limit, &mut answer, answer_limit));
                 })
             }
         });

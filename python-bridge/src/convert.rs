@@ -144,9 +144,13 @@ pub(crate) fn string<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyString> {
 
 /// What a script function returned, encoded in `format`. JSON is made from the packed form:
 /// the JSON path serves export_state and ABI 1.0 callers, not the hot calls.
-pub(crate) fn to_answer(value: &Bound<'_, PyAny>, format: Format) -> Result<Vec<u8>, String> {
+///
+/// An answer longer than `limit` bytes packed is refused: it is written after the call, out
+/// of its memory limit and its timeout, and a list held in it many times (a few kilobytes of
+/// Python standing for terabytes) would otherwise hold the host.
+pub(crate) fn to_answer(value: &Bound<'_, PyAny>, format: Format, limit: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(256);
-    write(value, &mut packed::Writer::new(&mut out), 0)?;
+    write(value, &mut packed::Writer::new(&mut out), 0, limit)?;
     if format == Format::Json {
         let value: serde_json::Value = packed::from_slice(&out).map_err(|e| e.to_string())?;
         out = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
@@ -268,9 +272,15 @@ impl<'de, 'py> Visitor<'de> for Key<'py, '_> {
     }
 }
 
-fn write(value: &Bound<'_, PyAny>, out: &mut packed::Writer<'_>, depth: usize) -> Result<(), String> {
+fn write(value: &Bound<'_, PyAny>, out: &mut packed::Writer<'_>, depth: usize, limit: usize) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("the answer nests deeper than {MAX_DEPTH} levels"));
+    }
+    // Checked before each value, so the answer ends at most one str past the limit.
+    if out.written() > limit {
+        return Err(format!(
+            "the answer is larger than {limit} bytes, twice the memory_limit (does it hold the same list many times?)"
+        ));
     }
     if value.is_none() {
         out.null();
@@ -300,13 +310,13 @@ fn write(value: &Bound<'_, PyAny>, out: &mut packed::Writer<'_>, depth: usize) -
             })?;
             let key = key.to_str().map_err(|e| format!("a key of the answer is not UTF-8: {e}"))?;
             out.key(key).map_err(|e| e.to_string())?;
-            write(&item, out, depth + 1)?;
+            write(&item, out, depth + 1, limit)?;
         }
         out.close(open, dict.len()).map_err(|e| e.to_string())?;
     } else if let Ok(list) = value.cast::<PyList>() {
-        write_items(list.iter(), out, depth)?;
+        write_items(list.iter(), out, depth, limit)?;
     } else if let Ok(tuple) = value.cast::<PyTuple>() {
-        write_items(tuple.iter(), out, depth)?;
+        write_items(tuple.iter(), out, depth, limit)?;
     } else {
         return Err(format!("the answer holds a {}, which JSON cannot carry", type_name(value)));
     }
@@ -317,12 +327,13 @@ fn write_items<'py>(
     items: impl Iterator<Item = Bound<'py, PyAny>>,
     out: &mut packed::Writer<'_>,
     depth: usize,
+    limit: usize,
 ) -> Result<(), String> {
     let open = out.open_list();
     let mut count = 0;
     for item in items {
         count += 1;
-        write(&item, out, depth + 1)?;
+        write(&item, out, depth + 1, limit)?;
     }
     out.close(open, count).map_err(|e| e.to_string())
 }

@@ -51,6 +51,12 @@ fn parse_size(value: &str) -> Option<usize> {
     number.trim().parse::<usize>().ok()?.checked_mul(scale).filter(|n| *n >= 1 << 20)
 }
 
+/// The longest answer a call may give, packed: twice its memory limit (an answer larger than
+/// the memory that built it holds the same list many times).
+fn answer_limit(memory_limit: usize) -> usize {
+    memory_limit.saturating_mul(2)
+}
+
 fn failed(message: impl Into<String>) -> CallError {
     CallError::failed(message)
 }
@@ -170,7 +176,7 @@ impl PyVm {
             self.slot.end(py);
             let printed = take_output(py);
             let answer = match result {
-                Ok(answer) => convert::to_answer(&answer, format)
+                Ok(answer) => convert::to_answer(&answer, format, answer_limit(self.memory_limit))
                     .map_err(|e| format!("{function} answered what JSON cannot carry: {e}")),
                 Err(e) => Err(format!("{function} failed: {}", describe(py, &e, &self.shown()))),
             };

@@ -125,6 +125,11 @@ impl<'a> Writer<'a> {
         Writer { out }
     }
 
+    /// How many bytes the output holds (what was there before, and what this wrote).
+    pub fn written(&self) -> usize {
+        self.out.len()
+    }
+
     /// `null`.
     pub fn null(&mut self) {
         self.out.push(NULL);
