@@ -108,6 +108,26 @@ fn print_output_is_collected_and_scripts_import_from_their_folder() {
     assert!(info.version.starts_with("Python 3.11.") && info.version.ends_with("(/usr)"), "{info:?}");
 }
 
+/// What a script prints waits outside its memory limit for the host, so it is bounded: past
+/// 1 Mi characters between two collections, the rest is dropped and counted.
+#[test]
+fn printing_more_than_the_host_keeps_is_dropped_and_counted() {
+    let code = "big = 'x' * 100_000\n\ndef flood(r):\n    for _ in range(1000):\n        print(big)\n    return 1\n\n\
+                def short(r):\n    print('a', 1)\n    return 1\n";
+    let (_manager, mut vm) = load_vm("flooding", code, &[]);
+    assert_eq!(call(&mut vm, "flood", "{}").unwrap(), "1");
+    let lines = vm.take_output().unwrap();
+    let kept: usize = lines[..lines.len() - 1].iter().map(String::len).sum();
+    assert!(kept <= 1 << 20, "{kept} characters kept");
+    let dropped = 1000 * 100_001 - (1 << 20);
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("... ({dropped} more characters dropped: a script may print 1048576 between two collections)")
+    );
+    assert_eq!(call(&mut vm, "short", "{}").unwrap(), "1");
+    assert_eq!(vm.take_output().unwrap(), ["a 1"]);
+}
+
 /// `modhost` with stdout a pipe: a hook's print still reaches the log (stderr), tagged.
 #[test]
 fn output_is_not_lost_when_stdout_is_a_pipe_and_virtualenvs_are_importable() {

@@ -15,15 +15,30 @@ class CallTimeout(TimeoutError):
 
 
 class Output:
-    """Stands in for sys.stdout and sys.stderr: nothing a script prints is lost, whatever
-    the host's stdout is (a pipe would buffer it until a finalisation that never comes)."""
+    """Stands in for sys.stdout and sys.stderr: what a script prints reaches the host's log
+    whatever the host's stdout is (a pipe would buffer it until a finalisation that never
+    comes). What waits for the host is bounded: printing the same large str in a loop costs
+    the script nothing, but joining it would cost the host gigabytes."""
+
+    # Characters kept between two collections; what follows is dropped and counted.
+    LIMIT = 1 << 20
 
     def __init__(self):
         self.parts = []
+        self.size = 0
+        self.dropped = 0
 
     def write(self, text):
-        self.parts.append(str(text))
-        return len(text)
+        text = str(text)
+        written = len(text)
+        room = self.LIMIT - self.size
+        if len(text) > room:
+            self.dropped += len(text) - room
+            text = text[:room]
+        if text:
+            self.parts.append(text)
+            self.size += len(text)
+        return written
 
     def writelines(self, lines):
         for line in lines:
@@ -40,7 +55,13 @@ class Output:
             return []
         text = "".join(self.parts)
         self.parts.clear()
-        return text.splitlines()
+        self.size = 0
+        lines = text.splitlines()
+        if self.dropped:
+            lines.append(f"... ({self.dropped} more characters dropped: a script may print "
+                         f"{self.LIMIT} between two collections)")
+            self.dropped = 0
+        return lines
 
 
 output = Output()
