@@ -171,6 +171,41 @@ fn a_runaway_loop_that_catches_the_deadline_error_is_still_stopped() {
     }
 }
 
+/// The standard library's C loops whose length a script picks: each ran for days from one
+/// line, out of the hook's reach; now each ends at once or at the deadline.
+#[test]
+fn long_loops_in_the_c_library_are_stopped_by_the_deadline() {
+    let cases = [
+        ("return #string.rep('', 1e15)", Some("0")),
+        ("return #string.rep('', 1e15, '')", Some("0")),
+        ("table.move({}, 1, 1e15, 2)", None),
+        ("table.insert(sparse(), 1, 'x')", None),
+        ("table.remove(sparse(), 1)", None),
+        ("table.insert(setmetatable({}, { __len = function() return 1e15 end }), 1, 'x')", None),
+        ("while true do pcall(table.move, {}, 1, 1e15, 2) end", None),
+    ];
+    // Fifty-odd entries, and a length of 2^48: past the array part, Lua finds a border by
+    // doubling, then halving.
+    let mut code = String::from(
+        "function sparse() local t = { 1, 2, 3, 4, 5, [8] = 8, [9] = 9 } for k = 4, 48 do t[1 << k] = k end return t end\n\
+         function length() return #sparse() end\n\
+         function ok() local t = { 1, 2, 3 } table.insert(t, 1, 0) table.remove(t) return table.concat(t, ',') end\n",
+    );
+    for (i, (body, _)) in cases.iter().enumerate() {
+        code.push_str(&format!("function long{i}()\n  {body}\nend\n"));
+    }
+    let (_manager, mut vm) = load_vm("long_loops", &code, &[("timeout_ms", "100")]);
+    assert_eq!(call(&mut vm, "length").unwrap(), (1u64 << 48).to_string());
+    for (i, (body, answer)) in cases.iter().enumerate() {
+        let result = within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("long{i}")));
+        match answer {
+            Some(answer) => assert_eq!(result.unwrap(), *answer, "{body}"),
+            None => assert!(result.expect_err(body).to_string().contains("timeout"), "{body}"),
+        }
+        assert_eq!(call(&mut vm, "ok").unwrap(), "\"0,1,2\"", "after {body}");
+    }
+}
+
 /// A pattern that backtracks for hours (Lua's own matcher runs it in C, out of the hook's
 /// reach) is stopped by the deadline too, in each of the four functions, and a malformed
 /// pattern is reported at the script's line.

@@ -8,6 +8,7 @@
 //! descriptor, `org_modhost_lua`, backs every scripted module: the manifest names it with
 //! `"symbol"`.
 
+mod bounded;
 mod convert;
 mod params;
 mod pattern;

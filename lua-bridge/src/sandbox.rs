@@ -283,6 +283,7 @@ pub fn environment(
     guarded_coroutines(lua, &table, slot)?;
     guarded_xpcall(lua, &table, slot)?;
     crate::pattern::install(lua, slot)?;
+    crate::bounded::install(lua)?;
     if sandbox {
         table.set("require", require(lua, &table, search_patterns(script, package_path))?)?;
     } else {
