@@ -304,6 +304,20 @@ fn errors_carry_file_line_and_traceback() {
     assert!(error.contains("runtime.lua:2:") && error.contains("attempt to index a nil value"), "{error}");
     assert!(error.contains("stack traceback") && error.contains("runtime.lua:5"), "{error}");
 
+    // A message of a megabyte is cut (the host logs every failure); the traceback stays.
+    let (_manager, mut vm) = load_vm(
+        "verbose",
+        "function shout(request)
+  error(string.rep('x', 1 << 20))
+end
+",
+        &[],
+    );
+    let error = call(&mut vm, "shout").unwrap_err().to_string();
+    assert!(error.len() < 20 << 10, "{} bytes", error.len());
+    assert!(error.contains("xxx ... (") && error.contains("more bytes)\nstack traceback"), "{error:.60}");
+    assert!(error.contains("verbose.lua:2: in function"), "{}", &error[error.len() - 200..]);
+
     let path = support::script("syntax.lua", "function allocate(r)\n  return {\nend\n");
     let manager = support::lua_manager(&[("syntax", &path, &[])]);
     let error = manager.create::<VmHandle>("syntax", None).err().unwrap();

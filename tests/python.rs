@@ -108,6 +108,16 @@ fn print_output_is_collected_and_scripts_import_from_their_folder() {
     assert!(info.version.starts_with("Python 3.11.") && info.version.ends_with("(/usr)"), "{info:?}");
 }
 
+/// A module's error text is cut at 64 KiB on the host's side (it logs every failure): an
+/// exception with a megabyte message does not make a megabyte log line.
+#[test]
+fn an_error_of_a_megabyte_is_cut() {
+    let (_manager, mut vm) = load_vm("loud", "def shout(r):\n    raise ValueError('x' * 1_000_000)\n", &[]);
+    let error = call(&mut vm, "shout", "{}").unwrap_err().to_string();
+    assert!(error.len() < (64 << 10) + 100, "{} bytes", error.len());
+    assert!(error.contains("ValueError: xxx") && error.ends_with(" more bytes)"), "{:.80}", error);
+}
+
 /// What a script prints waits outside its memory limit for the host, so it is bounded: past
 /// 1 Mi characters between two collections, the rest is dropped and counted.
 #[test]

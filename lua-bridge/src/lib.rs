@@ -85,9 +85,19 @@ fn script_position(lua: &Lua) -> String {
         .map_or_else(String::new, |frame| format!("{}:{}: ", frame.file, frame.line))
 }
 
+/// The longest error message kept before the traceback: a script can raise a string of
+/// megabytes.
+const MESSAGE_BYTES: usize = 16 << 10;
+
 /// The message handler of a call: the error, then where each Lua function on the stack was.
 fn traceback(lua: &Lua, message: Value) -> mlua::Result<String> {
     let mut text = message.to_string().unwrap_or_else(|_| format!("an error of type {}", message.type_name()));
+    if text.len() > MESSAGE_BYTES {
+        let end = (0..=MESSAGE_BYTES).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let more = text.len() - end;
+        text.truncate(end);
+        text.push_str(&format!(" ... ({more} more bytes)"));
+    }
     text.push_str("\nstack traceback:");
     for frame in (1..64).map_while(|level| script_frame(lua, level)).flatten() {
         let ScriptFrame { file: source, line, defined, name } = frame;

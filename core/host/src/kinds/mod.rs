@@ -166,6 +166,22 @@ unsafe fn outcome(status: Status, error: Buffer) -> Result<(), CallError> {
     unsafe { failure(status, error) }
 }
 
+/// The longest error text kept from a module: a script can raise a string of megabytes, and
+/// the host logs every failure.
+const ERROR_TEXT: usize = 64 << 10;
+
+/// `text` cut at [`ERROR_TEXT`] bytes (on a character's boundary), saying how much was cut.
+fn cut_error(mut text: String) -> String {
+    if text.len() <= ERROR_TEXT {
+        return text;
+    }
+    let end = (0..=ERROR_TEXT).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let more = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!(" ... ({more} more bytes)"));
+    text
+}
+
 /// The rare path of [`outcome`]: decode and release the error text.
 ///
 /// # Safety
@@ -174,7 +190,7 @@ unsafe fn outcome(status: Status, error: Buffer) -> Result<(), CallError> {
 #[cold]
 unsafe fn failure(status: Status, error: Buffer) -> Result<(), CallError> {
     // SAFETY: forwarded from the caller.
-    let message = unsafe { error.into_string_lossy() };
+    let message = cut_error(unsafe { error.into_string_lossy() });
     match status {
         Status::OK => Ok(()),
         Status::ERROR => Err(CallError::Failed { message }),
