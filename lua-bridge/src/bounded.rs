@@ -24,7 +24,9 @@ const SHORT: i64 = 1 << 20;
 /// or the arguments are wrong).
 const GLUE: &str = r##"
 local c_rep, c_move, c_insert, c_remove, SHORT = ...
+-- Taken now: a script may replace what the libraries hold.
 local select, getmetatable, type, error, tointeger = select, getmetatable, type, error, math.tointeger
+local maxinteger = math.maxinteger
 
 local function rep(s, n, sep)
   -- Nothing to copy however many times: Lua's answer is "", after a loop of n steps.
@@ -40,9 +42,9 @@ local function move(a1, f, e, t, a2)
   if not (ff and ee and tt) or ee - ff < SHORT then return c_move(a1, f, e, t, a2) end
   -- Lua's checks of the tables, on a move it would make of no element.
   c_move(a1, ff, ff - 1, tt, a2)
-  if ff <= 0 and ee >= math.maxinteger + ff then error("bad argument #3 to 'move' (too many elements to move)", 2) end
+  if ff <= 0 and ee >= maxinteger + ff then error("bad argument #3 to 'move' (too many elements to move)", 2) end
   local n = ee - ff
-  if tt > math.maxinteger - n then error("bad argument #4 to 'move' (destination wrap around)", 2) end
+  if tt > maxinteger - n then error("bad argument #4 to 'move' (destination wrap around)", 2) end
   local to = a2 == nil and a1 or a2
   if tt > ee or tt <= ff or (a2 ~= nil and a1 ~= a2) then
     for i = 0, n do to[tt + i] = a1[ff + i] end

@@ -440,7 +440,9 @@ const GSUB: u8 = 3;
 /// raise errors as strings, as Lua's own do, prefixed with the script's line (`position`).
 const GLUE: &str = r#"
 local search, position, sub, concat, pack, unpack, c_find, c_match, c_gmatch, c_gsub, FIND, PLAIN, MATCH, GSUB, BUDGET = ...
+-- Taken now: a script may replace what the libraries hold.
 local type, tostring, tonumber, error, pcall, tointeger = type, tostring, tonumber, error, pcall, math.tointeger
+local format = string.format
 
 -- Raises `message` at the innermost line of the script's own code, as a string.
 local function raise(message)
@@ -451,7 +453,7 @@ local function text(v, n, name)
   local kind = type(v)
   if kind == "string" then return v end
   if kind == "number" then return tostring(v) end
-  raise(("bad argument #%d to '%s' (string expected, got %s)"):format(n, name, kind))
+  raise(format("bad argument #%d to '%s' (string expected, got %s)", n, name, kind))
 end
 
 local function integer(v, n, name, default)
@@ -460,7 +462,7 @@ local function integer(v, n, name, default)
   if i == nil then
     local why = type(v) == "number" and "number has no integer representation"
       or ("number expected, got " .. type(v))
-    raise(("bad argument #%d to '%s' (%s)"):format(n, name, why))
+    raise(format("bad argument #%d to '%s' (%s)", n, name, why))
   end
   return i
 end
@@ -578,7 +580,7 @@ local function expand(repl, r, whole)
     local k = tointeger(tonumber(d))
     if k == nil then raise("invalid use of '%' in replacement string") end
     if r[3] == 0 and k == 1 then return whole end
-    if k > r[3] then raise(("invalid capture index %%%d"):format(k)) end
+    if k > r[3] then raise(format("invalid capture index %%%d", k)) end
     if r[3 + k] == false then raise("unfinished capture") end
     return tostring(r[3 + k])
   end))
@@ -589,7 +591,7 @@ local function gsub(s, p, repl, n)
   local kind = type(repl)
   if kind == "number" then repl, kind = tostring(repl), "string" end
   if kind ~= "string" and kind ~= "table" and kind ~= "function" then
-    raise(("bad argument #3 to 'gsub' (string/function/table expected, got %s)"):format(kind))
+    raise(format("bad argument #3 to 'gsub' (string/function/table expected, got %s)", kind))
   end
   local len = #s
   local max = integer(n, 4, "gsub", len + 1)
