@@ -171,6 +171,20 @@ fn a_runaway_loop_that_catches_the_deadline_error_is_still_stopped() {
     }
 }
 
+/// Until a call is overdue, `xpcall` is Lua's: the handler sees the error and its answer is
+/// returned; a handler that is not a function is refused as Lua refuses it.
+#[test]
+fn xpcall_handles_errors_as_lua_s_own_does() {
+    let code = "function handled()\n  return { xpcall(error, function(e) return 'handled: ' .. e end, 'boom', 0) }\nend\n\
+                function passed()\n  return { xpcall(function(a, b) return a + b end, print, 2, 3) }\nend\n\
+                function no_handler()\n  return { pcall(xpcall, error) }\nend\n";
+    let (_manager, mut vm) = load_vm("xpcalls", code, &[]);
+    assert_eq!(call(&mut vm, "handled").unwrap(), r#"[false,"handled: boom"]"#);
+    assert_eq!(call(&mut vm, "passed").unwrap(), "[true,5]");
+    let refused = call(&mut vm, "no_handler").unwrap();
+    assert!(refused.contains("bad argument #2 to 'xpcall' (function expected, got no value)"), "{refused}");
+}
+
 /// The standard library's C loops whose length a script picks: each ran for days from one
 /// line, out of the hook's reach; now each ends at once or at the deadline.
 #[test]

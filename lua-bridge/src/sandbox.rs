@@ -183,22 +183,33 @@ return resume, wrap
 /// from the deadline's hook, and Lua runs a handler for an error raised in a hook with hooks
 /// off, so a handler that loops would never be stopped. The handler's error (the deadline's)
 /// is passed on as it is.
-const XPCALL: &str = r#"
-local real_xpcall, overdue = ...
-return function(f, handler, ...)
+const XPCALL: &str = r##"
+local real_xpcall, overdue, type, select, error = ...
+return function(...)
+  local f, handler = ...
+  -- Lua's own refuses a handler that is not a function, at the caller's line.
+  if type(handler) ~= "function" then
+    local got = select("#", ...) < 2 and "no value" or type(handler)
+    error("bad argument #2 to 'xpcall' (function expected, got " .. got .. ")", 2)
+  end
   return real_xpcall(f, function(e)
     if overdue() then return e end
     return handler(e)
-  end, ...)
+  end, select(3, ...))
 end
-"#;
+"##;
 
 /// Replaces `xpcall` with the guarded one of [`XPCALL`].
 fn guarded_xpcall(lua: &Lua, env: &Table, slot: &Arc<Slot>) -> mlua::Result<()> {
     let slot = slot.clone();
     let overdue = lua.create_function(move |_, ()| Ok(slot.overdue()))?;
-    let xpcall: mlua::Function =
-        lua.load(XPCALL).set_name("=modhost-xpcall").call((lua.globals().get::<mlua::Function>("xpcall")?, overdue))?;
+    let xpcall: mlua::Function = lua.load(XPCALL).set_name("=modhost-xpcall").call((
+        lua.globals().get::<mlua::Function>("xpcall")?,
+        overdue,
+        lua.globals().get::<mlua::Function>("type")?,
+        lua.globals().get::<mlua::Function>("select")?,
+        lua.globals().get::<mlua::Function>("error")?,
+    ))?;
     env.set("xpcall", xpcall)
 }
 
