@@ -126,21 +126,6 @@ end
     assert_eq!(call(&mut vm, "fine").unwrap(), "[1,2,3]");
 }
 
-/// Runs `work`, failing the test run (not hanging it) if it takes longer than `limit`.
-fn within<R>(limit: std::time::Duration, what: &str, work: impl FnOnce() -> R) -> R {
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let what = what.to_owned();
-    std::thread::spawn(move || {
-        if finished.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-            eprintln!("{what} did not end within {limit:?}: the deadline did not stop it");
-            std::process::exit(101);
-        }
-    });
-    let result = work();
-    let _ = done.send(());
-    result
-}
-
 /// A script cannot keep an overdue call going by catching the deadline's error: once the call
 /// is past its timeout, every instruction it runs raises the error again, in a `pcall`, an
 /// `xpcall` handler, a coroutine or a `__close` method alike.
@@ -164,8 +149,8 @@ fn a_runaway_loop_that_catches_the_deadline_error_is_still_stopped() {
     }
     let (_manager, mut vm) = load_vm("catching", &code, &[("timeout_ms", "100"), ("memory_limit", "8MiB")]);
     for (i, body) in cases.iter().enumerate() {
-        let error =
-            within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("catch{i}"))).expect_err(body);
+        let error = support::within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("catch{i}")))
+            .expect_err(body);
         assert!(error.to_string().contains("timeout"), "{body:?}: {error}");
         assert_eq!(call(&mut vm, "ok").unwrap(), "3", "after {body:?}");
     }
@@ -211,7 +196,7 @@ fn long_loops_in_the_c_library_are_stopped_by_the_deadline() {
     let (_manager, mut vm) = load_vm("long_loops", &code, &[("timeout_ms", "100")]);
     assert_eq!(call(&mut vm, "length").unwrap(), (1u64 << 48).to_string());
     for (i, (body, answer)) in cases.iter().enumerate() {
-        let result = within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("long{i}")));
+        let result = support::within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("long{i}")));
         match answer {
             Some(answer) => assert_eq!(result.unwrap(), *answer, "{body}"),
             None => assert!(result.expect_err(body).to_string().contains("timeout"), "{body}"),
@@ -244,8 +229,8 @@ fn a_runaway_pattern_match_is_stopped_by_the_deadline() {
     code.push_str("function malformed_long()\n  local at = s:find('.-.-%')\n  return at\nend\n");
     let (_manager, mut vm) = load_vm("patterns", &code, &[("timeout_ms", "100")]);
     for (i, body) in cases.iter().enumerate() {
-        let error =
-            within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("runaway{i}"))).expect_err(body);
+        let error = support::within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("runaway{i}")))
+            .expect_err(body);
         assert!(error.to_string().contains("timeout"), "{body:?}: {error}");
         assert_eq!(call(&mut vm, "ok").unwrap(), "\"k\"", "after {body:?}");
     }
@@ -277,7 +262,8 @@ fn an_answer_larger_than_twice_the_memory_limit_is_refused() {
                 function ok() return 5 end";
     let (_manager, mut vm) = load_vm("sharing", code, &[("memory_limit", "8MiB")]);
     for function in ["doubling", "repeated"] {
-        let error = within(std::time::Duration::from_secs(20), function, || call(&mut vm, function)).unwrap_err();
+        let error =
+            support::within(std::time::Duration::from_secs(20), function, || call(&mut vm, function)).unwrap_err();
         assert!(error.to_string().contains("larger than 16777216 bytes"), "{function}: {error}");
         assert_eq!(call(&mut vm, "ok").unwrap(), "5");
     }

@@ -82,6 +82,31 @@ fn a_timeout_interrupts_an_endless_loop_and_the_vm_goes_on() {
     assert_eq!(call(&mut vm, "ok", "{}").unwrap(), "1");
 }
 
+/// A script cannot keep an overdue call going by catching `CallTimeout`: once the call is past
+/// its timeout, every line it runs raises it again, in an `except` or `finally` block and in a
+/// function called back from C alike.
+#[test]
+fn a_script_that_catches_the_timeout_is_still_stopped() {
+    let cases = [
+        "while True:\n        try:\n            spin()\n        except BaseException:\n            pass",
+        "while True:\n        try:\n            sorted([1, 2], key=lambda x: spin())\n        except BaseException:\n            pass",
+        "try:\n        spin()\n    finally:\n        while True:\n            pass",
+        "while True:\n        try:\n            spin()\n        except BaseException:\n            try:\n                spin()\n            except BaseException:\n                pass",
+    ];
+    let mut code = String::from("def spin():\n    while True:\n        pass\n\ndef ok(r):\n    return 1\n");
+    for (i, body) in cases.iter().enumerate() {
+        code.push_str(&format!("\ndef catch{i}(r):\n    {body}\n"));
+    }
+    let (_manager, mut vm) = load_vm("catching", &code, &[("timeout_ms", "100")]);
+    for (i, body) in cases.iter().enumerate() {
+        let error =
+            support::within(std::time::Duration::from_secs(20), body, || call(&mut vm, &format!("catch{i}"), "{}"))
+                .expect_err(body);
+        assert!(error.to_string().contains("CallTimeout"), "{body:?}: {error}");
+        assert_eq!(call(&mut vm, "ok", "{}").unwrap(), "1", "after {body:?}");
+    }
+}
+
 #[test]
 fn two_scripted_modules_never_share_globals() {
     let code = "counter = 0\n\ndef bump(r):\n    global counter\n    counter += 1\n    return counter\n";

@@ -8,10 +8,12 @@ timeout_ms = [0]
 
 
 class CallTimeout(TimeoutError):
-    """Raised in the running frame of a call that overran its timeout_ms."""
+    """Raised in the running frame of a call that overran its timeout_ms, and at every line
+    it runs after that. Made without running Python code (the message is made when it is
+    shown): it is made under the trace that raises it."""
 
-    def __init__(self, *args):
-        super().__init__(f"the call ran longer than timeout_ms={timeout_ms[0]}")
+    def __str__(self):
+        return f"the call ran longer than timeout_ms={timeout_ms[0]}"
 
 
 class Output:

@@ -1,17 +1,24 @@
 //! Per-call deadlines for Python: a call that overruns its `timeout_ms` gets a `CallTimeout`
-//! raised in its running frame.
+//! raised in its running frame, and again at every line it runs after that.
 //!
 //! One watchdog thread per process looks at the running calls every few milliseconds. For an
 //! overdue one it takes the GIL (a busy thread hands it over at the interpreter's switch
-//! interval) and asks CPython to raise the exception in that thread. Every change of a
-//! call's phase happens with the GIL held, so a late signal can never reach the next call.
+//! interval), asks CPython to raise the exception in that thread, and sets that thread a
+//! trace function that raises it at every line and call: a script that catches the first one
+//! (`except BaseException`) in a loop cannot go on. The watchdog does both again at each look
+//! until the call ends (a trace set while the thread runs a nested frame covers that frame
+//! only), and the call's end takes the trace away. Every change of a call's phase happens with
+//! the GIL held, so a late signal can never reach the next call.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use std::ffi::c_int;
+
 use pyo3::Python;
 use pyo3::ffi;
+use pyo3::prelude::PyAnyMethods;
 
 use crate::runtime::runtime;
 
@@ -27,6 +34,8 @@ const TICK: Duration = Duration::from_millis(5);
 pub struct Slot {
     /// CPython's identifier of the thread running the call.
     thread: AtomicU64,
+    /// That thread's `PyThreadState`, for its trace function.
+    state: AtomicU64,
     /// Nanoseconds since the watchdog's epoch when the call must end.
     deadline: AtomicU64,
     phase: AtomicU8,
@@ -62,22 +71,61 @@ fn patrol() {
             slots
                 .iter()
                 .filter_map(Weak::upgrade)
-                .filter(|s| s.phase.load(Ordering::Acquire) == RUNNING && now > s.deadline.load(Ordering::Acquire))
+                .filter(|s| s.phase.load(Ordering::Acquire) != IDLE && now > s.deadline.load(Ordering::Acquire))
                 .collect()
         };
         let Ok(runtime) = runtime() else { continue };
         for slot in overdue {
             Python::attach(|py| {
-                if slot.phase.load(Ordering::Acquire) == RUNNING {
-                    let thread = slot.thread.load(Ordering::Acquire);
-                    // SAFETY: the GIL is held; the exception type is a live class object of
-                    // the bridge module; CPython raises it in that thread's running frame.
-                    unsafe { ffi::PyThreadState_SetAsyncExc(thread as _, runtime.timeout.bind(py).as_ptr()) };
-                    slot.phase.store(SIGNALLED, Ordering::Release);
+                if slot.phase.load(Ordering::Acquire) == IDLE {
+                    return;
                 }
+                let (thread, state) = (slot.thread.load(Ordering::Acquire), slot.state.load(Ordering::Acquire));
+                // One instance, raised at every line: made here, where no trace runs.
+                let Ok(error) = runtime.timeout.bind(py).call0() else { return };
+                // SAFETY: the GIL is held; the exception type is a live class object of the
+                // bridge module; CPython raises it in that thread's running frame. The thread
+                // state is that of the call's thread, alive while its call runs (the phase is
+                // not IDLE), and CPython's _PyEval_SetTrace is made to be called for another
+                // thread with the GIL held; it keeps its own reference to `error`.
+                unsafe {
+                    ffi::PyThreadState_SetAsyncExc(thread as _, runtime.timeout.bind(py).as_ptr());
+                    _PyEval_SetTrace(state as *mut ffi::PyThreadState, Some(raise_again), error.as_ptr());
+                }
+                slot.phase.store(SIGNALLED, Ordering::Release);
             });
         }
     }
+}
+
+unsafe extern "C" {
+    /// CPython's `sys.settrace` for any thread's state (exported by libpython 3.11, used by
+    /// its own `threading.settrace_all_threads` from 3.12).
+    fn _PyEval_SetTrace(
+        state: *mut ffi::PyThreadState,
+        trace: Option<ffi::Py_tracefunc>,
+        argument: *mut ffi::PyObject,
+    ) -> c_int;
+}
+
+/// The trace of an overdue call: raises `error` (the call's `CallTimeout`) at every line and
+/// call, so no `except` can run on.
+///
+/// # Safety
+///
+/// Called by CPython with the GIL held and `error` a live exception instance.
+unsafe extern "C" fn raise_again(
+    error: *mut ffi::PyObject,
+    _frame: *mut ffi::PyFrameObject,
+    what: c_int,
+    _argument: *mut ffi::PyObject,
+) -> c_int {
+    if what != ffi::PyTrace_LINE && what != ffi::PyTrace_CALL {
+        return 0;
+    }
+    // SAFETY: forwarded from the caller; PyErr_SetObject takes its own references.
+    unsafe { ffi::PyErr_SetObject(ffi::Py_TYPE(error).cast(), error) };
+    -1
 }
 
 impl Slot {
@@ -93,6 +141,9 @@ impl Slot {
         // SAFETY: PyThread_get_thread_ident has no preconditions.
         let thread = unsafe { ffi::PyThread_get_thread_ident() };
         self.thread.store(thread as u64, Ordering::Release);
+        // SAFETY: called with the GIL, so this thread has a current state.
+        let state = unsafe { ffi::PyThreadState_Get() };
+        self.state.store(state as u64, Ordering::Release);
         self.deadline.store(now_ns().saturating_add(timeout.as_nanos() as u64), Ordering::Release);
         self.phase.store(RUNNING, Ordering::Release);
     }
@@ -102,8 +153,12 @@ impl Slot {
     pub fn end(&self, _py: Python<'_>) {
         if self.phase.swap(IDLE, Ordering::AcqRel) == SIGNALLED {
             let thread = self.thread.load(Ordering::Acquire);
-            // SAFETY: the GIL is held; a null exception clears a pending one.
-            unsafe { ffi::PyThreadState_SetAsyncExc(thread as _, std::ptr::null_mut()) };
+            // SAFETY: the GIL is held; a null exception clears a pending one, and a null trace
+            // function takes this thread's away.
+            unsafe {
+                ffi::PyThreadState_SetAsyncExc(thread as _, std::ptr::null_mut());
+                ffi::PyEval_SetTrace(None, std::ptr::null_mut());
+            }
         }
     }
 }

@@ -352,3 +352,21 @@ impl Rng {
         }
     }
 }
+
+/// Runs `work`, failing the test run (not hanging it) if it takes longer than `limit`.
+pub fn within<R>(limit: std::time::Duration, what: &str, work: impl FnOnce() -> R) -> R {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let what = what.to_owned();
+    std::thread::spawn(move || {
+        if finished.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            // Straight to the process's stderr: the test harness captures `eprintln!`, and
+            // what it captured is lost when the process exits.
+            let message = format!("{what} did not end within {limit:?}: the deadline did not stop it\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
+            std::process::exit(101);
+        }
+    });
+    let result = work();
+    let _ = done.send(());
+    result
+}
