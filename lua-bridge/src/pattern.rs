@@ -396,7 +396,8 @@ impl<'a> Matcher<'a> {
             Span::Closed(len) => len,
         };
         self.tick(len)?;
-        let same = self.subject.len() - s >= len && self.subject[init..init + len] == self.subject[s..s + len];
+        let same =
+            self.subject.len().saturating_sub(s) >= len && self.subject[init..init + len] == self.subject[s..s + len];
         Ok(same.then_some(s + len))
     }
 }
@@ -654,7 +655,7 @@ fn install_with_budget(lua: &Lua, slot: &Arc<Slot>, budget: f64) -> mlua::Result
         };
         let (subject, pattern) = (subject.as_bytes(), pattern.as_bytes());
         let overdue = || slot.overdue();
-        let start = usize::try_from(start).unwrap_or(0).min(subject.len() + 1);
+        let start = usize::try_from(start).unwrap_or(0).min(subject.len());
         let last = usize::try_from(last).ok();
         let mut answer = Vec::new();
         if plain {
