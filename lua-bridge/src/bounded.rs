@@ -103,18 +103,8 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
 fn install_with_short(lua: &Lua, short: i64) -> mlua::Result<()> {
     let string: Table = lua.globals().get("string")?;
     let table: Table = lua.globals().get("table")?;
-    let (rep, moved, insert, remove): (mlua::Function, mlua::Function, mlua::Function, mlua::Function) =
-        lua.load(GLUE).set_name("=modhost-bounded").call((
-            string.get::<mlua::Function>("rep")?,
-            table.get::<mlua::Function>("move")?,
-            table.get::<mlua::Function>("insert")?,
-            table.get::<mlua::Function>("remove")?,
-            short,
-        ))?;
-    string.set("rep", rep)?;
-    table.set("move", moved)?;
-    table.set("insert", insert)?;
-    table.set("remove", remove)
+    let replaced = [(&string, "rep"), (&table, "move"), (&table, "insert"), (&table, "remove")];
+    crate::sandbox::replace_functions(lua, "bounded", GLUE, &replaced, short)
 }
 
 #[cfg(test)]

@@ -440,7 +440,7 @@ const GSUB: u8 = 3;
 /// match's 1-based start and end, its number of captures, and its captures. The functions
 /// raise errors as strings, as Lua's own do, prefixed with the script's line (`position`).
 const GLUE: &str = r#"
-local search, position, sub, concat, pack, unpack, c_find, c_match, c_gmatch, c_gsub, FIND, PLAIN, MATCH, GSUB, BUDGET = ...
+local c_find, c_match, c_gmatch, c_gsub, search, position, sub, concat, pack, unpack, FIND, PLAIN, MATCH, GSUB, BUDGET = ...
 -- Taken now: a script may replace what the libraries hold.
 local type, tostring, tonumber, error, pcall, tointeger = type, tostring, tonumber, error, pcall, math.tointeger
 local format = string.format
@@ -695,25 +695,17 @@ fn install_with_budget(lua: &Lua, slot: &Arc<Slot>, budget: f64) -> mlua::Result
         }
         Ok(MultiValue::from_vec(answer))
     })?;
-    let functions: (mlua::Function, mlua::Function, mlua::Function, mlua::Function) =
-        lua.load(GLUE).set_name("=modhost-patterns").call((
-            search,
-            lua.create_function(|lua, ()| Ok(crate::script_position(lua)))?,
-            string.get::<mlua::Function>("sub")?,
-            table.get::<mlua::Function>("concat")?,
-            table.get::<mlua::Function>("pack")?,
-            table.get::<mlua::Function>("unpack")?,
-            string.get::<mlua::Function>("find")?,
-            string.get::<mlua::Function>("match")?,
-            string.get::<mlua::Function>("gmatch")?,
-            string.get::<mlua::Function>("gsub")?,
-            (FIND, PLAIN, MATCH, GSUB, budget),
-        ))?;
-    let (find, matches, gmatch, gsub) = functions;
-    string.set("find", find)?;
-    string.set("match", matches)?;
-    string.set("gmatch", gmatch)?;
-    string.set("gsub", gsub)
+    let position = lua.create_function(|lua, ()| Ok(crate::script_position(lua)))?;
+    let (sub, concat, pack, unpack): (mlua::Function, mlua::Function, mlua::Function, mlua::Function) =
+        (string.get("sub")?, table.get("concat")?, table.get("pack")?, table.get("unpack")?);
+    let replaced = [(&string, "find"), (&string, "match"), (&string, "gmatch"), (&string, "gsub")];
+    crate::sandbox::replace_functions(
+        lua,
+        "patterns",
+        GLUE,
+        &replaced,
+        (search, position, sub, concat, pack, unpack, (FIND, PLAIN, MATCH, GSUB, budget)),
+    )
 }
 
 #[cfg(test)]

@@ -179,6 +179,31 @@ end
 return resume, wrap
 "#;
 
+/// Replaces library functions with Lua ones: `glue` (a chunk named `=modhost-{name}`) receives
+/// Lua's own function for each of `functions` (a library and a name in it), then `extra`, and
+/// returns the replacements in the same order, which are set where the originals were.
+pub fn replace_functions(
+    lua: &Lua,
+    name: &str,
+    glue: &str,
+    functions: &[(&Table, &str)],
+    extra: impl mlua::IntoLuaMulti,
+) -> mlua::Result<()> {
+    let mut arguments = MultiValue::new();
+    for (library, function) in functions {
+        arguments.push_back(library.get::<Value>(*function)?);
+    }
+    arguments.extend(extra.into_lua_multi(lua)?);
+    let replacements: MultiValue = lua.load(glue).set_name(format!("=modhost-{name}")).call(arguments)?;
+    if replacements.len() != functions.len() {
+        return Err(mlua::Error::runtime(format!("the {name} glue returned {} functions", replacements.len())));
+    }
+    for ((library, function), replacement) in functions.iter().zip(replacements) {
+        library.set(*function, replacement)?;
+    }
+    Ok(())
+}
+
 /// `xpcall` whose message handler is not run once the call is overdue: the error then comes
 /// from the deadline's hook, and Lua runs a handler for an error raised in a hook with hooks
 /// off, so a handler that loops would never be stopped. The handler's error (the deadline's)
@@ -203,14 +228,10 @@ end
 fn guarded_xpcall(lua: &Lua, env: &Table, slot: &Arc<Slot>) -> mlua::Result<()> {
     let slot = slot.clone();
     let overdue = lua.create_function(move |_, ()| Ok(slot.overdue()))?;
-    let xpcall: mlua::Function = lua.load(XPCALL).set_name("=modhost-xpcall").call((
-        lua.globals().get::<mlua::Function>("xpcall")?,
-        overdue,
-        lua.globals().get::<mlua::Function>("type")?,
-        lua.globals().get::<mlua::Function>("select")?,
-        lua.globals().get::<mlua::Function>("error")?,
-    ))?;
-    env.set("xpcall", xpcall)
+    let globals = lua.globals();
+    let (kind, select, error): (mlua::Function, mlua::Function, mlua::Function) =
+        (globals.get("type")?, globals.get("select")?, globals.get("error")?);
+    replace_functions(lua, "xpcall", XPCALL, &[(env, "xpcall")], (overdue, kind, select, error))
 }
 
 /// The error that stops a coroutine of an overdue call.
