@@ -451,7 +451,7 @@ unsafe fn utf8<'a>(state: *mut ffi::lua_State, index: c_int) -> Option<&'a str> 
     unsafe {
         let mut len = 0;
         let ptr = ffi::lua_tolstring(state, index, &mut len);
-        std::str::from_utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len)).ok()
+        packed::utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len))
     }
 }
 

