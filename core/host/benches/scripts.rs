@@ -82,18 +82,7 @@ fn main() {
     let mut lua_views: Box<dyn Hook> = script::create_hook(&manager, "lua_views_labels").unwrap();
     let mut python: Box<dyn Hook> = script::create_hook(&manager, "py_labels").unwrap();
     let message = task_message();
-    let mut group = criterion.benchmark_group("hook_call");
-    group.bench_function("native_module", |b| {
-        b.iter(|| native.master_launch_task_label_decorator(black_box(&message)).unwrap())
-    });
-    group.bench_function("lua", |b| b.iter(|| lua.master_launch_task_label_decorator(black_box(&message)).unwrap()));
-    group.bench_function("lua_views", |b| {
-        b.iter(|| lua_views.master_launch_task_label_decorator(black_box(&message)).unwrap())
-    });
-    group.bench_function("python", |b| {
-        b.iter(|| python.master_launch_task_label_decorator(black_box(&message)).unwrap())
-    });
-    // What every row above pays on the host's side whatever answers the call: the request
+    // What every hook row pays on the host's side whatever module answers: the request
     // packed, the answer (the six labels the label hooks give back) unpacked into owned
     // labels, and those dropped. The floor of a hook call with this message.
     let answer = {
@@ -101,13 +90,33 @@ fn main() {
         labels.push(Label { key: "team".into(), value: "platform".into() });
         modhost_abi::packed::to_vec(&Some(labels)).unwrap()
     };
-    group.bench_function("host_codec", |b| {
-        b.iter(|| {
-            let request = modhost_abi::packed::to_vec(black_box(&message)).unwrap();
-            let labels: Option<Vec<Label>> = modhost_abi::packed::from_slice(black_box(&answer)).unwrap();
-            (request, labels)
-        })
-    });
+    let host_codec = || {
+        let request = modhost_abi::packed::to_vec(black_box(&message)).unwrap();
+        let labels: Option<Vec<Label>> = modhost_abi::packed::from_slice(black_box(&answer)).unwrap();
+        (request, labels)
+    };
+    let call = |hook: &mut Box<dyn Hook>| hook.master_launch_task_label_decorator(black_box(&message)).unwrap();
+    let mut rows: [(&str, &mut dyn FnMut()); 5] = [
+        ("native_module", &mut || drop(call(&mut native))),
+        ("lua", &mut || drop(call(&mut lua))),
+        ("lua_views", &mut || drop(call(&mut lua_views))),
+        ("python", &mut || drop(call(&mut python))),
+        ("host_codec", &mut || drop(host_codec())),
+    ];
+    // `MODHOST_BENCH_CALLS=row:n` makes n calls of one row and stops, untimed: for counting
+    // instructions under callgrind, a figure this noisy machine cannot move (see
+    // `benches/instructions.sh` and BENCHMARKS.md).
+    if let Ok(spec) = std::env::var("MODHOST_BENCH_CALLS") {
+        let (name, n) = spec.split_once(':').expect("MODHOST_BENCH_CALLS=row:n");
+        let n: u64 = n.parse().expect("MODHOST_BENCH_CALLS=row:n, n a number");
+        let (_, row) = rows.iter_mut().find(|(row, _)| *row == name).expect("a hook_call row");
+        (0..n).for_each(|_| row());
+        return;
+    }
+    let mut group = criterion.benchmark_group("hook_call");
+    for (name, row) in &mut rows {
+        group.bench_function(*name, |b| b.iter(|| row()));
+    }
     group.finish();
 
     let (agents, frameworks) = (10_000, 1_000);
