@@ -205,6 +205,34 @@ fn long_loops_in_the_c_library_are_stopped_by_the_deadline() {
     }
 }
 
+/// `table.sort` without a comparator compares in C, out of the hook's reach: a long list is
+/// sorted through a comparator that the deadline stops, so the call ends inside the sort (the
+/// traceback's line is the sort's), not once the sort is done (the line after it). And a sort
+/// that is not stopped sorts as Lua's does.
+#[test]
+fn a_long_sort_is_stopped_inside_by_the_deadline() {
+    // 900,000 numbers made in C, in a few milliseconds: string.byte over a long string.
+    let code = "local chunk = {} for i = 0, 250 do chunk[#chunk + 1] = string.char((i * 97) % 251) end\n\
+                chunk = table.concat(chunk)\n\
+                function long()\n\
+                  local t = table.pack(string.byte(string.rep(chunk, 3586), 1, 900000))\n\
+                  table.sort(t)\n\
+                  return t[1]\n\
+                end\n\
+                function short()\n\
+                  local t = { string.byte('modhost', 1, -1) }\n\
+                  table.sort(t)\n\
+                  return string.char(table.unpack(t))\n\
+                end";
+    let (_manager, mut vm) = load_vm("long_sort", code, &[("timeout_ms", "100")]);
+    let error = support::within(std::time::Duration::from_secs(20), "a long sort", || call(&mut vm, "long"))
+        .expect_err("a sort far longer than the timeout");
+    let error = error.to_string();
+    assert!(error.contains("timeout_ms=100"), "{error}");
+    assert!(error.contains("long_sort.lua:5: in function"), "stopped after the sort, not in it: {error:?}");
+    assert_eq!(call(&mut vm, "short").unwrap(), "\"dhmoost\"");
+}
+
 /// A pattern that backtracks for hours (Lua's own matcher runs it in C, out of the hook's
 /// reach) is stopped by the deadline too, in each of the four functions, and a malformed
 /// pattern is reported at the script's line.

@@ -2,28 +2,37 @@
 //!
 //! The instruction hook that stops an overdue call reaches Lua code only. Most of the C
 //! library does work in proportion to memory it must allocate, which the memory limit bounds;
-//! three loops are not so bounded, and ran for days from one line:
+//! three loops are not so bounded, and ran for days from one line, and one sort is bounded
+//! only loosely:
 //!
 //! - `string.rep("", 1e15)` copies nothing 1e15 times;
 //! - `table.move(t, 1, 1e15, 2)` reads and writes absent elements 1e15 times;
 //! - `table.insert(t, 1, v)` and `table.remove(t, 1)` shift `#t` elements, and a table with a
 //!   few dozen entries (`t[1], t[2], t[4], ... t[2^48]`) or a `__len` metamethod can have a
-//!   length of 2^48.
+//!   length of 2^48;
+//! - `table.sort(t)` compares in C, n log n times: the two million numbers the default memory
+//!   limit holds took 0.7 s.
 //!
 //! [`GLUE`] keeps Lua's own function where the loop is short ([`SHORT`] steps: a few
 //! milliseconds) and runs a long one as Lua code, element by element as the C loop goes (the
 //! same reads and writes, metamethods included, in the same order), where the hook stops it.
+//! A long sort ([`SHORT_SORT`] elements, or a length only a metamethod knows) gets a
+//! comparator, `watchdog::less_than`: the same comparisons as Lua's, in a C function that
+//! stops the call once it is overdue (about twice the time of Lua's own).
 
 use mlua::{Lua, Table};
 
 /// The longest loop left to Lua's C functions.
 const SHORT: i64 = 1 << 20;
 
+/// The longest list Lua's C sort is left to sort without a comparator (a few milliseconds).
+const SHORT_SORT: i64 = 1 << 15;
+
 /// `string.rep`, `table.move`, `table.insert` and `table.remove`, over Lua's own (the same
 /// argument checks and error texts: they run first, in Lua's function, where a loop is short
 /// or the arguments are wrong).
 const GLUE: &str = r##"
-local c_rep, c_move, c_insert, c_remove, SHORT = ...
+local c_rep, c_move, c_insert, c_remove, c_sort, SHORT, SHORT_SORT, less_than = ...
 -- Taken now: a script may replace what the libraries hold.
 local select, getmetatable, type, error, tointeger = select, getmetatable, type, error, math.tointeger
 local maxinteger = math.maxinteger
@@ -89,22 +98,36 @@ local function remove(t, ...)
   return result
 end
 
-return rep, move, insert, remove
+-- Without a comparator Lua's sort compares in C, out of the hook's reach: a long list (or one
+-- whose length only its metamethods know) is sorted with `less_than`, a C function making the
+-- same comparisons that stops once the call is overdue.
+local function sort(t, comp)
+  if comp == nil then
+    local kind = type(t)
+    if kind == "userdata" or (kind == "table" and (getmetatable(t) ~= nil or #t >= SHORT_SORT)) then
+      return c_sort(t, less_than)
+    end
+  end
+  return c_sort(t, comp)
+end
+
+return rep, move, insert, remove, sort
 "##;
 
-/// Replaces `string.rep`, `table.move`, `table.insert` and `table.remove` in the state's
-/// libraries with the bounded ones of [`GLUE`].
+/// Replaces `string.rep`, `table.move`, `table.insert`, `table.remove` and `table.sort` in
+/// the state's libraries with the bounded ones of [`GLUE`].
 pub fn install(lua: &Lua) -> mlua::Result<()> {
-    install_with_short(lua, SHORT)
+    install_with_short(lua, SHORT, SHORT_SORT)
 }
 
-/// [`install`], with loops of fewer than `short` steps left to Lua's C functions (0: none, for
-/// the tests).
-fn install_with_short(lua: &Lua, short: i64) -> mlua::Result<()> {
+/// [`install`], with loops of fewer than `short` steps, and sorts of fewer than `short_sort`
+/// elements, left to Lua's C functions (0: none, for the tests).
+fn install_with_short(lua: &Lua, short: i64, short_sort: i64) -> mlua::Result<()> {
     let string: Table = lua.globals().get("string")?;
     let table: Table = lua.globals().get("table")?;
-    let replaced = [(&string, "rep"), (&table, "move"), (&table, "insert"), (&table, "remove")];
-    crate::sandbox::replace_functions(lua, "bounded", GLUE, &replaced, short)
+    let replaced = [(&string, "rep"), (&table, "move"), (&table, "insert"), (&table, "remove"), (&table, "sort")];
+    let less_than = crate::watchdog::less_than_function(lua)?;
+    crate::sandbox::replace_functions(lua, "bounded", GLUE, &replaced, (short, short_sort, less_than))
 }
 
 #[cfg(test)]
@@ -129,7 +152,7 @@ local function strip(message)
   message = c.gsub(tostring(message), "^[^:]*:%d+: ", "")
   return (c.gsub(message, "^(bad argument #%d to )'[^']*'", "%1'?'"))
 end
-local lib = { rep = string.rep, move = table.move, insert = table.insert, remove = table.remove }
+local lib = { rep = string.rep, move = table.move, insert = table.insert, remove = table.remove, sort = table.sort }
 local failures, cases = {}, 0
 local function check(what, make, ...)
   cases = cases + 1
@@ -178,6 +201,26 @@ for _, make in ipairs({ list, empty, holes, proxied, weird_len }) do
     check("move", make, range[1], range[2], range[3], proxied())
   end
 end
+local function numbers() return { 5, 3, 9, 1, 3, 7.5, -2, 0, math.maxinteger, -math.huge } end
+local function words() return { "pear", "apple", "fig", "Apple", "", "apple" } end
+local function mixed() return { 3, "x", 1 } end
+local function with_nan() return { 3, 0 / 0, 1, 2 } end
+-- Past 100 elements Lua picks its pivots at random; numbers sort to one order whatever they are.
+local function long() local t = {} for i = 1, 300 do t[i] = (i * 7919) % 1009 end return t end
+local function ordered()
+  local mt = { __lt = function(a, b) return a.n < b.n end, __tostring = function(a) return "n" .. a.n end }
+  local t = {}
+  for i, n in ipairs({ 4, 2, 8, 6 }) do t[i] = setmetatable({ n = n }, mt) end
+  return t
+end
+for _, make in ipairs({ list, empty, holes, proxied, weird_len, numbers, words, mixed, with_nan, long, ordered }) do
+  check("sort", make)
+  check("sort", make, nil)
+  check("sort", make, function(a, b) return a > b end)
+  check("sort", make, 5)
+end
+check("sort", function() return 5 end)
+check("sort", function() return nil end)
 check("insert", function() return 5 end, 1, "x")
 check("remove", function() return "s" end, 1)
 check("move", function() return 5 end, 1, 2, 3)
@@ -198,11 +241,11 @@ return cases, table.concat(failures, "\n", 1, math.min(#failures, 30)), #failure
         let (string, table): (mlua::Table, mlua::Table) =
             (lua.globals().get("string").unwrap(), lua.globals().get("table").unwrap());
         original.set("rep", string.get::<mlua::Function>("rep").unwrap()).unwrap();
-        for name in ["move", "insert", "remove"] {
+        for name in ["move", "insert", "remove", "sort"] {
             original.set(name, table.get::<mlua::Function>(name).unwrap()).unwrap();
         }
         original.set("gsub", string.get::<mlua::Function>("gsub").unwrap()).unwrap();
-        super::install_with_short(&lua, 0).unwrap();
+        super::install_with_short(&lua, 0, 0).unwrap();
         let (cases, first, failures): (usize, mlua::LuaString, usize) =
             lua.load(COMPARE).set_name("compare").call(original).unwrap();
         assert!(cases > 300, "only {cases} cases ran");

@@ -102,6 +102,49 @@ fn patrol() {
 thread_local! {
     /// The timeout of the call running on this thread, for the error message.
     static TIMEOUT_MS: Cell<u64> = const { Cell::new(0) };
+    /// The slot of the call running on this thread (null between calls), for C code that
+    /// asks whether it is overdue: [`less_than`].
+    static RUNNING_SLOT: Cell<*const Slot> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Puts back the slot that ran before a call, however the call ends (a panic included).
+struct RestoreRunning(*const Slot);
+
+impl Drop for RestoreRunning {
+    fn drop(&mut self) {
+        RUNNING_SLOT.with(|running| running.set(self.0));
+    }
+}
+
+/// [`less_than`] as a Lua function.
+pub fn less_than_function(lua: &mlua::Lua) -> mlua::Result<mlua::Function> {
+    // SAFETY: less_than is a C function that reads its two arguments and pushes one result.
+    unsafe { lua.create_c_function(less_than) }
+}
+
+/// `a < b` as a C function, for `table.sort` to call as its comparator (see `bounded.rs`):
+/// Lua's own sort without a comparator compares in C, where the hook never runs, and sorting
+/// two million numbers takes most of a second. This makes the same comparisons, with Lua's
+/// errors, and raises the deadline's error once the running call is overdue.
+///
+/// # Safety
+///
+/// Called by Lua as a C function, with two arguments.
+unsafe extern "C-unwind" fn less_than(state: *mut ffi::lua_State) -> std::ffi::c_int {
+    let running = RUNNING_SLOT.with(Cell::get);
+    // SAFETY: a pointer that is not null is the slot `Slot::guard` set for the call running
+    // now, and restores on leaving; the guard borrows that slot throughout.
+    let overdue = !running.is_null() && unsafe { &*running }.overdue();
+    // SAFETY: Lua passed two values; lua_compare may raise Lua's error for values that do
+    // not compare, and luaL_error raises the deadline's; no frame here owns anything to drop.
+    unsafe {
+        if overdue {
+            return stop_with_error(state);
+        }
+        let less = ffi::lua_compare(state, 1, 2, ffi::LUA_OPLT);
+        ffi::lua_pushboolean(state, less);
+    }
+    1
 }
 
 /// The hook installed on an overrunning call: raise a Lua error, on every instruction the
@@ -115,13 +158,22 @@ thread_local! {
 ///
 /// Called by Lua, on the thread of the call, with a valid state.
 unsafe extern "C-unwind" fn stop(state: *mut ffi::lua_State, _: *mut ffi::lua_Debug) {
-    let ms = TIMEOUT_MS.with(Cell::get) as std::ffi::c_long;
     // SAFETY: `state` is the running state; raising an error from a hook is what the Lua
-    // manual allows. luaL_error does not return (it jumps to the innermost protected call);
-    // this frame owns nothing that needs dropping.
-    unsafe {
-        ffi::luaL_error(state, c"timeout: the call ran longer than timeout_ms=%d".as_ptr(), ms);
-    }
+    // manual allows.
+    unsafe { stop_with_error(state) };
+}
+
+/// Raises the deadline's error.
+///
+/// # Safety
+///
+/// `state` must be the running state, in a hook or a C function; luaL_error does not return
+/// (it jumps to the innermost protected call), so the caller's frame must own nothing that
+/// needs dropping.
+unsafe fn stop_with_error(state: *mut ffi::lua_State) -> std::ffi::c_int {
+    let ms = TIMEOUT_MS.with(Cell::get) as std::ffi::c_long;
+    // SAFETY: forwarded from the caller.
+    unsafe { ffi::luaL_error(state, c"timeout: the call ran longer than timeout_ms=%d".as_ptr(), ms) }
 }
 
 impl Slot {
@@ -152,7 +204,9 @@ impl Slot {
         // Only this thread starts calls on this state, so a load and a store number it.
         self.calls.store(self.calls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.phase.store(RUNNING, Ordering::Release);
+        let restore = RestoreRunning(RUNNING_SLOT.with(|running| running.replace(self)));
         let result = call();
+        drop(restore);
         if self.phase.compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire).is_err() {
             // The watchdog armed (or is arming) the hook; wait until it is done, then make
             // sure the hook is gone before the next call.
