@@ -6,6 +6,7 @@
 #
 #   core/host/benches/instructions.sh [row ...]    (needs valgrind; rows default to all five)
 set -eu
+command -v valgrind >/dev/null || { echo "instructions.sh needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 cd "$(dirname "$0")/../../.."
 rows=${*:-native_module lua lua_views python host_codec}
 bench=$(cargo bench -q -p modhost --bench scripts --no-run --message-format=json 2>/dev/null |
