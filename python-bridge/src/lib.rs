@@ -97,7 +97,7 @@ impl Construct for PyVm {
             std::fs::read_to_string(&script).map_err(|e| failed(format!("cannot read script '{shown}': {e}")))?;
 
         let runtime = runtime().map_err(failed)?;
-        let slot = Slot::new();
+        let slot = Slot::new(shown.clone());
         // Each Vm is its own module: `name` is unique in the process, so globals never mix.
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!("modhost_script_{}", NEXT.fetch_add(1, Ordering::Relaxed));
@@ -183,6 +183,7 @@ impl PyVm {
             Ok((answer, printed))
         })?;
         self.output.extend(printed);
+        self.output.extend(self.slot.take_notes());
         answer.map_err(failed)
     }
 }

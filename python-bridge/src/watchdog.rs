@@ -9,8 +9,14 @@
 //! until the call ends (a trace set while the thread runs a nested frame covers that frame
 //! only), and the call's end takes the trace away. Every change of a call's phase happens with
 //! the GIL held, so a late signal can never reach the next call.
+//!
+//! None of that reaches a call stuck in C code (a regular expression that backtracks, a `sum`
+//! over a huge range): it holds the GIL, so the watchdog waits for it like everything else.
+//! A second thread, which never takes the GIL, says so: once a call is [`STUCK_AFTER`] past
+//! its deadline it writes one line to stderr, naming the script, and keeps the same line for
+//! the call's output, which the host logs if the call ever returns.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,9 @@ const SIGNALLED: u8 = 2;
 /// How often the watchdog looks.
 const TICK: Duration = Duration::from_millis(5);
 
+/// How long past its deadline a call must run before it is reported as stuck in C code.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+
 /// One Vm's running call, as the watchdog sees it.
 #[derive(Default)]
 pub struct Slot {
@@ -38,7 +47,15 @@ pub struct Slot {
     state: AtomicU64,
     /// Nanoseconds since the watchdog's epoch when the call must end.
     deadline: AtomicU64,
+    /// The call's timeout in milliseconds, for the report of a stuck call.
+    timeout_ms: AtomicU64,
     phase: AtomicU8,
+    /// The script, as reports name it.
+    script: String,
+    /// Whether the running call has been reported as stuck.
+    reported: AtomicBool,
+    /// Reports for the call's output, taken after it.
+    notes: Mutex<Vec<String>>,
 }
 
 struct Watchdog {
@@ -53,8 +70,46 @@ fn watchdog() -> &'static Watchdog {
             .name("modhost-python-watchdog".into())
             .spawn(patrol)
             .expect("cannot start the Python watchdog thread");
+        std::thread::Builder::new()
+            .name("modhost-python-stuck".into())
+            .spawn(report_stuck)
+            .expect("cannot start the Python stuck-call reporter thread");
         Watchdog { epoch: Instant::now(), slots: Mutex::new(Vec::new()) }
     })
+}
+
+/// The running calls, as strong references (the watchdog's list holds weak ones).
+fn running_slots() -> Vec<Arc<Slot>> {
+    let slots = watchdog().slots.lock().unwrap_or_else(|e| e.into_inner());
+    slots.iter().filter_map(Weak::upgrade).filter(|s| s.phase.load(Ordering::Acquire) != IDLE).collect()
+}
+
+/// The reporter thread: says once of each call that is far past its deadline that it is stuck
+/// in C code. It never takes the GIL, which such a call holds.
+fn report_stuck() {
+    loop {
+        std::thread::sleep(STUCK_AFTER / 10);
+        let now = now_ns();
+        for slot in running_slots() {
+            let deadline = slot.deadline.load(Ordering::Acquire);
+            if now < deadline.saturating_add(STUCK_AFTER.as_nanos() as u64) || slot.reported.load(Ordering::Acquire) {
+                continue;
+            }
+            let late = Duration::from_nanos(now - deadline).as_secs_f64();
+            let line = format!(
+                "a call into '{}' is {late:.1} s past its timeout_ms={} and still running: it is inside C code \
+                 (a regular expression that backtracks, a long sum or big-number computation) that CPython \
+                 cannot interrupt, and the host waits until it returns",
+                slot.script,
+                slot.timeout_ms.load(Ordering::Relaxed)
+            );
+            // Straight to stderr: the host hears of the call's output only when it returns.
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("modhost_python: {line}\n").as_bytes());
+            slot.notes.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            // Set after the note is kept: `take_notes` looks at the notes only when it is set.
+            slot.reported.store(true, Ordering::Release);
+        }
+    }
 }
 
 fn now_ns() -> u64 {
@@ -65,15 +120,9 @@ fn patrol() {
     loop {
         std::thread::sleep(TICK);
         let now = now_ns();
-        let overdue: Vec<Arc<Slot>> = {
-            let mut slots = watchdog().slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.retain(|slot| slot.strong_count() > 0);
-            slots
-                .iter()
-                .filter_map(Weak::upgrade)
-                .filter(|s| s.phase.load(Ordering::Acquire) != IDLE && now > s.deadline.load(Ordering::Acquire))
-                .collect()
-        };
+        watchdog().slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|slot| slot.strong_count() > 0);
+        let overdue: Vec<Arc<Slot>> =
+            running_slots().into_iter().filter(|s| now > s.deadline.load(Ordering::Acquire)).collect();
         let Ok(runtime) = runtime() else { continue };
         for slot in overdue {
             Python::attach(|py| {
@@ -129,9 +178,9 @@ unsafe extern "C" fn raise_again(
 }
 
 impl Slot {
-    /// A slot the watchdog looks at.
-    pub fn new() -> Arc<Slot> {
-        let slot = Arc::new(Slot::default());
+    /// A slot the watchdog looks at, for the calls into `script`.
+    pub fn new(script: String) -> Arc<Slot> {
+        let slot = Arc::new(Slot { script, ..Slot::default() });
         watchdog().slots.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&slot));
         slot
     }
@@ -145,7 +194,17 @@ impl Slot {
         let state = unsafe { ffi::PyThreadState_Get() };
         self.state.store(state as u64, Ordering::Release);
         self.deadline.store(now_ns().saturating_add(timeout.as_nanos() as u64), Ordering::Release);
+        self.timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
+        self.reported.store(false, Ordering::Relaxed);
         self.phase.store(RUNNING, Ordering::Release);
+    }
+
+    /// What the reporter said of the calls since the last look (almost always nothing).
+    pub fn take_notes(&self) -> Vec<String> {
+        if !self.reported.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Marks the call as over, withdrawing a signal that arrived too late to be raised.
