@@ -98,8 +98,8 @@ fn report_stuck() {
             let late = Duration::from_nanos(now - deadline).as_secs_f64();
             let line = format!(
                 "a call into '{}' is {late:.1} s past its timeout_ms={} and still running: it is inside C code \
-                 (a regular expression that backtracks, a long sum or big-number computation) that CPython \
-                 cannot interrupt, and the host waits until it returns",
+                 that CPython cannot interrupt (a regular expression that backtracks, a long sum or big-number \
+                 computation), or waits for the GIL that such a call holds; the host waits until it returns",
                 slot.script,
                 slot.timeout_ms.load(Ordering::Relaxed)
             );
