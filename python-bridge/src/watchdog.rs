@@ -78,9 +78,11 @@ fn watchdog() -> &'static Watchdog {
     })
 }
 
-/// The running calls, as strong references (the watchdog's list holds weak ones).
+/// The running calls, as strong references (the watchdog's list holds weak ones, and drops
+/// those of Vms that are gone).
 fn running_slots() -> Vec<Arc<Slot>> {
-    let slots = watchdog().slots.lock().unwrap_or_else(|e| e.into_inner());
+    let mut slots = watchdog().slots.lock().unwrap_or_else(|e| e.into_inner());
+    slots.retain(|slot| slot.strong_count() > 0);
     slots.iter().filter_map(Weak::upgrade).filter(|s| s.phase.load(Ordering::Acquire) != IDLE).collect()
 }
 
@@ -120,7 +122,6 @@ fn patrol() {
     loop {
         std::thread::sleep(TICK);
         let now = now_ns();
-        watchdog().slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|slot| slot.strong_count() > 0);
         let overdue: Vec<Arc<Slot>> =
             running_slots().into_iter().filter(|s| now > s.deadline.load(Ordering::Acquire)).collect();
         let Ok(runtime) = runtime() else { continue };

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Instructions per hook call, for each row of the scripts bench's `hook_call` group, counted
-# by callgrind: unlike wall time on this machine, the count does not move from run to run, so
-# a change of a few per cent shows. Each row is run twice, 2,000 and 12,000 calls, and the
+# by callgrind: where wall time on this machine moves by a quarter between runs, the count
+# moves by about 0.3 %, so a change of a few per cent shows. Each row is run twice, 2,000 and 12,000 calls, and the
 # difference is divided by 10,000, which leaves out the setup both runs share.
 #
 #   core/host/benches/instructions.sh [row ...]    (needs valgrind; rows default to all five)

@@ -104,12 +104,16 @@ fn main() {
         ("host_codec", &mut || drop(host_codec())),
     ];
     // `MODHOST_BENCH_CALLS=row:n` makes n calls of one row and stops, untimed: for counting
-    // instructions under callgrind, a figure this noisy machine cannot move (see
+    // instructions under callgrind, a figure this noisy machine hardly moves (see
     // `benches/instructions.sh` and BENCHMARKS.md).
     if let Ok(spec) = std::env::var("MODHOST_BENCH_CALLS") {
         let (name, n) = spec.split_once(':').expect("MODHOST_BENCH_CALLS=row:n");
         let n: u64 = n.parse().expect("MODHOST_BENCH_CALLS=row:n, n a number");
-        let (_, row) = rows.iter_mut().find(|(row, _)| *row == name).expect("a hook_call row");
+        let known = rows.iter().map(|(row, _)| *row).collect::<Vec<_>>().join(", ");
+        let (_, row) = rows
+            .iter_mut()
+            .find(|(row, _)| *row == name)
+            .unwrap_or_else(|| panic!("MODHOST_BENCH_CALLS={spec}: no hook_call row '{name}' (rows: {known})"));
         (0..n).for_each(|_| row());
         return;
     }
