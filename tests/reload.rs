@@ -24,6 +24,10 @@ fn own_script(file: &str, code: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(file);
     std::fs::write(&path, code).unwrap();
+    // A copy of drf.lua requires its books from its own folder.
+    if code.contains("require \"cluster\"") {
+        std::fs::copy(support::workspace().join("scripts/lua/cluster.lua"), dir.join("cluster.lua")).unwrap();
+    }
     path
 }
 

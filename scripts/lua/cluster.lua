@@ -1,0 +1,329 @@
+-- The bookkeeping every allocator policy needs, kept for it, so that a policy's own lines are
+-- about deciding. It follows the cluster through the allocator calls (agents and frameworks
+-- coming and going, what each holds, refusal filters, suppression, weights, the clock), and
+-- carries its state across a hot reload. A policy uses it like this (drf.lua is a whole one):
+--
+--   local cluster = require "cluster"
+--   cluster.track(_ENV)    -- answers every allocator call but allocate: add_agent, ...
+--
+--   function allocate(request)
+--     if not cluster.begin(request) then return {} end        -- paused
+--     local offers = {}
+--     for _, agent in ipairs(cluster.shuffled_agents()) do
+--       local free = cluster.free(agent)
+--       -- choose a framework f that may have them, then:
+--       offers[#offers + 1] = cluster.offer(f, agent, free)
+--     end
+--     return cluster.finish(request, offers)                    -- a dry run keeps nothing
+--   end
+--
+-- What a policy may read (and change only through the functions below):
+--   cluster.agents       id -> { id, total, allocated, active, by_framework = { framework id -> held } }
+--   cluster.frameworks   id -> { id, role, active, suppressed, allocated, allocations, filters }
+--   cluster.roles        name -> { id = name, name, weight, allocated, allocations, frameworks = { list } }
+--   cluster.names        resource names in the order first seen; cluster.total[name] the
+--                        cluster's total; cluster.fair[name] false for the names the options
+--                        leave out of fairness (fairness_excluded_resource_names)
+--   cluster.now, cluster.options
+-- A framework's `allocations` counts the offers it was made (DRF breaks ties with it).
+
+local cluster = {
+  agents = {}, frameworks = {}, roles = {}, names = {}, total = {}, fair = {}, now = 0,
+  options = { allocation_interval = 1, min_allocatable_resources = {}, fairness_excluded_resource_names = {} },
+}
+local order = {}             -- the agents, in the order they were added
+local paused, rng = false, 0
+
+-- Mesos's scalars have three decimals; round as the built-in does, after every operation.
+local function round(x)
+  if x >= 0 then return math.floor(x * 1000 + 0.5) / 1000 end
+  return -math.floor(-x * 1000 + 0.5) / 1000
+end
+cluster.round = round
+
+local function learn(resources)
+  for name in pairs(resources) do
+    if cluster.total[name] == nil then
+      cluster.names[#cluster.names + 1], cluster.total[name], cluster.fair[name] = name, 0, true
+      for _, excluded in ipairs(cluster.options.fairness_excluded_resource_names) do
+        if excluded == name then cluster.fair[name] = false end
+      end
+    end
+  end
+end
+
+-- Adds (sign 1) or takes away (sign -1) what framework f holds on agent a.
+local function add(t, amounts, sign)
+  for name, amount in pairs(amounts) do t[name] = round((t[name] or 0) + sign * amount) end
+end
+
+local function account(f, a, amounts, sign)
+  local held = a.by_framework[f.id] or {}
+  a.by_framework[f.id] = held
+  add(f.allocated, amounts, sign)
+  add(cluster.roles[f.role].allocated, amounts, sign)
+  add(a.allocated, amounts, sign)
+  add(held, amounts, sign)
+  local empty = true
+  for _, amount in pairs(held) do if amount > 0 then empty = false end end
+  if empty then a.by_framework[f.id] = nil end
+end
+
+local function role(name)
+  local roles = cluster.roles
+  roles[name] = roles[name] or { id = name, name = name, weight = 1, allocated = {}, allocations = 0, frameworks = {} }
+  return roles[name]
+end
+
+local function remove(list, item)
+  for i = #list, 1, -1 do if list[i] == item then table.remove(list, i) end end
+end
+
+-- Offers counted as made (sign 1), or taken back (sign -1).
+local function apply(offers, sign)
+  for _, offer in ipairs(offers) do
+    local f, a = cluster.frameworks[offer.framework_id], cluster.agents[offer.agent_id]
+    account(f, a, offer.resources, sign)
+    f.allocations = f.allocations + sign
+    cluster.roles[f.role].allocations = cluster.roles[f.role].allocations + sign
+  end
+end
+
+-- For allocate --------------------------------------------------------------------------
+
+-- Starts a round at request.now, dropping expired refusal filters; false while paused.
+function cluster.begin(request)
+  cluster.now = request.now
+  if paused then return false end
+  for _, f in pairs(cluster.frameworks) do
+    for id, filter in pairs(f.filters) do if filter.expires <= cluster.now then f.filters[id] = nil end end
+  end
+  return true
+end
+
+-- SplitMix64, seeded from the options, and the shuffle the built-in allocator makes with it
+-- (Lua 5.4's integers wrap as Rust's do).
+local function next_random()
+  rng = rng + 0x9e3779b97f4a7c15
+  local z = rng
+  z = (z ~ (z >> 30)) * 0xbf58476d1ce4e5b9
+  z = (z ~ (z >> 27)) * 0x94d049bb133111eb
+  return z ~ (z >> 31)
+end
+
+-- The active agents, in the order they were added, shuffled as the built-in shuffles them.
+function cluster.shuffled_agents()
+  local list = {}
+  for _, a in ipairs(order) do if a.active then list[#list + 1] = a end end
+  for i = #list, 2, -1 do
+    local j = (next_random() >> 11) % i + 1
+    list[i], list[j] = list[j], list[i]
+  end
+  return list
+end
+
+-- What agent a has free, per resource name.
+function cluster.free(a)
+  local free = {}
+  for name, amount in pairs(a.total) do free[name] = round(amount - (a.allocated[name] or 0)) end
+  return free
+end
+
+-- Whether `free` is worth offering: it covers one of the options' min_allocatable_resources.
+function cluster.allocatable(free)
+  for _, min in ipairs(cluster.options.min_allocatable_resources) do
+    local ok, any = true, false
+    for name, needed in pairs(min) do
+      if needed > 0 then any = true; if (free[name] or 0) < needed then ok = false end end
+    end
+    if ok and any then return true end
+  end
+  return false
+end
+
+-- Whether framework f may be offered `free` on agent a: no refusal filter of f's for a, or
+-- `free` has more of something than f refused there.
+function cluster.eligible(f, a, free)
+  local filter = f.filters[a.id]
+  if not filter or filter.expires <= cluster.now then return true end
+  for _, name in ipairs(cluster.names) do
+    if round((free[name] or 0) - (filter.refused[name] or 0)) > 0 then return true end
+  end
+  return false
+end
+
+-- Offers `free` on agent a to framework f: counted as allocated from now on. Returns the
+-- offer, for allocate's answer.
+function cluster.offer(f, a, free)
+  local resources = {}
+  for name, amount in pairs(free) do if amount > 0 then resources[name] = amount end end
+  account(f, a, free, 1)
+  f.allocations = f.allocations + 1
+  cluster.roles[f.role].allocations = cluster.roles[f.role].allocations + 1
+  return { framework_id = f.id, agent_id = a.id, resources = resources }
+end
+
+-- allocate's answer. A dry run (a shadow round) decides, then keeps nothing of it.
+function cluster.finish(request, offers)
+  if request.dry_run then apply(offers, -1) end
+  return offers
+end
+
+-- The allocator calls ------------------------------------------------------------------
+
+local calls = {}
+
+function calls.initialize(options)
+  cluster.options, rng = options, options.seed or 0
+  for name in pairs(cluster.fair) do cluster.fair[name] = true end
+  for _, excluded in ipairs(options.fairness_excluded_resource_names) do cluster.fair[excluded] = false end
+end
+
+function calls.add_agent(request)
+  local info = request.agent
+  if cluster.agents[info.id] then error("agent '" .. info.id .. "' was already added") end
+  learn(info.resources)
+  for name, amount in pairs(info.resources) do cluster.total[name] = round(cluster.total[name] + amount) end
+  local a = { id = info.id, total = info.resources, allocated = {}, by_framework = {}, active = true }
+  cluster.agents[info.id], order[#order + 1] = a, a
+  for _, used in ipairs(request.used) do account(cluster.frameworks[used.framework_id], a, used.resources, 1) end
+end
+
+function calls.remove_agent(request)
+  local a = cluster.agents[request.agent_id] or error("unknown agent '" .. request.agent_id .. "'")
+  for id, held in pairs(a.by_framework) do account(cluster.frameworks[id], a, held, -1) end
+  for name, amount in pairs(a.total) do cluster.total[name] = round(cluster.total[name] - amount) end
+  cluster.agents[a.id] = nil
+  remove(order, a)
+  for _, f in pairs(cluster.frameworks) do f.filters[a.id] = nil end
+end
+
+function calls.update_agent(request)
+  local a, info = cluster.agents[request.agent.id], request.agent
+  learn(info.resources)
+  for _, name in ipairs(cluster.names) do
+    cluster.total[name] = round(cluster.total[name] - (a.total[name] or 0) + (info.resources[name] or 0))
+  end
+  a.total = info.resources
+end
+
+function calls.add_framework(request)
+  local info = request.framework
+  if cluster.frameworks[info.id] then error("framework '" .. info.id .. "' was already added") end
+  local f = { id = info.id, role = info.role, active = request.active, allocated = {}, allocations = 0, filters = {} }
+  cluster.frameworks[info.id] = f
+  local r = role(info.role)
+  r.frameworks[#r.frameworks + 1] = f
+  for _, used in ipairs(request.used) do account(f, cluster.agents[used.agent_id], used.resources, 1) end
+end
+
+function calls.remove_framework(request)
+  local f = cluster.frameworks[request.framework_id] or error("unknown framework '" .. request.framework_id .. "'")
+  for _, a in ipairs(order) do
+    if a.by_framework[f.id] then account(f, a, a.by_framework[f.id], -1) end
+  end
+  remove(cluster.roles[f.role].frameworks, f)
+  cluster.frameworks[f.id] = nil
+end
+
+function calls.update_framework(request)
+  local f, info = cluster.frameworks[request.framework.id], request.framework
+  if f.role == info.role then return end
+  local old, new = cluster.roles[f.role], role(info.role)
+  for name, amount in pairs(f.allocated) do
+    old.allocated[name] = round((old.allocated[name] or 0) - amount)
+    new.allocated[name] = round((new.allocated[name] or 0) + amount)
+  end
+  remove(old.frameworks, f)
+  new.frameworks[#new.frameworks + 1] = f
+  f.role = info.role
+end
+
+function calls.activate_framework(request) cluster.frameworks[request.framework_id].active = true end
+function calls.deactivate_framework(request) cluster.frameworks[request.framework_id].active = false end
+function calls.activate_agent(request) cluster.agents[request.agent_id].active = true end
+function calls.deactivate_agent(request) cluster.agents[request.agent_id].active = false end
+function calls.suppress_offers(request) cluster.frameworks[request.framework_id].suppressed = true end
+function calls.pause() paused = true end
+function calls.resume() paused = false end
+
+function calls.revive_offers(request)
+  local f = cluster.frameworks[request.framework_id]
+  f.suppressed, f.filters = false, {}
+end
+
+function calls.update_weights(request)
+  for _, w in ipairs(request.weights) do
+    if not (w.weight > 0 and w.weight < math.huge) then error("weight of role '" .. w.role .. "' must be positive") end
+    role(w.role).weight = w.weight
+  end
+end
+
+function calls.recover_resources(request)
+  local f, a = cluster.frameworks[request.framework_id], cluster.agents[request.agent_id]
+  if not f or not a then return end
+  learn(request.resources)
+  local held = a.by_framework[f.id] or {}
+  for name, amount in pairs(request.resources) do
+    if round((held[name] or 0) - amount) < 0 then error(f.id .. " gives back more " .. name .. " than it holds") end
+  end
+  account(f, a, request.resources, -1)
+  local filters = request.filters
+  if filters then
+    local refuse = filters.refuse_seconds
+    if refuse ~= refuse or refuse < 0 or refuse == math.huge then refuse = 5 end
+    refuse = math.min(refuse, 365 * 24 * 3600)
+    if refuse > 0 then
+      local expires = cluster.now + math.max(refuse, cluster.options.allocation_interval)
+      f.filters[a.id] = { expires = expires, refused = request.resources }
+    end
+  end
+end
+
+-- After a shadow round: the offers the active allocator made count as this one's.
+function calls.offers_made(request) apply(request.offers, 1) end
+
+-- Hot reload. The host tells a new version of the policy the cluster (agents, frameworks,
+-- what each holds); these carry what only the policy's side knows, so that saving the
+-- script again changes no decision: the clock, the shuffle's state, the agents' order,
+-- refusal filters and the allocation counts.
+function calls.export_state()
+  local state = { now = cluster.now, rng = rng, agents = {}, frameworks = {}, roles = {} }
+  for _, a in ipairs(order) do state.agents[#state.agents + 1] = a.id end
+  for id, f in pairs(cluster.frameworks) do
+    local filters = {}
+    for agent, filter in pairs(f.filters) do
+      filters[#filters + 1] = { agent = agent, expires = filter.expires, refused = filter.refused }
+    end
+    state.frameworks[#state.frameworks + 1] = { id = id, allocations = f.allocations, filters = filters }
+  end
+  for name, r in pairs(cluster.roles) do state.roles[#state.roles + 1] = { name = name, allocations = r.allocations } end
+  return state
+end
+
+function calls.import_state(state)
+  cluster.now, rng = state.now, state.rng
+  local saved = {}
+  for _, id in ipairs(state.agents) do saved[#saved + 1] = cluster.agents[id] end
+  if #saved == #order then order = saved end
+  for _, s in ipairs(state.frameworks) do
+    local f = cluster.frameworks[s.id]
+    if f then
+      f.allocations = s.allocations
+      for _, filter in ipairs(s.filters) do
+        f.filters[filter.agent] = { expires = filter.expires, refused = filter.refused }
+      end
+    end
+  end
+  for _, s in ipairs(state.roles) do
+    if cluster.roles[s.name] then cluster.roles[s.name].allocations = s.allocations end
+  end
+end
+
+-- Defines the calls above as the policy's global functions (pass the policy's _ENV). A
+-- policy may still define any of them itself afterwards, calling the one kept here.
+function cluster.track(env)
+  for name, call in pairs(calls) do env[name] = call end
+end
+
+return cluster
