@@ -14,7 +14,7 @@ use modhost::sim::workload::Workload;
 use modhost::sim::{SimConfig, Simulation};
 use modhost_abi::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Resources, TaskInfo};
 use modhost_abi::{
-    AddAgent, AddFramework, Allocate, Allocator, HOOK_METHODS, Hook, LaunchTask, RecoverResources, Remote,
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, HOOK_METHODS, Hook, LaunchTask, RecoverResources, Remote,
 };
 
 /// Writes a script into a folder of its own: a watcher also follows the other scripts of its
@@ -338,9 +338,10 @@ fn decisions_across_a_reload(language: &str, file: &str) {
     let allocators: [&mut dyn Allocator; 2] = [scripted.as_mut(), &mut built_in];
     for allocator in allocators {
         allocator.initialize(&AllocatorOptions { seed: 7, ..AllocatorOptions::default() }).unwrap();
+        // Added out of the order of their names, which is the order the host replays them in.
         for i in 0..8 {
             let resources = Resources::new().with("cpus", 4.0).with("mem", 1024.0);
-            let agent = AgentInfo { id: format!("a{i}"), resources, ..Default::default() };
+            let agent = AgentInfo { id: format!("a{}", i * 5 % 8), resources, ..Default::default() };
             allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
         }
         for f in ["f1", "f2", "f3"] {
@@ -349,6 +350,11 @@ fn decisions_across_a_reload(language: &str, file: &str) {
         }
     }
     for round in 0..8 {
+        if round == 2 {
+            // An agent leaves before the reload; the policy's saved order must still hold.
+            scripted.remove_agent(&AgentRequest { agent_id: "a5".into() }).unwrap();
+            built_in.remove_agent(&AgentRequest { agent_id: "a5".into() }).unwrap();
+        }
         if round == 3 {
             save(&path, &format!("{text}\n"));
             std::thread::sleep(Duration::from_millis(1000));
