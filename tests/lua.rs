@@ -562,6 +562,32 @@ fn the_fallback_keeps_the_refusal_filters_frameworks_set() {
     assert_eq!(round(&mut allocator, 14.0), ["a0"], "the filter ended");
 }
 
+/// scripts/lua/cluster.lua refuses a policy that would lose its books without a word: one
+/// that never calls `cluster.track`, and one that defines a call `track` would replace.
+#[test]
+fn cluster_lua_refuses_a_policy_whose_books_would_be_lost() {
+    let books = format!("{}/?.lua", support::workspace().join("scripts/lua").display());
+    let untracked = support::script(
+        "untracked.lua",
+        "local cluster = require 'cluster'\nfunction allocate(request)\n  cluster.begin(request)\n  return {}\nend\n",
+    );
+    let early = support::script(
+        "early.lua",
+        "local cluster = require 'cluster'\nfunction add_agent(request) end\ncluster.track(_ENV)\nfunction allocate() return {} end\n",
+    );
+    let path: &[(&str, &str)] = &[("package_path", &books)];
+    let manager = support::lua_manager(&[("untracked", &untracked, path), ("early", &early, path)]);
+    let mut allocator = script::create_allocator(&manager, "untracked").unwrap();
+    cluster(allocator.as_mut());
+    let error = allocator.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap_err().to_string();
+    assert!(
+        error.contains("untracked.lua:3: cluster.lua sees no allocator calls: call cluster.track(_ENV)"),
+        "{error}"
+    );
+    let error = script::create_allocator(&manager, "early").err().unwrap().to_string();
+    assert!(error.contains("early.lua:3: cluster.track: the policy already defines add_agent"), "{error}");
+}
+
 #[test]
 fn a_policy_without_allocate_fails_creation_naming_what_is_missing() {
     let path = support::script("no_allocate.lua", "function add_agent(request) end");

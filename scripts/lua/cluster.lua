@@ -32,7 +32,7 @@ local cluster = {
   options = { allocation_interval = 1, min_allocatable_resources = {}, fairness_excluded_resource_names = {} },
 }
 local order = {}             -- the agents, in the order they were added
-local paused, rng = false, 0
+local paused, rng, tracking = false, 0, false
 
 -- Mesos's scalars have three decimals; round as the built-in does, after every operation.
 local function round(x)
@@ -93,6 +93,9 @@ end
 
 -- Starts a round at request.now, dropping expired refusal filters; false while paused.
 function cluster.begin(request)
+  if not tracking then
+    error("cluster.lua sees no allocator calls: call cluster.track(_ENV) at the top of the policy", 2)
+  end
   cluster.now = request.now
   if paused then return false end
   for _, f in pairs(cluster.frameworks) do
@@ -321,9 +324,16 @@ function calls.import_state(state)
 end
 
 -- Defines the calls above as the policy's global functions (pass the policy's _ENV). A
--- policy may still define any of them itself afterwards, calling the one kept here.
+-- policy may still define any of them itself afterwards, calling the one defined here; one
+-- it defined before would be lost, so that is an error.
 function cluster.track(env)
-  for name, call in pairs(calls) do env[name] = call end
+  for name, call in pairs(calls) do
+    if env[name] ~= nil then
+      error("cluster.track: the policy already defines " .. name .. "; define it after cluster.track(_ENV)", 2)
+    end
+    env[name] = call
+  end
+  tracking = true
 end
 
 return cluster
