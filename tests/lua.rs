@@ -521,7 +521,8 @@ fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
     let mut plain = script::create_allocator(&manager, "plain").unwrap();
     cluster(plain.as_mut());
     let error = plain.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap_err();
-    assert!(error.to_string().contains("broken.lua:1:") && error.to_string().contains("failed in allocate"), "{error}");
+    let error = error.to_string();
+    assert!(error.contains("broken.lua': ") && error.contains("broken.lua:1: the policy is broken"), "{error}");
 
     let mut safe = script::create_allocator(&manager, "safe").unwrap();
     cluster(safe.as_mut());
@@ -924,7 +925,7 @@ fn a_malformed_message_fails_the_call_that_reads_it() {
     // An object of one entry whose key runs past the end.
     let truncated = [8u8, 1, 0, 0, 0, 9, 0, 0, 0, b'k'];
     let error = vm.call_packed("read", &truncated).unwrap_err().to_string();
-    assert!(error.contains("read failed") && error.contains("the message is malformed"), "{error}");
+    assert!(error.contains("the message is malformed"), "{error}");
     let answer = vm.call_packed("skip", &truncated).unwrap();
     assert_eq!(modhost_abi::packed::from_slice::<i64>(&answer).unwrap(), 1);
     let error = vm.call_packed("read", &[42]).unwrap_err().to_string();

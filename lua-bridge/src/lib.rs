@@ -231,7 +231,7 @@ impl LuaVm {
                 } else {
                     text
                 };
-                Err(CallError::failed(format!("{function} failed: {text}")))
+                Err(CallError::failed(text))
             }
             Some(convert::Called::BadMessage(e)) => {
                 Err(CallError::failed(format!("the message for {function} is malformed: {e}")))

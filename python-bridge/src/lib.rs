@@ -178,7 +178,7 @@ impl PyVm {
             let answer = match result {
                 Ok(answer) => convert::to_answer(&answer, format, answer_limit(self.memory_limit))
                     .map_err(|e| format!("{function} answered what JSON cannot carry: {e}")),
-                Err(e) => Err(format!("{function} failed: {}", describe(py, &e, &self.shown()))),
+                Err(e) => Err(describe(py, &e, &self.shown())),
             };
             Ok((answer, printed))
         })?;

@@ -42,10 +42,13 @@ impl CallError {
     }
 }
 
+/// A module's own failure prints as its message alone: whoever reports it says what failed
+/// (`hook 'labels': master_launch_task_label_decorator failed, ...: <message>`). A panic and a
+/// malformed answer say so first.
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Failed { message } => write!(f, "failed: {message}"),
+            CallError::Failed { message } => f.write_str(message),
             CallError::Panicked { message } => write!(f, "panicked: {message}"),
             CallError::Malformed { message } => write!(f, "malformed answer: {message}"),
         }

@@ -499,9 +499,7 @@ impl Allocator for ScriptedAllocator {
                 let script = self.transport.script().to_owned();
                 match self.policy {
                     FailurePolicy::NoOffers => {
-                        return Err(CallError::Failed {
-                            message: format!("script '{script}' failed in allocate: {e}"),
-                        });
+                        return Err(CallError::Failed { message: format!("script '{script}': {e}") });
                     }
                     FailurePolicy::Hierarchical => {
                         log::warn!(
