@@ -113,6 +113,44 @@ fn each_version_counts_its_own_calls_and_errors() {
     assert_eq!(after.versions[1].errors, 0, "{after:?}");
 }
 
+/// A script's helper file, `require`d or imported from its folder: saving it reloads the
+/// script, and the new version runs the helper's new text.
+#[test]
+fn an_edited_helper_file_is_what_the_new_version_runs() {
+    // (language, script file, script, helper file, the helper's text for a value)
+    type Case = (&'static str, &'static str, &'static str, &'static str, fn(&str) -> String);
+    let cases: [Case; 2] = [
+        (
+            "lua",
+            "hooked_by_helper.lua",
+            "local helper = require 'label_helper'\nfunction master_launch_task_label_decorator(request)\n  \
+             return { { key = 'version', value = helper.VALUE } }\nend\n",
+            "label_helper.lua",
+            |v: &str| format!("return {{ VALUE = '{v}' }}\n"),
+        ),
+        (
+            "python",
+            "hooked_by_helper.py",
+            "import label_helper\ndef master_launch_task_label_decorator(request):\n    \
+             return [{'key': 'version', 'value': label_helper.VALUE}]\n",
+            "label_helper.py",
+            |v: &str| format!("VALUE = '{v}'\n"),
+        ),
+    ];
+    for (language, file, code, helper_file, helper) in cases {
+        let path = own_script(file, code);
+        let helper_path = path.with_file_name(helper_file);
+        std::fs::write(&helper_path, helper("one")).unwrap();
+        let manager = manager(language, "helped", &path, "10");
+        let mut hook = Remote(VmTransport::new(&manager, "helped", HOOK_METHODS).unwrap());
+        assert_eq!(version_label(&mut hook), "one", "{language}");
+        save(&helper_path, &helper("two"));
+        until(&mut hook, |h| h.0.status().reloads_ok + h.0.status().reloads_failed >= 1);
+        assert_eq!(hook.0.status().reloads_ok, 1, "{language}: {:?}", hook.0.status());
+        assert_eq!(version_label(&mut hook), "two", "{language}: the new version runs the helper's new text");
+    }
+}
+
 #[test]
 fn an_edited_hook_answers_with_its_new_text_and_a_broken_save_keeps_the_old_one() {
     for (language, extension) in [("lua", "lua"), ("python", "py")] {

@@ -1,5 +1,6 @@
 # The Python side of modhost's bridge: output capture, calls, and errors with the script's
 # file:line. Loaded once per process as the module _modhost_bridge.
+import os
 import sys
 import traceback
 import types
@@ -88,8 +89,21 @@ def describe(error, script, tb=None):
     return where + head + "\nTraceback (most recent call last):\n" + "".join(traceback.format_list(frames))
 
 
+def forget_helpers(folder):
+    """Forgets the modules imported from the .py files of a script's folder, so that the script
+    imports them as they are on disk now: a new version of a script (a helper was saved) runs
+    the helper's new text, and two scripts never share a helper's globals. Modules imported
+    from elsewhere (the standard library, a virtualenv, subfolders, C extensions) stay."""
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (isinstance(path, str) and path.endswith(".py") and not name.startswith("modhost_script_")
+                and os.path.dirname(os.path.realpath(path)) == folder):
+            del sys.modules[name]
+
+
 def load(code, filename, name):
     """Compiles a script into a fresh module of its own (never importlib.reload)."""
+    forget_helpers(os.path.dirname(os.path.realpath(filename)))
     module = types.ModuleType(name)
     module.__file__ = filename
     sys.modules[name] = module
