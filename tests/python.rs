@@ -118,6 +118,55 @@ fn two_scripted_modules_never_share_globals() {
     assert_eq!(call(&mut first, "bump", "{}").unwrap(), "2");
     assert_eq!(call(&mut second, "bump", "{}").unwrap(), "1");
     assert_eq!(first.describe().unwrap().functions, ["bump"]);
+    // Nor a helper's: each imports the .py files of its folder afresh.
+    support::script(
+        "shared_helper.py",
+        "count = 0\n\ndef bump():\n    global count\n    count += 1\n    return count\n",
+    );
+    let path = support::script("helped.py", "import shared_helper\n\ndef bump(r):\n    return shared_helper.bump()\n");
+    let manager = support::python_manager(&[("one", &path, &[]), ("two", &path, &[])]);
+    let mut one: VmHandle = manager.create("one", None).unwrap();
+    let mut two: VmHandle = manager.create("two", None).unwrap();
+    assert_eq!(call(&mut one, "bump", "{}").unwrap(), "1");
+    assert_eq!(call(&mut one, "bump", "{}").unwrap(), "2");
+    assert_eq!(call(&mut two, "bump", "{}").unwrap(), "1");
+}
+
+/// scripts/python/cluster.py refuses a policy whose books would be lost or shared: one that
+/// never calls `cluster.track`, one that defines a call `track` would replace, and a second
+/// policy tracked by a copy of the file that is not in its own folder (here, on python_path).
+#[test]
+fn cluster_py_refuses_a_policy_whose_books_would_be_lost_or_shared() {
+    let books = support::workspace().join("scripts/python").display().to_string();
+    let path: &[(&str, &str)] = &[("python_path", &books)];
+    let policy = |name: &str, before: &str| {
+        let code = format!(
+            "import cluster\n{before}cluster.track(globals())\n\ndef allocate(request):\n    cluster.begin(request)\n    return []\n"
+        );
+        support::script(name, &code)
+    };
+    let untracked = support::script(
+        "untracked.py",
+        "import cluster\n\ndef allocate(request):\n    cluster.begin(request)\n    return []\n",
+    );
+    let (early, first, second) =
+        (policy("early.py", "def add_agent(request):\n    pass\n"), policy("first.py", ""), policy("second.py", ""));
+    let manager = support::python_manager(&[
+        ("untracked", &untracked, path),
+        ("early", &early, path),
+        ("first", &first, path),
+        ("second", &second, path),
+    ]);
+    let mut vm: VmHandle = manager.create("untracked", None).unwrap();
+    let error = call(&mut vm, "allocate", r#"{"now": 0.0}"#).unwrap_err().to_string();
+    assert!(error.contains("untracked.py:4: RuntimeError: cluster.py sees no allocator calls"), "{error}");
+    let error = manager.create::<VmHandle>("early", None).err().unwrap().to_string();
+    assert!(error.contains("early.py:4: RuntimeError: cluster.track: the policy already defines add_agent"), "{error}");
+    let mut vm: VmHandle = manager.create("first", None).unwrap();
+    assert_eq!(call(&mut vm, "allocate", r#"{"now": 0.0}"#).unwrap(), "[]");
+    assert!(vm.describe().unwrap().functions.iter().any(|f| f == "add_agent"), "the calls count as the policy's");
+    let error = manager.create::<VmHandle>("second", None).err().unwrap().to_string();
+    assert!(error.contains("already keeps another policy's books"), "{error}");
 }
 
 #[test]

@@ -24,9 +24,12 @@ fn own_script(file: &str, code: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(file);
     std::fs::write(&path, code).unwrap();
-    // A copy of drf.lua requires its books from its own folder.
+    // A copy of drf.lua or drf.py takes its books from its own folder.
     if code.contains("require \"cluster\"") {
         std::fs::copy(support::workspace().join("scripts/lua/cluster.lua"), dir.join("cluster.lua")).unwrap();
+    }
+    if code.contains("import cluster") {
+        std::fs::copy(support::workspace().join("scripts/python/cluster.py"), dir.join("cluster.py")).unwrap();
     }
     path
 }

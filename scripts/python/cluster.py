@@ -1,0 +1,329 @@
+"""The bookkeeping every allocator policy needs, kept for it, so that a policy's own lines are
+about deciding. It follows the cluster through the allocator calls (agents and frameworks
+coming and going, what each holds, refusal filters, suppression, weights, the clock), and
+carries its state across a hot reload. A policy uses it like this (drf.py is a whole one):
+
+    import cluster
+    cluster.track(globals())    # answers every allocator call but allocate: add_agent, ...
+
+    def allocate(request):
+        if not cluster.begin(request):      # paused
+            return []
+        offers = []
+        for agent in cluster.shuffled_agents():
+            free = cluster.free(agent)
+            # choose a framework f that may have them, then:
+            offers.append(cluster.offer(f, agent, free))
+        return cluster.finish(request, offers)  # a dry run keeps nothing
+
+What a policy may read (and change only through the functions below):
+    agents       id -> {id, total, allocated, active, by_framework: {framework id -> held}}
+    frameworks   id -> {id, role, active, suppressed, allocated, allocations, filters}
+    roles        name -> {name, weight, allocated, allocations, frameworks: [...]}
+    names        resource names in the order first seen; total[name] the cluster's total;
+                 fair[name] False for the names the options leave out of fairness
+    options
+A framework's `allocations` counts the offers it was made (DRF breaks ties with it). Each
+script imports its own copy of this file (the bridge imports a script's helpers afresh for
+it), so two policies never share these books.
+"""
+import math
+
+MASK = (1 << 64) - 1
+names = []
+total = {}
+fair = {}
+agents, frameworks, roles = {}, {}, {}
+options = {"allocation_interval": 1.0, "min_allocatable_resources": [], "fairness_excluded_resource_names": []}
+_order = []  # the agents, in the order they were added
+_state = {"now": 0.0, "paused": False, "rng": 0, "tracking": False}
+
+
+def rounded(x):
+    """Mesos's scalars have three decimals; round as the built-in does, after every step."""
+    if x >= 0:
+        return math.floor(x * 1000 + 0.5) / 1000
+    return -math.floor(-x * 1000 + 0.5) / 1000
+
+
+def _learn(resources):
+    for name in resources:
+        if name not in total:
+            names.append(name)
+            total[name] = 0.0
+            fair[name] = name not in options["fairness_excluded_resource_names"]
+
+
+def _account(f, a, amounts, sign):
+    """Adds (sign 1) or takes away (sign -1) what framework f holds on agent a."""
+    held = a["by_framework"].setdefault(f["id"], {})
+    for table in (f["allocated"], roles[f["role"]]["allocated"], a["allocated"], held):
+        for name, amount in amounts.items():
+            table[name] = rounded(table.get(name, 0.0) + sign * amount)
+    if all(amount <= 0 for amount in held.values()):
+        del a["by_framework"][f["id"]]
+
+
+def _role(name):
+    if name not in roles:
+        roles[name] = {"name": name, "weight": 1.0, "allocated": {}, "allocations": 0, "frameworks": []}
+    return roles[name]
+
+
+def _apply(offers, sign):
+    """Offers counted as made (sign 1), or taken back (sign -1)."""
+    for offer in offers:
+        f, a = frameworks[offer["framework_id"]], agents[offer["agent_id"]]
+        _account(f, a, offer["resources"], sign)
+        f["allocations"] += sign
+        roles[f["role"]]["allocations"] += sign
+
+
+# For allocate ------------------------------------------------------------------------------
+
+def begin(request):
+    """Starts a round at request's `now`, dropping expired refusal filters; False while paused."""
+    if not _state["tracking"]:
+        raise RuntimeError("cluster.py sees no allocator calls: call cluster.track(globals()) at the top of the policy")
+    now = _state["now"] = request["now"]
+    if _state["paused"]:
+        return False
+    for f in frameworks.values():
+        f["filters"] = {k: v for k, v in f["filters"].items() if v["expires"] > now}
+    return True
+
+
+def _next_random():
+    """SplitMix64, seeded from the options, as the built-in uses it."""
+    _state["rng"] = (_state["rng"] + 0x9E3779B97F4A7C15) & MASK
+    z = _state["rng"]
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def shuffled_agents():
+    """The active agents, in the order they were added, shuffled as the built-in shuffles them."""
+    items = [a for a in _order if a["active"]]
+    for i in range(len(items) - 1, 0, -1):
+        j = (_next_random() >> 11) % (i + 1)
+        items[i], items[j] = items[j], items[i]
+    return items
+
+
+def free(a):
+    """What agent a has free, per resource name."""
+    return {n: rounded(amount - a["allocated"].get(n, 0.0)) for n, amount in a["total"].items()}
+
+
+def allocatable(free):
+    """Whether `free` is worth offering: it covers one of the options' min_allocatable_resources."""
+    for minimum in options["min_allocatable_resources"]:
+        needed = {n: v for n, v in minimum.items() if v > 0}
+        if needed and all(free.get(n, 0.0) >= v for n, v in needed.items()):
+            return True
+    return False
+
+
+def eligible(f, a, free):
+    """Whether framework f may be offered `free` on agent a: no refusal filter of f's for a, or
+    `free` has more of something than f refused there."""
+    flt = f["filters"].get(a["id"])
+    if flt is None or flt["expires"] <= _state["now"]:
+        return True
+    return any(rounded(free.get(n, 0.0) - flt["refused"].get(n, 0.0)) > 0 for n in names)
+
+
+def offer(f, a, free):
+    """Offers `free` on agent a to framework f: counted as allocated from now on. Returns the
+    offer, for allocate's answer."""
+    _account(f, a, free, 1)
+    f["allocations"] += 1
+    roles[f["role"]]["allocations"] += 1
+    return {"framework_id": f["id"], "agent_id": a["id"], "resources": {n: v for n, v in free.items() if v > 0}}
+
+
+def finish(request, offers):
+    """allocate's answer. A dry run (a shadow round) decides, then keeps nothing of it."""
+    if request.get("dry_run"):
+        _apply(offers, -1)
+    return offers
+
+
+# The allocator calls ----------------------------------------------------------------------
+
+def initialize(o):
+    options.update(o)
+    _state["rng"] = o.get("seed", 0) & MASK
+    for name in names:
+        fair[name] = name not in options["fairness_excluded_resource_names"]
+
+
+def add_agent(request):
+    info = request["agent"]
+    if info["id"] in agents:
+        raise ValueError(f"agent '{info['id']}' was already added")
+    _learn(info["resources"])
+    for name, amount in info["resources"].items():
+        total[name] = rounded(total[name] + amount)
+    a = {"id": info["id"], "total": info["resources"], "allocated": {}, "by_framework": {}, "active": True}
+    agents[a["id"]] = a
+    _order.append(a)
+    for used in request["used"]:
+        _account(frameworks[used["framework_id"]], a, used["resources"], 1)
+
+
+def remove_agent(request):
+    a = agents.pop(request["agent_id"])
+    for fid, held in list(a["by_framework"].items()):
+        _account(frameworks[fid], a, held, -1)
+    for name, amount in a["total"].items():
+        total[name] = rounded(total[name] - amount)
+    _order.remove(a)
+    for f in frameworks.values():
+        f["filters"].pop(a["id"], None)
+
+
+def update_agent(request):
+    a, info = agents[request["agent"]["id"]], request["agent"]
+    _learn(info["resources"])
+    for name in names:
+        total[name] = rounded(total[name] - a["total"].get(name, 0.0) + info["resources"].get(name, 0.0))
+    a["total"] = info["resources"]
+
+
+def add_framework(request):
+    info = request["framework"]
+    if info["id"] in frameworks:
+        raise ValueError(f"framework '{info['id']}' was already added")
+    f = {"id": info["id"], "role": info["role"], "active": request["active"], "suppressed": False,
+         "allocated": {}, "allocations": 0, "filters": {}}
+    frameworks[f["id"]] = f
+    _role(info["role"])["frameworks"].append(f)
+    for used in request["used"]:
+        _account(f, agents[used["agent_id"]], used["resources"], 1)
+
+
+def remove_framework(request):
+    f = frameworks.pop(request["framework_id"])
+    for a in _order:
+        if f["id"] in a["by_framework"]:
+            _account(f, a, a["by_framework"][f["id"]], -1)
+    roles[f["role"]]["frameworks"].remove(f)
+
+
+def update_framework(request):
+    f, info = frameworks[request["framework"]["id"]], request["framework"]
+    if f["role"] == info["role"]:
+        return
+    old, new = roles[f["role"]], _role(info["role"])
+    for name, amount in f["allocated"].items():
+        old["allocated"][name] = rounded(old["allocated"].get(name, 0.0) - amount)
+        new["allocated"][name] = rounded(new["allocated"].get(name, 0.0) + amount)
+    old["frameworks"].remove(f)
+    new["frameworks"].append(f)
+    f["role"] = info["role"]
+
+
+def activate_framework(request): frameworks[request["framework_id"]]["active"] = True
+def deactivate_framework(request): frameworks[request["framework_id"]]["active"] = False
+def activate_agent(request): agents[request["agent_id"]]["active"] = True
+def deactivate_agent(request): agents[request["agent_id"]]["active"] = False
+def suppress_offers(request): frameworks[request["framework_id"]]["suppressed"] = True
+def pause(request): _state["paused"] = True
+def resume(request): _state["paused"] = False
+
+
+def revive_offers(request):
+    f = frameworks[request["framework_id"]]
+    f["suppressed"], f["filters"] = False, {}
+
+
+def update_weights(request):
+    for w in request["weights"]:
+        if not (w["weight"] > 0 and math.isfinite(w["weight"])):
+            raise ValueError(f"weight of role '{w['role']}' must be positive")
+        _role(w["role"])["weight"] = w["weight"]
+
+
+def recover_resources(request):
+    f, a = frameworks.get(request["framework_id"]), agents.get(request["agent_id"])
+    if f is None or a is None:
+        return
+    _learn(request["resources"])
+    held = a["by_framework"].get(f["id"], {})
+    for name, amount in request["resources"].items():
+        if rounded(held.get(name, 0.0) - amount) < 0:
+            raise ValueError(f"{f['id']} gives back more {name} than it holds")
+    _account(f, a, request["resources"], -1)
+    filters = request.get("filters")
+    if filters:
+        refuse = filters["refuse_seconds"]
+        if not math.isfinite(refuse) or refuse < 0:
+            refuse = 5.0
+        refuse = min(refuse, 365 * 24 * 3600)
+        if refuse > 0:
+            expires = _state["now"] + max(refuse, options["allocation_interval"])
+            f["filters"][a["id"]] = {"expires": expires, "refused": request["resources"]}
+
+
+def offers_made(request):
+    """After a shadow round: the offers the active allocator made count as this one's."""
+    _apply(request["offers"], 1)
+
+
+# Hot reload. The host tells a new version of the policy the cluster (agents, frameworks, what
+# each holds); these carry what only the policy's side knows, so that saving the script again
+# changes no decision: the clock, the shuffle's state, the agents' order, refusal filters and
+# the allocation counts.
+def export_state(request=None):
+    return {
+        "now": _state["now"],
+        "rng": _state["rng"],
+        "agents": [a["id"] for a in _order],
+        "frameworks": [{"id": f["id"], "allocations": f["allocations"],
+                        "filters": [{"agent": agent, **flt} for agent, flt in f["filters"].items()]}
+                       for f in frameworks.values()],
+        "roles": [{"name": r["name"], "allocations": r["allocations"]} for r in roles.values()],
+    }
+
+
+def import_state(saved):
+    _state["now"], _state["rng"] = saved["now"], saved["rng"]
+    order = [agents[i] for i in saved["agents"] if i in agents]
+    if len(order) == len(_order):
+        _order[:] = order
+    for s in saved["frameworks"]:
+        f = frameworks.get(s["id"])
+        if f is not None:
+            f["allocations"] = s["allocations"]
+            for flt in s["filters"]:
+                f["filters"][flt["agent"]] = {"expires": flt["expires"], "refused": flt["refused"]}
+    for s in saved["roles"]:
+        if s["name"] in roles:
+            roles[s["name"]]["allocations"] = s["allocations"]
+
+
+_CALLS = [initialize, add_agent, remove_agent, update_agent, add_framework, remove_framework, update_framework,
+          activate_framework, deactivate_framework, activate_agent, deactivate_agent, suppress_offers, pause,
+          resume, revive_offers, update_weights, recover_resources, offers_made, export_state, import_state]
+
+
+def track(namespace):
+    """Defines the calls above as the policy's functions (pass the policy's globals()). A policy
+    may still define any of them itself afterwards, calling the one defined here; one it
+    defined before would be lost, so that is an error."""
+    if _state["tracking"]:
+        # A copy imported from elsewhere than the policy's folder (python_path) is shared.
+        raise RuntimeError("cluster.track: this copy of cluster.py already keeps another policy's books; "
+                           "put cluster.py in the policy's own folder")
+    for call in _CALLS:
+        if call.__name__ in namespace:
+            raise RuntimeError(f"cluster.track: the policy already defines {call.__name__}; "
+                               "define it after cluster.track(globals())")
+    for call in _CALLS:
+        namespace[call.__name__] = call
+        # The host calls the functions a script defines, not those it imports: these count
+        # as the policy's own (this copy of the file is the policy's alone).
+        call.__module__ = namespace["__name__"]
+    _state["tracking"] = True
