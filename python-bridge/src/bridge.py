@@ -94,16 +94,18 @@ def forget_helpers(folder):
     imports them as they are on disk now: a new version of a script (a helper was saved) runs
     the helper's new text, and two scripts never share a helper's globals. Modules imported
     from elsewhere (the standard library, a virtualenv, subfolders, C extensions) stay."""
+    # Paths compared as text (abspath touches no file): this runs on every load, under the
+    # load's timeout, over every module the process has imported.
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if (isinstance(path, str) and path.endswith(".py") and not name.startswith("modhost_script_")
-                and os.path.dirname(os.path.realpath(path)) == folder):
+                and os.path.dirname(os.path.abspath(path)) == folder):
             del sys.modules[name]
 
 
 def load(code, filename, name):
     """Compiles a script into a fresh module of its own (never importlib.reload)."""
-    forget_helpers(os.path.dirname(os.path.realpath(filename)))
+    forget_helpers(os.path.dirname(os.path.abspath(filename)))
     module = types.ModuleType(name)
     module.__file__ = filename
     sys.modules[name] = module
