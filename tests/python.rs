@@ -109,27 +109,27 @@ fn a_script_that_catches_the_timeout_is_still_stopped() {
 
 #[test]
 fn two_scripted_modules_never_share_globals() {
+    // Two modules of one script, each bumping a counter: the first twice, then the second.
+    let bumps = |path: &std::path::Path| {
+        let manager = support::python_manager(&[("first", path, &[]), ("second", path, &[])]);
+        let mut first: VmHandle = manager.create("first", None).unwrap();
+        let mut second: VmHandle = manager.create("second", None).unwrap();
+        let bump = |vm: &mut VmHandle| call(vm, "bump", "{}").unwrap();
+        let counts = [bump(&mut first), bump(&mut first), bump(&mut second)];
+        (counts, first.describe().unwrap().functions)
+    };
     let code = "counter = 0\n\ndef bump(r):\n    global counter\n    counter += 1\n    return counter\n";
-    let path = support::script("counter.py", code);
-    let manager = support::python_manager(&[("first", &path, &[]), ("second", &path, &[])]);
-    let mut first: VmHandle = manager.create("first", None).unwrap();
-    let mut second: VmHandle = manager.create("second", None).unwrap();
-    assert_eq!(call(&mut first, "bump", "{}").unwrap(), "1");
-    assert_eq!(call(&mut first, "bump", "{}").unwrap(), "2");
-    assert_eq!(call(&mut second, "bump", "{}").unwrap(), "1");
-    assert_eq!(first.describe().unwrap().functions, ["bump"]);
+    let (counts, functions) = bumps(&support::script("counter.py", code));
+    assert_eq!(counts, ["1", "2", "1"]);
+    assert_eq!(functions, ["bump"]);
     // Nor a helper's: each imports the .py files of its folder afresh.
     support::script(
         "shared_helper.py",
         "count = 0\n\ndef bump():\n    global count\n    count += 1\n    return count\n",
     );
-    let path = support::script("helped.py", "import shared_helper\n\ndef bump(r):\n    return shared_helper.bump()\n");
-    let manager = support::python_manager(&[("one", &path, &[]), ("two", &path, &[])]);
-    let mut one: VmHandle = manager.create("one", None).unwrap();
-    let mut two: VmHandle = manager.create("two", None).unwrap();
-    assert_eq!(call(&mut one, "bump", "{}").unwrap(), "1");
-    assert_eq!(call(&mut one, "bump", "{}").unwrap(), "2");
-    assert_eq!(call(&mut two, "bump", "{}").unwrap(), "1");
+    let helped =
+        support::script("helped.py", "import shared_helper\n\ndef bump(r):\n    return shared_helper.bump()\n");
+    assert_eq!(bumps(&helped).0, ["1", "2", "1"]);
 }
 
 /// scripts/python/cluster.py refuses a policy whose books would be lost or shared: one that

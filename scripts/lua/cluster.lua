@@ -39,7 +39,6 @@ local function round(x)
   if x >= 0 then return math.floor(x * 1000 + 0.5) / 1000 end
   return -math.floor(-x * 1000 + 0.5) / 1000
 end
-cluster.round = round
 
 local function learn(resources)
   for name in pairs(resources) do
