@@ -188,13 +188,12 @@ impl<'a> Writer<'a> {
 
     /// A string.
     pub fn string(&mut self, value: &str) -> Result<(), Error> {
-        self.out.push(STRING);
-        self.bytes(value.as_bytes())
+        self.sized(&[STRING], value.as_bytes())
     }
 
     /// An object's key (after [`Writer::open_object`], before the key's value).
     pub fn key(&mut self, key: &str) -> Result<(), Error> {
-        self.bytes(key.as_bytes())
+        self.sized(&[], key.as_bytes())
     }
 
     /// Starts a list: its elements follow, then [`Writer::close`].
@@ -254,12 +253,24 @@ impl<'a> Writer<'a> {
         Open(at)
     }
 
+    /// `tag` (none, for a key), then the length of `bytes`, then `bytes`: one reservation and
+    /// one length update for the three, where pushing each checked the room and moved the
+    /// length again (a message is mostly short strings and keys).
     #[inline]
-    fn bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    fn sized(&mut self, tag: &[u8], bytes: &[u8]) -> Result<(), Error> {
         let Ok(len) = u32::try_from(bytes.len()) else { return Err(too_long()) };
-        self.out.reserve(4 + bytes.len());
-        self.out.extend_from_slice(&len.to_le_bytes());
-        self.out.extend_from_slice(bytes);
+        let total = tag.len() + 4 + bytes.len();
+        self.out.reserve(total);
+        // SAFETY: `reserve` made room for `total` more bytes after the length, and the three
+        // copies fill exactly that room before the length takes it in; no source overlaps
+        // the vector's spare room.
+        unsafe {
+            let end = self.out.as_mut_ptr().add(self.out.len());
+            std::ptr::copy_nonoverlapping(tag.as_ptr(), end, tag.len());
+            std::ptr::copy_nonoverlapping(len.to_le_bytes().as_ptr(), end.add(tag.len()), 4);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), end.add(tag.len() + 4), bytes.len());
+            self.out.set_len(self.out.len() + total);
+        }
         Ok(())
     }
 }
