@@ -694,6 +694,20 @@ function pairs_after_edit(r)
   r.task.id = nil; r.task.added = true
   local out = {} for k in pairs(r.task) do out[#out + 1] = k end table.sort(out) return out
 end
+function append_then_read(r) local l = r.list; l[#l + 1] = 4; return { l[4], #l, l[3], l[5] == nil } end
+function append_then_pairs(r)
+  local l = r.list; l[#l + 1] = 4
+  local out = {} for i, x in pairs(l) do out[#out + 1] = i * 10 + x end return out
+end
+function append_twice(r) local l = r.list; l[#l + 1] = 4; l[#l + 1] = 5; return l end
+function append_then_delete(r) local l = r.list; l[4] = 4; l[4] = nil; return l end
+function append_then_replace(r) local l = r.list; l[4] = 4; l[4] = 40; return l end
+function append_then_edit(r) local l = r.list; l[4] = 4; l[1] = 0; return l end
+function append_float_key(r) local l = r.list; l[4.0] = 4; return { l, l[4] } end
+function append_a_view(r) local l = r.list; l[#l + 1] = r.task; return l end
+function append_to_empty(r) local e = r.empty; e[#e + 1] = "x"; return { e, #e } end
+function append_to_sparse(r) r.sparse[4] = 4 return r.sparse end
+function insert_at_end(r) table.insert(r.list, 4) return r.list end
 "#;
     let (_manager, mut vm) = load_vm("views", code, &[("messages", "views")]);
     let message = r#"{"task": {"id": "t1", "name": "web", "resources": {"cpus": 0.5},
@@ -752,6 +766,26 @@ end
     ];
     for (function, expected) in cases {
         support::check_vm_answer(&mut vm, function, nulls, Ok(expected));
+    }
+    // A single element appended to a list is held apart from the overlay until anything
+    // else is written or the overlay is read: every reader must see it there.
+    let appends = r#"{"list": [1, 2, 3], "empty": [], "sparse": [1, null, 3], "task": {"name": "t"}}"#;
+    let cases = [
+        ("append_then_read", json!([4, 4, 3, true])),
+        ("append_then_pairs", json!([11, 22, 33, 44])),
+        ("append_twice", json!([1, 2, 3, 4, 5])),
+        ("append_then_delete", json!([1, 2, 3])),
+        ("append_then_replace", json!([1, 2, 3, 40])),
+        ("append_then_edit", json!([0, 2, 3, 4])),
+        ("append_float_key", json!([[1, 2, 3, 4], 4])),
+        ("append_a_view", json!([1, 2, 3, {"name": "t"}])),
+        ("append_to_empty", json!([["x"], 1])),
+        // Appended after a null: a table with a hole, written as an object.
+        ("append_to_sparse", json!({"1": 1, "3": 3, "4": 4})),
+        ("insert_at_end", json!([1, 2, 3, 4])),
+    ];
+    for (function, expected) in cases {
+        support::check_vm_answer(&mut vm, function, appends, Ok(expected));
     }
     // A list longer than the element views a view keeps in its own user values: the views of
     // its further elements are kept too, and written through.

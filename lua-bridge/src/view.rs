@@ -12,10 +12,12 @@
 //! own offsets; every view points there, and keeps the view it was read from (its parent, the
 //! first user value) alive, so the root lives as long as any view of the message. A view's
 //! second user value is its overlay, a table made on its first write: what the script
-//! assigned; a key assigned `nil` holds [`DELETED`] there. The views made of its elements are
-//! kept (so `request.task` is the same view each time, and a write through it is kept): the
-//! first [`INLINE_CHILDREN`] in user values of their own, any further ones in a table, the
-//! third user value, made when first needed.
+//! assigned; a key assigned `nil` holds [`DELETED`] there. A hook's one write is usually an
+//! element appended to a list (`labels[#labels + 1] = ...`), which the third user value
+//! holds instead, until anything else needs the overlay (see [`Header::appended`]). The views
+//! made of its elements are kept (so `request.task` is the same view each time, and a write
+//! through it is kept): the first [`INLINE_CHILDREN`] in user values of their own, any further
+//! ones in a table, the fourth user value, made when first needed.
 //!
 //! The metatable gives views what scripts do with tables: indexing, assignment, `#`,
 //! `ipairs`, `pairs`, and the `table` library (which honours these metamethods). `type()` says
@@ -46,8 +48,9 @@ static DELETED: u8 = 0;
 /// The user values of a view: see the module's documentation.
 const PARENT: c_int = 1;
 const OVERLAY: c_int = 2;
-const MORE_CHILDREN: c_int = 3;
-const FIRST_CHILD: c_int = 4;
+const APPENDED: c_int = 3;
+const MORE_CHILDREN: c_int = 4;
+const FIRST_CHILD: c_int = 5;
 
 /// How many of a view's element views it keeps in user values. The objects of a message have
 /// a handful of keys, so theirs all fit; a long list's further elements go to a table rather
@@ -69,6 +72,12 @@ struct Header {
     /// The message, in the root view, which this view keeps alive through its parents.
     head: *mut Head,
     object: bool,
+    /// Whether the script's only write into this list view so far appended one element
+    /// (`list[count + 1] = value`), held in the `APPENDED` user value instead of an overlay:
+    /// the common write of a hook (`labels[#labels + 1] = ...`) then makes no table. The
+    /// overlay does not exist while this is set; [`overlay`] makes it, with the element in
+    /// it, the first time anything else needs it.
+    appended: bool,
     count: usize,
     /// Where the list or object starts in the message (its tag).
     start: usize,
@@ -391,7 +400,7 @@ unsafe fn new_view(state: *mut ffi::lua_State, item: Item<'_>, start: usize, len
     unsafe {
         let header = ffi::lua_newuserdatauv(state, size, values).cast::<Header>();
         let head = std::ptr::null_mut();
-        header.write(Header { head, object, count, start, first, known: 0, end: 0, children: 0 });
+        header.write(Header { head, object, appended: false, count, start, first, known: 0, end: 0, children: 0 });
         header
     }
 }
@@ -496,6 +505,22 @@ unsafe fn is_deleted(state: *mut ffi::lua_State, index: c_int) -> bool {
     unsafe { ffi::lua_touserdata(state, index).cast_const() == std::ptr::from_ref(&DELETED).cast::<c_void>() }
 }
 
+/// Whether the value at `index` is the integer `n` (as a key: a float with an integer's value
+/// is that integer, as Lua normalises table keys).
+///
+/// # Safety
+///
+/// `index` must be a valid stack index.
+unsafe fn is_index(state: *mut ffi::lua_State, index: c_int, n: i64) -> bool {
+    // SAFETY: forwarded from the caller; lua_tointegerx converts nothing on the stack.
+    unsafe {
+        let mut is_integer = 0;
+        ffi::lua_type(state, index) == ffi::LUA_TNUMBER
+            && ffi::lua_tointegerx(state, index, &mut is_integer) == n
+            && is_integer != 0
+    }
+}
+
 /// Pushes the overlay of the view at `view` (absolute), making it if `make`; returns
 /// whether one is pushed.
 ///
@@ -505,6 +530,20 @@ unsafe fn is_deleted(state: *mut ffi::lua_State, index: c_int) -> bool {
 unsafe fn overlay(state: *mut ffi::lua_State, view: c_int, make: bool) -> bool {
     // SAFETY: forwarded from the caller.
     unsafe {
+        let header = ffi::lua_touserdata(state, view).cast::<Header>();
+        if (*header).appended {
+            // The element appended without an overlay goes into a new one, where every
+            // reader of overlays finds it.
+            ffi::lua_createtable(state, 0, 2);
+            ffi::lua_getiuservalue(state, view, APPENDED);
+            ffi::lua_rawseti(state, -2, (*header).count as i64 + 1);
+            ffi::lua_pushnil(state);
+            ffi::lua_setiuservalue(state, view, APPENDED);
+            (*header).appended = false;
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_setiuservalue(state, view, OVERLAY);
+            return true;
+        }
         if ffi::lua_getiuservalue(state, view, OVERLAY) == ffi::LUA_TTABLE {
             return true;
         }
@@ -550,6 +589,15 @@ unsafe fn get(state: *mut ffi::lua_State, view: c_int, key: c_int) -> Result<(),
 unsafe fn assigned(state: *mut ffi::lua_State, view: c_int, key: c_int) -> bool {
     // SAFETY: forwarded from the caller.
     unsafe {
+        let header = ffi::lua_touserdata(state, view).cast::<Header>();
+        if (*header).appended {
+            // No overlay: only the appended element was assigned.
+            if is_index(state, key, (*header).count as i64 + 1) {
+                ffi::lua_getiuservalue(state, view, APPENDED);
+                return true;
+            }
+            return false;
+        }
         if !overlay(state, view, false) {
             return false;
         }
@@ -698,7 +746,22 @@ unsafe extern "C-unwind" fn new_index(state: *mut ffi::lua_State) -> c_int {
         if !is_own_view(state, 1) {
             return not_a_view(state);
         }
-        (*View::at(state, 1).head).modified = true;
+        let parts = View::at(state, 1);
+        (*parts.head).modified = true;
+        let header = parts.header;
+        if !(*header).object
+            && !(*header).appended
+            && ffi::lua_type(state, 3) != ffi::LUA_TNIL
+            && is_index(state, 2, (*header).count as i64 + 1)
+        {
+            if ffi::lua_getiuservalue(state, 1, OVERLAY) != ffi::LUA_TTABLE {
+                ffi::lua_pushvalue(state, 3);
+                ffi::lua_setiuservalue(state, 1, APPENDED);
+                (*header).appended = true;
+                return 0;
+            }
+            ffi::lua_settop(state, -2);
+        }
         overlay(state, 1, true);
         ffi::lua_pushvalue(state, 2);
         if ffi::lua_type(state, 3) == ffi::LUA_TNIL {
@@ -855,6 +918,9 @@ pub unsafe fn write(
         if !parts.modified() {
             return out.packed(parts.bytes().map_err(text)?).map_err(text);
         }
+        if let Some(written) = write_appended(state, &parts, index, out, &mut write_value) {
+            return written;
+        }
         let top = ffi::lua_gettop(state);
         let overlay = if overlay(state, index, false) { top + 1 } else { 0 };
         let result = if parts.is_object() {
@@ -864,6 +930,55 @@ pub unsafe fn write(
         };
         ffi::lua_settop(state, top);
         result
+    }
+}
+
+/// Writes a list view whose one write appended an element (see [`Header::appended`]) as the
+/// message's elements followed by it, or returns `None` if that is not what `write_list`
+/// would write: if an element of the message is `null` (a hole, or one fewer at the end) or
+/// was read as a view (which may have been written into). `write_list`, through the overlay
+/// that [`overlay`] then makes, writes those.
+///
+/// # Safety
+///
+/// As for [`write`], with `view` the index of the view `parts` reads.
+unsafe fn write_appended(
+    state: *mut ffi::lua_State,
+    parts: &View<'_>,
+    view: c_int,
+    out: &mut packed::Writer<'_>,
+    write: &mut impl FnMut(c_int, &mut packed::Writer<'_>) -> Result<(), String>,
+) -> Option<Result<(), String>> {
+    let header = parts.header();
+    if !header.appended || header.children > 0 {
+        return None;
+    }
+    let count = header.count;
+    let written = (|| {
+        for i in 0..count {
+            if parts.is_null(i).map_err(text)? {
+                return Ok(false);
+            }
+        }
+        let open = out.open_list();
+        if count > 0 {
+            // Walked by `is_null` just above: copied without a second walk.
+            out.walked_values(parts.elements(count).map_err(text)?);
+        }
+        // SAFETY: forwarded from the caller; the value pushed is popped.
+        unsafe {
+            ffi::lua_getiuservalue(state, view, APPENDED);
+            let result = write(ffi::lua_gettop(state), out);
+            ffi::lua_settop(state, -2);
+            result?;
+        }
+        out.close(open, count + 1).map_err(text)?;
+        Ok(true)
+    })();
+    match written {
+        Ok(true) => Some(Ok(())),
+        Ok(false) => None,
+        Err(e) => Some(Err(e)),
     }
 }
 
