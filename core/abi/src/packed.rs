@@ -119,12 +119,14 @@ pub fn utf8(bytes: &[u8]) -> Option<&str> {
 /// Whether every byte of `bytes` is ASCII, read a word at a time: `<[u8]>::is_ascii` first
 /// aligns its reads, which on the short strings of a message costs more than the check
 /// (about 33 instructions a string against 16). Reads may overlap; each byte is read at
-/// least once.
+/// least once. A read that came up short (none does, by the lengths each is made at) counts
+/// as not ASCII: `utf8` then checks the whole string, where taking it as ASCII would make a
+/// `str` of bytes nothing checked.
 #[inline]
 fn is_ascii(bytes: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let word = |at: usize| bytes[at..].first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w));
-    let half = |at: usize| bytes[at..].first_chunk::<4>().map_or(0, |w| u64::from(u32::from_le_bytes(*w)));
+    let word = |at: usize| bytes[at..].first_chunk::<8>().map_or(HIGH, |w| u64::from_le_bytes(*w));
+    let half = |at: usize| bytes[at..].first_chunk::<4>().map_or(HIGH, |w| u64::from(u32::from_le_bytes(*w)));
     let n = bytes.len();
     let seen = match n {
         0 => 0,
