@@ -52,14 +52,36 @@ const OBJECT: u8 = 0x08;
 const MAX_DEPTH: usize = 100;
 
 /// Why a value could not be packed or unpacked.
+///
+/// An error met inside a list or an object names where: `offers[1].resources.cpus: ...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     message: String,
+    /// Where in the value, outermost first (`[1]`, `.cpus`), empty at the top.
+    path: String,
+}
+
+impl Error {
+    fn new(message: String) -> Self {
+        Error { message, path: String::new() }
+    }
+
+    /// The same error, met inside the element or field `step` (`[3]`, `.key`) of a value.
+    #[cold]
+    #[inline(never)]
+    fn inside(mut self, step: fmt::Arguments<'_>) -> Self {
+        self.path.insert_str(0, &step.to_string());
+        self
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self.path.strip_prefix('.') {
+            _ if self.path.is_empty() => f.write_str(&self.message),
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
     }
 }
 
@@ -67,13 +89,13 @@ impl std::error::Error for Error {}
 
 impl ser::Error for Error {
     fn custom<T: fmt::Display>(message: T) -> Self {
-        Error { message: message.to_string() }
+        Error::new(message.to_string())
     }
 }
 
 impl de::Error for Error {
     fn custom<T: fmt::Display>(message: T) -> Self {
-        Error { message: message.to_string() }
+        Error::new(message.to_string())
     }
 }
 
@@ -147,12 +169,12 @@ fn is_ascii(bytes: &[u8]) -> bool {
 
 #[cold]
 fn too_long() -> Error {
-    Error { message: "a string of 4 GiB or more".into() }
+    Error::new("a string of 4 GiB or more".into())
 }
 
 #[cold]
 fn too_many() -> Error {
-    Error { message: "more than 2^32 elements".into() }
+    Error::new("more than 2^32 elements".into())
 }
 
 /// Writes packed values into a byte vector, for a bridge that walks its interpreter's values.
@@ -208,7 +230,7 @@ impl<'a> Writer<'a> {
     /// A number; NaN and the infinities are refused, as JSON cannot carry them.
     pub fn number(&mut self, value: f64) -> Result<(), Error> {
         if !value.is_finite() {
-            return Err(Error { message: format!("{value} is not a number a message can carry") });
+            return Err(Error::new(format!("{value} is not a number a message can carry")));
         }
         self.out.push(FLOAT);
         self.out.extend_from_slice(&value.to_le_bytes());
@@ -259,9 +281,7 @@ impl<'a> Writer<'a> {
         }
         if end != values.len() {
             let after = if count == 1 { "the value".to_owned() } else { format!("{count} values") };
-            return Err(Error {
-                message: format!("packed values, byte {end}: {} bytes after {after}", values.len() - end),
-            });
+            return Err(Error::new(format!("packed values, byte {end}: {} bytes after {after}", values.len() - end)));
         }
         self.out.extend_from_slice(values);
         Ok(())
@@ -361,7 +381,7 @@ pub fn read(message: &[u8], at: usize) -> Result<Item<'_>, Error> {
         TRUE => Item::Bool(true),
         INT => Item::Int(i64::from_le_bytes(reader.take()?)),
         UINT => Item::UInt(u64::from_le_bytes(reader.take()?)),
-        FLOAT => Item::Float(f64::from_le_bytes(reader.take()?)),
+        FLOAT => Item::Float(reader.finite()?),
         STRING => Item::Str(reader.bytes()?),
         LIST => Item::List { count: u32::from_le_bytes(reader.take()?), first: reader.at },
         OBJECT => Item::Object { count: u32::from_le_bytes(reader.take()?), first: reader.at },
@@ -387,7 +407,7 @@ impl Skip<'_> {
     #[cold]
     #[inline(never)]
     fn error(&self, at: usize, what: fmt::Arguments<'_>) -> Error {
-        Error { message: format!("packed message, byte {at}: {what}") }
+        Error::new(format!("packed message, byte {at}: {what}"))
     }
 
     #[inline(always)]
@@ -395,6 +415,15 @@ impl Skip<'_> {
         match self.message.get(at..at + 4) {
             Some(&[a, b, c, d]) => Ok(u32::from_le_bytes([a, b, c, d]) as usize),
             _ => Err(self.error(at, format_args!("ends in the middle of a value"))),
+        }
+    }
+
+    /// A number at `at` (its tag first): the offset after it, if it is finite.
+    fn finite(&self, at: usize) -> Result<usize, Error> {
+        match self.message.get(at + 1..at + 9).map(|bytes| f64::from_le_bytes(bytes.try_into().unwrap_or_default())) {
+            Some(number) if number.is_finite() => Ok(at + 9),
+            Some(number) => Err(self.error(at, format_args!("{number} is not a number a message can carry"))),
+            None => Err(self.error(at, format_args!("ends in the middle of a value"))),
         }
     }
 
@@ -414,8 +443,9 @@ impl Skip<'_> {
         };
         match tag {
             NULL | FALSE | TRUE => Ok(at + 1),
-            INT | UINT | FLOAT if at + 9 <= self.message.len() => Ok(at + 9),
-            INT | UINT | FLOAT => Err(self.error(at, format_args!("ends in the middle of a value"))),
+            FLOAT => self.finite(at),
+            INT | UINT if at + 9 <= self.message.len() => Ok(at + 9),
+            INT | UINT => Err(self.error(at, format_args!("ends in the middle of a value"))),
             STRING => self.string(at + 1),
             LIST | OBJECT => {
                 if depth >= MAX_DEPTH {
@@ -431,7 +461,7 @@ impl Skip<'_> {
                     // call (a short one is left to `value`, for its error).
                     at = match self.message.get(at) {
                         Some(&STRING) => self.string(at + 1)?,
-                        Some(&(INT | UINT | FLOAT)) if at + 9 <= self.message.len() => at + 9,
+                        Some(&(INT | UINT)) if at + 9 <= self.message.len() => at + 9,
                         Some(&(NULL | FALSE | TRUE)) => at + 1,
                         _ => self.value(at, depth + 1)?,
                     };
@@ -486,7 +516,7 @@ impl<'de> Deserializer<'de> {
     #[cold]
     #[inline(never)]
     fn error(&self, what: fmt::Arguments<'_>) -> Error {
-        Error { message: format!("packed message, byte {}: {what}", self.at) }
+        Error::new(format!("packed message, byte {}: {what}", self.at))
     }
 
     #[inline]
@@ -502,6 +532,35 @@ impl<'de> Deserializer<'de> {
 
     fn tag(&mut self) -> Result<u8, Error> {
         Ok(self.take::<1>()?[0])
+    }
+
+    /// A number's eight bytes (after its tag), refused if they are NaN or an infinity, which
+    /// no message may carry (the writer refuses them too).
+    #[inline]
+    fn finite(&mut self) -> Result<f64, Error> {
+        let number = f64::from_le_bytes(self.take()?);
+        if !number.is_finite() {
+            self.at -= 9;
+            return Err(self.error(format_args!("{number} is not a number a message can carry")));
+        }
+        Ok(number)
+    }
+
+    /// A list's elements or an object's entries, after the tag: all of them must be read. A
+    /// visitor that stops early (a struct's fields sent as a list, with more elements than
+    /// fields) would leave the rest to be read as whatever comes next.
+    fn elements<V: Visitor<'de>>(&mut self, object: bool, visitor: V) -> Result<V::Value, Error> {
+        let count = self.count()?;
+        self.nested(|de| {
+            let mut elements = Elements { de, left: count, count, key: b"" };
+            let value = if object { visitor.visit_map(&mut elements)? } else { visitor.visit_seq(&mut elements)? };
+            if elements.left != 0 {
+                let (what, read) = if object { ("an object of", "entries") } else { ("a list of", "elements") };
+                let taken = count - elements.left;
+                return Err(elements.de.error(format_args!("{what} {count} {read}, of which {taken} were expected")));
+            }
+            Ok(value)
+        })
     }
 
     fn peek(&self) -> Option<u8> {
@@ -553,17 +612,11 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             TRUE => visitor.visit_bool(true),
             INT => visitor.visit_i64(i64::from_le_bytes(self.take()?)),
             UINT => visitor.visit_u64(u64::from_le_bytes(self.take()?)),
-            FLOAT => visitor.visit_f64(f64::from_le_bytes(self.take()?)),
+            FLOAT => visitor.visit_f64(self.finite()?),
             STRING if self.as_bytes => visitor.visit_borrowed_bytes(self.bytes()?),
             STRING => visitor.visit_borrowed_str(self.text()?),
-            LIST => {
-                let left = self.count()?;
-                self.nested(|d| visitor.visit_seq(Elements { de: d, left }))
-            }
-            OBJECT => {
-                let left = self.count()?;
-                self.nested(|d| visitor.visit_map(Elements { de: d, left }))
-            }
+            LIST => self.elements(false, visitor),
+            OBJECT => self.elements(true, visitor),
             tag => {
                 self.at -= 1;
                 Err(self.error(format_args!("unknown tag 0x{tag:02x}")))
@@ -628,8 +681,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         if self.peek() == Some(OBJECT) {
             self.at += 1;
-            let left = self.count()?;
-            return self.nested(|d| visitor.visit_map(Elements { de: d, left }));
+            return self.elements(true, visitor);
         }
         self.deserialize_any(visitor)
     }
@@ -637,8 +689,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         if self.peek() == Some(LIST) {
             self.at += 1;
-            let left = self.count()?;
-            return self.nested(|d| visitor.visit_seq(Elements { de: d, left }));
+            return self.elements(false, visitor);
         }
         self.deserialize_any(visitor)
     }
@@ -653,6 +704,9 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 struct Elements<'a, 'de> {
     de: &'a mut Deserializer<'de>,
     left: usize,
+    count: usize,
+    /// The key of the entry being read, to name it in an error.
+    key: &'de [u8],
 }
 
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
@@ -663,7 +717,8 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        let index = self.count - self.left - 1;
+        seed.deserialize(&mut *self.de).map(Some).map_err(|e| e.inside(format_args!("[{index}]")))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -681,15 +736,17 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
         }
         self.left -= 1;
         if self.de.as_bytes {
-            let key = self.de.bytes()?;
-            return seed.deserialize(de::value::BorrowedBytesDeserializer::new(key)).map(Some);
+            self.key = self.de.bytes()?;
+            return seed.deserialize(de::value::BorrowedBytesDeserializer::new(self.key)).map(Some);
         }
         let key = self.de.text()?;
+        self.key = key.as_bytes();
         seed.deserialize(de::value::BorrowedStrDeserializer::new(key)).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        seed.deserialize(&mut *self.de)
+        let key = self.key;
+        seed.deserialize(&mut *self.de).map_err(|e| e.inside(format_args!(".{}", String::from_utf8_lossy(key))))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -935,7 +992,7 @@ struct KeyPacker<'w, 'a> {
 }
 
 fn key_error() -> Error {
-    Error { message: "an object key must be a string or an integer".into() }
+    Error::new("an object key must be a string or an integer".into())
 }
 
 impl ser::Serializer for KeyPacker<'_, '_> {
@@ -1233,6 +1290,107 @@ mod tests {
                 accented.splice(at..=at, "é".bytes());
                 assert_eq!(utf8(&accented), std::str::from_utf8(&accented).ok(), "{len} bytes, é at {at}");
             }
+        }
+    }
+
+    /// Bytes for a test, written a value at a time: `w.string("k")` and so on.
+    fn bytes(write: impl FnOnce(&mut Writer<'_>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        write(&mut Writer::new(&mut out));
+        out
+    }
+
+    /// The typed reader refuses `bytes` as a `T`, with `reason` and the path to the fault.
+    fn check_typed_refused<T: DeserializeOwned + std::fmt::Debug>(bytes: &[u8], reason: &str) {
+        let error = from_slice::<T>(bytes).unwrap_err().to_string();
+        assert!(error.contains(reason), "{error:?} should say {reason:?}");
+    }
+
+    #[test]
+    fn a_struct_sent_as_a_list_is_its_fields_and_nothing_more() {
+        // Three elements claimed, two there: the count must be met, not read as a Label.
+        let short = bytes(|w| {
+            let list = w.open_list();
+            w.string("k").unwrap();
+            w.string("v").unwrap();
+            w.close(list, 3).unwrap();
+        });
+        check_typed_refused::<Label>(&short, "a list of 3 elements, of which 2 were expected");
+        // 1.6 billion elements claimed, none there, for a struct with no fields.
+        #[derive(Debug, serde::Deserialize)]
+        struct Nothing {}
+        let mut huge = vec![LIST];
+        huge.extend_from_slice(&1_600_000_000u32.to_le_bytes());
+        check_typed_refused::<Nothing>(&huge, "a list of 1600000000 elements, of which 0 were expected");
+        // An offer list with a second offer inside the first one's list: one offer of four
+        // elements, not two offers.
+        let offer = |w: &mut Writer<'_>| {
+            let list = w.open_list();
+            w.string("f").unwrap();
+            w.string("a").unwrap();
+            let resources = w.open_object();
+            w.key("cpus").unwrap();
+            w.number(1.0).unwrap();
+            w.close(resources, 1).unwrap();
+            list
+        };
+        let nested = bytes(|w| {
+            let outer = w.open_list();
+            let first = offer(w);
+            let second = offer(w);
+            w.close(second, 3).unwrap();
+            w.close(first, 4).unwrap();
+            w.close(outer, 2).unwrap();
+        });
+        check_typed_refused::<Vec<crate::messages::Offer>>(
+            &nested,
+            "[0]: packed message, byte 44: a list of 4 elements, of which 3 were expected",
+        );
+        // The same lists, whole, still read.
+        let whole = bytes(|w| {
+            let outer = w.open_list();
+            let first = offer(w);
+            w.close(first, 3).unwrap();
+            w.close(outer, 1).unwrap();
+        });
+        let offers: Vec<crate::messages::Offer> = from_slice(&whole).unwrap();
+        assert_eq!((offers.len(), offers[0].agent_id.as_str()), (1, "a"));
+        // A map read by a visitor that stops early is refused likewise.
+        struct FirstKey;
+        impl<'de> Visitor<'de> for FirstKey {
+            type Value = String;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+                let key: String = map.next_key()?.unwrap_or_default();
+                map.next_value::<de::IgnoredAny>()?;
+                Ok(key)
+            }
+        }
+        let two = to_vec(&serde_json::json!({"a": 1, "b": 2})).unwrap();
+        let error = de::Deserializer::deserialize_map(&mut Deserializer::new(&two), FirstKey).unwrap_err();
+        assert!(error.to_string().contains("an object of 2 entries, of which 1 were expected"), "{error}");
+    }
+
+    #[test]
+    fn numbers_that_are_not_finite_are_refused_where_they_are_read() {
+        for number in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut resources = bytes(|w| {
+                let object = w.open_object();
+                w.key("cpus").unwrap();
+                w.number(0.0).unwrap();
+                w.close(object, 1).unwrap();
+            });
+            let at = resources.len() - 8;
+            resources[at..].copy_from_slice(&number.to_le_bytes());
+            let reason = format!("{number} is not a number a message can carry");
+            check_typed_refused::<Resources>(&resources, &format!("cpus: packed message, byte 13: {reason}"));
+            check_refused(&resources, &reason);
+            assert!(read(&resources, 13).is_err_and(|e| e.to_string().contains(&reason)));
+            let mut alone = vec![FLOAT];
+            alone.extend_from_slice(&number.to_le_bytes());
+            check_typed_refused::<f64>(&alone, &format!("packed message, byte 0: {reason}"));
         }
     }
 
