@@ -194,6 +194,85 @@ fn a_failed_load_leaves_the_manager_exactly_as_it_was() {
     assert!(!manager.contains("org_apache_mesos_TestModule", Kind::TestModule));
 }
 
+/// The same manifest as JSON, for `manifest::parse`.
+fn as_json(manifest: &Manifest) -> String {
+    let libraries: Vec<serde_json::Value> = manifest
+        .libraries
+        .iter()
+        .map(|library| {
+            let modules: Vec<serde_json::Value> = library
+                .modules
+                .iter()
+                .map(|m| {
+                    let parameters: Vec<_> =
+                        m.parameters.iter().map(|p| serde_json::json!({"key": p.key, "value": p.value})).collect();
+                    let mut module = serde_json::json!({"name": m.name, "parameters": parameters});
+                    if let Some(symbol) = &m.symbol {
+                        module["symbol"] = symbol.as_str().into();
+                    }
+                    module
+                })
+                .collect();
+            let mut entry = serde_json::json!({"modules": modules});
+            for (field, value) in [("file", &library.file), ("name", &library.name)] {
+                if let Some(value) = value {
+                    entry[field] = value.as_str().into();
+                }
+            }
+            entry
+        })
+        .collect();
+    serde_json::json!({ "libraries": libraries }).to_string()
+}
+
+/// A manifest built in code is held to the rules `manifest::parse` checks: `load` refuses
+/// it with the error parse gives the same entries as JSON, and registers nothing. (It had
+/// reached `dlsym` with an empty name, and registered a module named "" through `symbol`.)
+#[test]
+fn a_manifest_built_in_code_is_held_to_the_rules_of_a_parsed_one() {
+    use manifest::{LibraryEntry, ManifestError as E, ModuleEntry};
+    let file = support::test_modules().display().to_string();
+    let module = |name: &str, symbol: Option<&str>| ModuleEntry {
+        name: name.into(),
+        symbol: symbol.map(str::to_owned),
+        parameters: vec![Parameter::new("operation", "sum")],
+    };
+    let library = |file: Option<&str>, name: Option<&str>, modules: Vec<ModuleEntry>| LibraryEntry {
+        file: file.map(str::to_owned),
+        name: name.map(str::to_owned),
+        modules,
+    };
+    let good = || module("org_modhost_TestModule", None);
+    type Case = (LibraryEntry, fn(&E) -> bool);
+    let cases: Vec<Case> = vec![
+        (library(None, None, vec![good()]), |e| matches!(e, E::MissingLibrary { index: 1, .. })),
+        (library(Some(""), None, vec![good()]), |e| matches!(e, E::EmptyLibrary { field: "file", .. })),
+        (library(None, Some(""), vec![good()]), |e| matches!(e, E::EmptyLibrary { field: "name", .. })),
+        (library(Some(&file), None, vec![module("", None)]), |e| matches!(e, E::BadSymbol { field: "name", .. })),
+        (library(Some(&file), None, vec![good(), module("", Some("org_modhost_TestModule"))]), |e| {
+            matches!(e, E::BadSymbol { field: "name", .. })
+        }),
+        (library(Some(&file), None, vec![module("org_modhost_TestModule\0x", None)]), |e| {
+            matches!(e, E::BadSymbol { field: "name", .. })
+        }),
+        (library(Some(&file), None, vec![module("m", Some(""))]), |e| {
+            matches!(e, E::BadSymbol { field: "symbol", .. })
+        }),
+    ];
+    for (bad, is_expected) in cases {
+        // A good library first: nothing of it may stay registered.
+        let libraries = vec![library(Some(&file), None, vec![module("org_apache_mesos_TestModule", None)]), bad];
+        let built = Manifest { origin: Origin::Inline, libraries, warnings: vec![] };
+        let manager = ModuleManager::new();
+        let error = manager.load(&built).unwrap_err();
+        let LoadError::Manifest(inner) = &error else { panic!("{built:?}: not a manifest error: {error:?}") };
+        assert!(is_expected(inner), "{built:?}: {inner:?}");
+        let parsed = manifest::parse(&as_json(&built), Origin::Inline).unwrap_err();
+        assert_eq!(inner.to_string(), parsed.to_string(), "the same rule, the same error");
+        assert!(manager.modules().is_empty(), "{built:?}: registered {:?}", manager.modules());
+    }
+}
+
 #[test]
 fn creation_failures_and_panics_are_errors_and_the_host_goes_on() {
     let broken = support::broken_modules();

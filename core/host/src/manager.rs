@@ -96,6 +96,7 @@ impl ModuleManager {
         let mut staged = state.clone();
         let mut report = LoadReport::default();
         for manifest in manifests {
+            manifest.check()?;
             load_into(&mut staged, manifest, &mut report)?;
         }
         *state = staged;

@@ -59,7 +59,7 @@ pub struct LibraryEntry {
 
 impl LibraryEntry {
     /// The library string the loader uses: `file` verbatim if present (it wins over `name`),
-    /// else the platform expansion of `name`. The manifest parser guarantees one of the two.
+    /// else the platform expansion of `name`. [`Manifest::check`] guarantees one of the two.
     pub fn library(&self) -> String {
         match (&self.file, &self.name) {
             (Some(file), _) => file.clone(),
@@ -255,15 +255,8 @@ pub fn parse(text: &str, origin: Origin) -> Result<Manifest, ManifestError> {
     for (index, library) in raw.libraries.unwrap_or_default().into_iter().enumerate() {
         let place = format!("libraries[{index}]");
         warn_unknown(&library.extra, &place);
-        for (field, value) in [("file", &library.file), ("name", &library.name)] {
-            if value.as_deref() == Some("") {
-                return Err(ManifestError::EmptyLibrary { origin, index, field });
-            }
-        }
-        if library.file.is_none() && library.name.is_none() {
-            return Err(ManifestError::MissingLibrary { origin, index });
-        }
         let mut entry = LibraryEntry { file: library.file, name: library.name, modules: Vec::new() };
+        check_library(&origin, index, &entry)?;
         let library_string = entry.library();
         for (module_index, module) in library.modules.unwrap_or_default().into_iter().enumerate() {
             let place = format!("{place}.modules[{module_index}]");
@@ -276,12 +269,7 @@ pub fn parse(text: &str, origin: Origin) -> Result<Manifest, ManifestError> {
                     index: module_index,
                 });
             };
-            for (field, value) in [("name", Some(&name)), ("symbol", module.symbol.as_ref())] {
-                if value.is_some_and(|v| v.is_empty() || v.contains('\0')) {
-                    let module = name.clone();
-                    return Err(ManifestError::BadSymbol { origin, library: library_string, module, field });
-                }
-            }
+            check_symbols(&origin, &library_string, &name, module.symbol.as_deref())?;
             let mut parameters = Vec::new();
             for (parameter_index, parameter) in module.parameters.unwrap_or_default().into_iter().enumerate() {
                 warn_unknown(&parameter.extra, &format!("{place}.parameters[{parameter_index}]"));
@@ -301,6 +289,61 @@ pub fn parse(text: &str, origin: Origin) -> Result<Manifest, ManifestError> {
         libraries.push(entry);
     }
     Ok(Manifest { origin, libraries, warnings })
+}
+
+impl Manifest {
+    /// Checks the rules [`parse`] checks, for a manifest built in code: every library has a
+    /// non-empty `file` or `name`, and every module a non-empty name and symbol without NUL
+    /// bytes. (What the types already guarantee, such as a parameter's key, needs no check.)
+    /// `ModuleManager::load` checks every manifest it is given, so a name that is not a
+    /// symbol never reaches `dlsym` and no module is registered under an empty name.
+    ///
+    /// ```
+    /// use modhost::manifest::{LibraryEntry, Manifest, ManifestError, ModuleEntry, Origin};
+    ///
+    /// let module = ModuleEntry { name: String::new(), symbol: Some("org_x_vm".into()), parameters: vec![] };
+    /// let library = LibraryEntry { file: Some("/lib/libx.so".into()), name: None, modules: vec![module] };
+    /// let manifest = Manifest { origin: Origin::Inline, libraries: vec![library], warnings: vec![] };
+    /// assert!(matches!(manifest.check(), Err(ManifestError::BadSymbol { field: "name", .. })));
+    /// ```
+    pub fn check(&self) -> Result<(), ManifestError> {
+        for (index, library) in self.libraries.iter().enumerate() {
+            check_library(&self.origin, index, library)?;
+            let library_string = library.library();
+            for module in &library.modules {
+                check_symbols(&self.origin, &library_string, &module.name, module.symbol.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A library names its file: `file` or `name`, neither of them empty.
+fn check_library(origin: &Origin, index: usize, library: &LibraryEntry) -> Result<(), ManifestError> {
+    for (field, value) in [("file", &library.file), ("name", &library.name)] {
+        if value.as_deref() == Some("") {
+            return Err(ManifestError::EmptyLibrary { origin: origin.clone(), index, field });
+        }
+    }
+    if library.file.is_none() && library.name.is_none() {
+        return Err(ManifestError::MissingLibrary { origin: origin.clone(), index });
+    }
+    Ok(())
+}
+
+/// A module's name, and its symbol if it has one, can be looked up: not empty, no NUL byte.
+fn check_symbols(origin: &Origin, library: &str, name: &str, symbol: Option<&str>) -> Result<(), ManifestError> {
+    for (field, value) in [("name", Some(name)), ("symbol", symbol)] {
+        if value.is_some_and(|v| v.is_empty() || v.contains('\0')) {
+            return Err(ManifestError::BadSymbol {
+                origin: origin.clone(),
+                library: library.to_owned(),
+                module: name.to_owned(),
+                field,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Reads and parses a manifest file.
