@@ -17,8 +17,10 @@
 /// }
 /// impl Anonymous for Quiet {}
 ///
-/// fn runs_here() -> Result<(), String> {
-///     Ok(())
+/// // The name Mesos's own example gives its check: the macro defines no name of its own
+/// // beside the author's items, so any name is free to use.
+/// fn compatible() -> Result<(), String> {
+///     if cfg!(target_os = "linux") { Ok(()) } else { Err("needs Linux".into()) }
 /// }
 ///
 /// declare_module! {
@@ -27,17 +29,37 @@
 ///         author_name: "Example",
 ///         author_email: "example@example.com",
 ///         description: "Does nothing.",
-///         compatible: runs_here,
+///         compatible: compatible,
 ///         flags: modhost_abi::FLAG_SINGLETON,
 ///     }
 /// }
 /// # assert_eq!(com_example_Quiet.flags, modhost_abi::FLAG_SINGLETON | modhost_abi::FLAG_PACKED_MESSAGES);
 /// ```
 ///
-/// `compatible` (optional) names a `fn() -> Result<(), String>`; an `Err` makes the host refuse
-/// the module and print the reason. `flags` (optional) is a bit set of
+/// `compatible` (optional) names a `fn() -> Result<(), String>`, or is a closure of that
+/// signature that captures nothing; an `Err` makes the host refuse the module and print the
+/// reason. `flags` (optional) is a bit set of
 /// [`FLAG_THREAD_SAFE`](crate::FLAG_THREAD_SAFE) and [`FLAG_SINGLETON`](crate::FLAG_SINGLETON);
 /// [`FLAG_PACKED_MESSAGES`](crate::FLAG_PACKED_MESSAGES) is always added.
+///
+/// A check that carries state is refused when the module is compiled, since the host calls
+/// it through a plain C function:
+///
+/// ```compile_fail
+/// # use modhost_abi::{Anonymous, CallError, Construct, Parameters, declare_module};
+/// # struct Quiet;
+/// # impl Construct for Quiet { fn create(_: Parameters) -> Result<Self, CallError> { Ok(Quiet) } }
+/// # impl Anonymous for Quiet {}
+/// const NEEDED: &str = "/dev/nvidia0";
+/// declare_module! {
+///     static com_example_Quiet: Anonymous = Quiet {
+///         author_name: "Example",
+///         author_email: "example@example.com",
+///         description: "Does nothing.",
+///         compatible: { let device = std::path::Path::new(NEEDED); move || device.exists().then_some(()).ok_or_else(String::new) },
+///     }
+/// }
+/// ```
 #[macro_export]
 macro_rules! declare_module {
     (
@@ -103,10 +125,9 @@ macro_rules! __modhost_compatible {
     () => {
         ::core::option::Option::None
     };
-    ($check:expr) => {{
-        unsafe extern "C" fn compatible(reason: *mut $crate::Buffer) -> bool {
-            $crate::__private::compatible_shim(reason, $check)
-        }
-        ::core::option::Option::Some(compatible as $crate::CompatibleFn)
-    }};
+    // No item is defined here: an item's name would be in scope where `$check` is written,
+    // and would hide the author's own (a check named `compatible` had met the macro's).
+    ($check:expr) => {
+        ::core::option::Option::Some($crate::__private::compatible_entry($check))
+    };
 }

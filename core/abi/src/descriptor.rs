@@ -183,11 +183,38 @@ pub struct VtableHeader {
     pub destroy: unsafe extern "C" fn(this: *mut c_void),
 }
 
-/// Runs a Rust author's compatibility check behind the C signature.
+/// The descriptor's `compatible` entry for a Rust author's check: the C signature around
+/// `check`, which names a function or is a closure that captures nothing.
 ///
-/// `check` returns `Err(reason)` when the module cannot run here; a panic counts as
-/// incompatible and its message is the reason.
-pub fn compatible_shim(reason: *mut Buffer, check: fn() -> Result<(), String>) -> bool {
+/// The entry is a function of its own for each `F`, which calls `F` without needing a value
+/// of it: so `declare_module!` defines no item (no name of its own) beside the author's, and
+/// an author's check may have any name, `compatible` included.
+pub const fn compatible_entry<F: Fn() -> Result<(), String> + Copy + 'static>(check: F) -> CompatibleFn {
+    const {
+        assert!(
+            std::mem::size_of::<F>() == 0,
+            "`compatible` must name a function, or be a closure that captures nothing"
+        )
+    };
+    let _ = check;
+    compatible_shim::<F>
+}
+
+/// Runs a Rust author's compatibility check `F` behind the C signature.
+///
+/// `F` returns `Err(reason)` when the module cannot run here; a panic counts as incompatible
+/// and its message is the reason.
+///
+/// # Safety
+///
+/// `F` must be zero-sized and inhabited, as [`compatible_entry`] ensures (it needs a value of
+/// `F` to make the entry); `reason` is the host's buffer, as for any `compatible`.
+unsafe extern "C" fn compatible_shim<F: Fn() -> Result<(), String> + Copy + 'static>(reason: *mut Buffer) -> bool {
     use crate::CallError;
+    // SAFETY: F is zero-sized (asserted when the entry was made), and a value of it existed
+    // (handed to `compatible_entry`), so it is inhabited: reading a zero-sized value needs
+    // only a non-null, aligned pointer, which `dangling` is. A function item or a closure that
+    // captures nothing has no state, so this copy is the author's check itself.
+    let check: F = unsafe { std::ptr::NonNull::<F>::dangling().as_ptr().read() };
     guard(reason, || check().map_err(CallError::failed)) == Status::OK
 }

@@ -104,6 +104,6 @@ pub use params::{Parameter, Parameters, RawParameter};
 /// Items the [`declare_module!`] macro expands to. Not part of the stable interface.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::descriptor::compatible_shim;
+    pub use crate::descriptor::compatible_entry;
     pub use crate::kinds::create_shim;
 }
