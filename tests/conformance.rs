@@ -167,6 +167,7 @@ fn every_implementation_decides_alike_on_every_bundled_workload() {
                     until: None,
                     max_rounds: 100_000,
                     allocator_name: (*name).into(),
+                    max_failed_rounds: 0,
                 };
                 let allocator = sim::create_allocator(&manager, name).unwrap();
                 let report =
@@ -291,6 +292,7 @@ fn a_shadow_run_compares_without_changing_what_is_applied() {
             until: None,
             max_rounds: 10_000,
             allocator_name: "hierarchical".into(),
+            max_failed_rounds: 0,
         };
         let mut simulation = Simulation::new(
             config,

@@ -335,6 +335,7 @@ fn a_policy_edited_during_a_simulation_takes_over_and_a_broken_save_is_refused()
         until: Some(100.0),
         max_rounds: 1000,
         allocator_name: "live".into(),
+        max_failed_rounds: 0,
     };
     let frozen = format!("{drf}\nfunction allocate(request) return {{}} end\n");
     let mut rounds = 0;

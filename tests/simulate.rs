@@ -89,8 +89,14 @@ fn run(
     isolators: Isolators,
     seed: u64,
 ) -> Report {
-    let config =
-        SimConfig { allocation_interval: 1.0, seed, until: None, max_rounds: 100_000, allocator_name: "test".into() };
+    let config = SimConfig {
+        allocation_interval: 1.0,
+        seed,
+        until: None,
+        max_rounds: 100_000,
+        allocator_name: "test".into(),
+        max_failed_rounds: 0,
+    };
     Simulation::new(config, workload, allocator, hooks, isolators).run(|_| {})
 }
 

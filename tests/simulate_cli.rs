@@ -184,3 +184,81 @@ fn the_log_cap_follows_modhost_log_limit() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("MODHOST_LOG_LIMIT=many: expected a number of lines"), "{}", stderr(&output));
 }
+
+/// A scripted module: its name, its bridge library and Vm symbol, its script, and parameters
+/// besides `script`.
+type Scripted<'a> = (&'a str, &'a std::path::Path, &'a str, &'a std::path::Path, &'a [(&'a str, &'a str)]);
+
+/// A manifest of scripted modules, written to `file` in the scratch directory.
+fn scripted_manifest(file: &str, modules: &[Scripted<'_>]) -> String {
+    let libraries: Vec<serde_json::Value> = modules
+        .iter()
+        .map(|(name, bridge, symbol, script, extra)| {
+            let mut parameters = vec![serde_json::json!({"key": "script", "value": script})];
+            parameters.extend(extra.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})));
+            serde_json::json!({"file": bridge, "modules": [{"name": name, "symbol": symbol, "parameters": parameters}]})
+        })
+        .collect();
+    let path = support::scratch().join(file);
+    std::fs::write(&path, serde_json::json!({ "libraries": libraries }).to_string()).unwrap();
+    format!("--modules=file://{}", path.display())
+}
+
+/// An allocator that fails every round ends the run after `--max_failed_rounds` rounds (10
+/// by default), with its report (printed, --json, --report), why (the module, the last error
+/// with the script's file:line, how many rounds) and a non-zero status. It had run on for
+/// 1,000 idle rounds and exited 0; a loop, stopped at its deadline each round, for about 17
+/// minutes. A module with `fallback=hierarchical` runs to the end as before.
+#[test]
+fn an_allocator_that_fails_every_round_ends_the_run_with_a_verdict() {
+    let (lua, python) = (support::lua_bridge(), support::python_bridge());
+    let raises = support::script(
+        "raises.lua",
+        "-- a policy with a bug\nfunction allocate(request)\n  error('no policy today')\nend\n",
+    );
+    let spins = support::script("spins.lua", "function allocate(request)\n  while true do end\nend\n");
+    let raises_py = support::script("raises.py", "def allocate(request):\n    raise ValueError('no policy today')\n");
+    let modules = scripted_manifest(
+        "failing.json",
+        &[
+            ("raises", &lua, "org_modhost_lua", &raises, &[]),
+            ("spins", &lua, "org_modhost_lua", &spins, &[("timeout_ms", "20")]),
+            ("raises_py", &python, "org_modhost_python", &raises_py, &[]),
+            ("falls_back", &lua, "org_modhost_lua", &raises, &[("fallback", "hierarchical")]),
+        ],
+    );
+    let html = support::scratch().join("failed.html");
+    let report = format!("--report={}", html.display());
+    for (allocator, rounds, place, flag) in [
+        ("raises", 10, "raises.lua:3: no policy today", None),
+        ("spins", 3, "spins.lua:2: timeout: the call ran longer than timeout_ms=20", Some("--max_failed_rounds=3")),
+        ("raises_py", 4, "raises.py:2: ValueError: no policy today", Some("--max_failed_rounds=4")),
+    ] {
+        let allocator_flag = format!("--allocator={allocator}");
+        let mut args = vec!["simulate", &modules, &allocator_flag, "--quiet", &report];
+        args.extend(flag);
+        let _ = std::fs::remove_file(&html);
+        let output = modhost(&args);
+        let (out, err) = (stdout(&output), stderr(&output));
+        assert_eq!(output.status.code(), Some(1), "{allocator}: {out}\n{err}");
+        let verdict = format!("allocator '{allocator}' failed {rounds} rounds in a row");
+        assert!(out.contains(&format!("ran {rounds} rounds to t={}s: failed: {verdict}", rounds - 1)), "{out}");
+        assert!(out.contains(place) && out.contains("ROLE") && out.contains("decisions digest"), "{allocator}: {out}");
+        assert!(err.contains(&format!("the run failed: {verdict}")) && err.contains(place), "{allocator}: {err}");
+        assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"), "{allocator}: the report is written");
+    }
+    // --json carries the verdict too.
+    let output = modhost(&["simulate", &modules, "--allocator=raises", "--json", "--max_failed_rounds=2"]);
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["rounds"], 2);
+    assert!(json["failure"].as_str().unwrap().contains("raises.lua:3: no policy today"), "{json}");
+    // A fallback keeps the run going; so does 0.
+    for args in [&["--allocator=falls_back"][..], &["--allocator=raises", "--max_failed_rounds=0", "--until=30"]] {
+        let output = modhost(&[&["simulate", modules.as_str(), "--quiet"][..], args].concat());
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+        let out = stdout(&output);
+        let ended = if args.len() == 1 { "every task has ended" } else { "reached --until=30" };
+        assert!(out.contains(ended), "{args:?}: {out}");
+    }
+}

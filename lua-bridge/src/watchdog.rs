@@ -172,8 +172,28 @@ unsafe extern "C-unwind" fn stop(state: *mut ffi::lua_State, _: *mut ffi::lua_De
 /// needs dropping.
 unsafe fn stop_with_error(state: *mut ffi::lua_State) -> std::ffi::c_int {
     let ms = TIMEOUT_MS.with(Cell::get) as std::ffi::c_long;
-    // SAFETY: forwarded from the caller.
-    unsafe { ffi::luaL_error(state, c"timeout: the call ran longer than timeout_ms=%d".as_ptr(), ms) }
+    // The error names the script's line that was running, as Lua's own errors do. luaL_error
+    // names the caller of the running function, which for a hook is the function the hook
+    // interrupted's caller (the host, for a loop in `allocate` itself: no line at all), so
+    // the line is found here: the innermost function on the stack that has one.
+    // SAFETY: forwarded from the caller; `debug` is plain data (pointers and numbers) that
+    // lua_getstack and lua_getinfo fill, valid zeroed; luaL_where pushes "" for a level with
+    // no line or past the stack.
+    unsafe {
+        let mut debug: ffi::lua_Debug = std::mem::zeroed();
+        let mut level = 0;
+        while ffi::lua_getstack(state, level, &mut debug) != 0 {
+            ffi::lua_getinfo(state, c"l".as_ptr(), &mut debug);
+            if debug.currentline > 0 {
+                break;
+            }
+            level += 1;
+        }
+        ffi::luaL_where(state, level);
+        ffi::lua_pushfstring(state, c"timeout: the call ran longer than timeout_ms=%d".as_ptr(), ms);
+        ffi::lua_concat(state, 2);
+        ffi::lua_error(state)
+    }
 }
 
 impl Slot {

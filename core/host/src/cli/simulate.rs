@@ -49,6 +49,11 @@ pub struct SimulateArgs {
     /// Stop after this many rounds.
     #[arg(long = "max_rounds", default_value_t = 100_000)]
     max_rounds: usize,
+    /// End the run, with its report and a non-zero exit status, once the allocator's
+    /// `allocate` has failed this many rounds in a row (0: never). A scripted allocator
+    /// with `fallback=hierarchical` does not fail its rounds.
+    #[arg(long = "max_failed_rounds", default_value_t = 10)]
+    max_failed_rounds: usize,
     /// Print the report as JSON (with every round's figures).
     #[arg(long)]
     json: bool,
@@ -92,6 +97,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         until,
         max_rounds: args.max_rounds,
         allocator_name: args.allocator.clone(),
+        max_failed_rounds: args.max_failed_rounds,
     };
 
     if let Some(pace) = args.pace
@@ -148,6 +154,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         if !args.json {
             println!("\nHTML report with charts: {}", path.display());
         }
+    }
+    if let Some(failure) = &report.failure {
+        eprintln!("modhost simulate: the run failed: {failure}");
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,6 +40,10 @@ pub struct SimConfig {
     pub max_rounds: usize,
     /// The allocator's name, for the report.
     pub allocator_name: String,
+    /// Stop, and report the run as failed, after this many rounds in a row whose `allocate`
+    /// failed (0: never). An allocator with a fallback (a script's `fallback=hierarchical`)
+    /// does not fail its rounds, so it runs on.
+    pub max_failed_rounds: usize,
 }
 
 /// What an observer sees after each round.
@@ -148,6 +152,9 @@ pub struct Simulation<'w> {
     sample: Option<SampleTask>,
     round_ended: u32,
     idle_rounds: usize,
+    /// Rounds in a row whose `allocate` failed, and the last one's error.
+    failed_rounds: usize,
+    last_allocate_error: String,
     shadow: Option<Shadow<'w>>,
     shadow_differences: u32,
     /// This round's offered shares per role, active then shadow (shadow runs only).
@@ -245,6 +252,8 @@ impl<'w> Simulation<'w> {
             sample: None,
             round_ended: 0,
             idle_rounds: 0,
+            failed_rounds: 0,
+            last_allocate_error: String::new(),
             shadow: None,
             shadow_differences: 0,
             offered_shares: (Vec::new(), Vec::new()),
@@ -309,6 +318,7 @@ impl<'w> Simulation<'w> {
 
         let total_tasks = self.workload.total_tasks();
         let mut stopped = format!("reached the limit of {} rounds", self.config.max_rounds);
+        let mut failure = None;
         let mut t = 0.0;
         for round in 0..self.config.max_rounds {
             t = round as f64 * self.config.allocation_interval;
@@ -333,12 +343,26 @@ impl<'w> Simulation<'w> {
                 stopped = "every task has ended".into();
                 break;
             }
+            if self.config.max_failed_rounds > 0 && self.failed_rounds >= self.config.max_failed_rounds {
+                let reason = format!(
+                    "allocator '{}' failed {} rounds in a row (--max_failed_rounds={}); the last error: ",
+                    self.config.allocator_name, self.failed_rounds, self.config.max_failed_rounds,
+                );
+                // The stop line shows the error's first line; the failure keeps all of it (a
+                // script's traceback).
+                let first_line = self.last_allocate_error.lines().next().unwrap_or_default();
+                stopped = format!("failed: {reason}{first_line}");
+                failure = Some(format!("{reason}{}", self.last_allocate_error));
+                break;
+            }
             if let Some(reason) = self.stalled() {
                 stopped = reason;
                 break;
             }
         }
-        self.report(t, stopped)
+        let mut report = self.report(t, stopped);
+        report.failure = failure;
+        report
     }
 
     fn add_agent(&mut self, mut info: AgentInfo) {
@@ -615,9 +639,14 @@ impl<'w> Simulation<'w> {
         let elapsed = started.elapsed().as_secs_f64() * 1e6;
         self.allocator_us.push(elapsed);
         let offers = match result {
-            Ok(offers) => offers.to_vec(),
+            Ok(offers) => {
+                self.failed_rounds = 0;
+                offers.to_vec()
+            }
             Err(e) => {
                 self.totals.allocator_errors += 1;
+                self.failed_rounds += 1;
+                self.last_allocate_error = e.to_string();
                 log::warn!(
                     "allocator '{}': allocate failed at t={t}: {e}; no offers this round",
                     self.config.allocator_name
@@ -941,6 +970,7 @@ impl<'w> Simulation<'w> {
             end_time,
             rounds: self.series.len(),
             stopped,
+            failure: None,
             totals,
             allocator_us: Distribution::of(self.allocator_us.clone()),
             task_wait: Distribution::of(self.waits.clone()),

@@ -195,6 +195,9 @@ pub struct Report {
     pub rounds: usize,
     /// Why the run ended.
     pub stopped: String,
+    /// Why the run failed, if it did (its allocator failed `--max_failed_rounds` rounds in a
+    /// row): the report is still complete, and `modhost simulate` exits non-zero.
+    pub failure: Option<String>,
     /// Counts.
     pub totals: Totals,
     /// Wall time of `allocate` per round, microseconds.
