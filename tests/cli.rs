@@ -178,3 +178,47 @@ fn a_library_name_is_found_through_ld_library_path() {
         String::from_utf8_lossy(&output.stderr).contains("'libmodhost_test_modules.so': not found in LD_LIBRARY_PATH")
     );
 }
+
+/// `modhost modules inspect LIB`: a library's descriptors without a manifest, as a table or
+/// JSON; exit 0 only when there is at least one and this host accepts each.
+#[test]
+fn inspect_lists_a_librarys_descriptors_without_a_manifest() {
+    let examples = support::examples();
+    let output = modhost(&["modules", "inspect", examples.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for (name, kind) in [
+        ("org_modhost_EnvironmentHook", "Hook"),
+        ("org_modhost_HierarchicalDRF", "Allocator"),
+        ("org_modhost_LabelHook", "Hook"),
+        ("org_modhost_ResourceAccountingIsolator", "Isolator"),
+    ] {
+        let line = stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}:\n{stdout}"));
+        assert!(line.contains(kind) && line.contains("1.1") && line.trim_end().ends_with("ok"), "{line}");
+    }
+    assert!(stdout.contains("4 descriptor(s): 4 accepted, 0 refused"), "{stdout}");
+
+    // Refused descriptors are listed with the reason; what is not a descriptor is not.
+    let broken = support::broken_modules();
+    let output = modhost(&["modules", "inspect", "--json", broken.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = report["modules"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name);
+    assert_eq!(row("broken_misbehaving").unwrap()["module"]["kind"], "TestModule");
+    let incompatible = row("broken_incompatible").unwrap();
+    assert_eq!(incompatible["verdict"], "refused");
+    assert!(incompatible["error"].as_str().unwrap().contains("needs a frobnicator device"), "{incompatible}");
+    assert!(row("broken_wrong_magic").is_none(), "not a descriptor");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refused: Error verifying module 'broken_abi_major'"), "{stderr}");
+
+    // No descriptor at all, and a file that is no library: a clear line, exit 1.
+    let output = modhost(&["modules", "inspect", "libc.so.6"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("'libc.so.6' exports no modhost module descriptor"));
+    let corrupt = support::corrupt(Corrupt::Truncated);
+    let output = modhost(&["modules", "inspect", corrupt.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("it is truncated: loadable segment"));
+}

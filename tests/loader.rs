@@ -28,12 +28,10 @@ fn check(library: &Path, name: &str, is_expected: fn(&LoadError) -> bool, fragme
 /// A module symbol, the error variant it must give, and fragments of the message.
 type Case = (&'static str, fn(&LoadError) -> bool, &'static [&'static str]);
 
-#[test]
-fn each_broken_descriptor_gets_its_own_error() {
+/// Every broken descriptor of the fixture library, with the error a load of it must give.
+fn broken_cases() -> Vec<Case> {
     use LoadError as E;
-    let lib = support::broken_modules();
-    let host = modhost::host_version().to_string();
-    let cases: &[Case] = &[
+    vec![
         ("no_such_module", |e| matches!(e, E::SymbolNotFound { .. }), &["symbol 'no_such_module' not found"]),
         (
             "broken_wrong_magic",
@@ -100,11 +98,46 @@ fn each_broken_descriptor_gets_its_own_error() {
             |e| matches!(e, E::Incompatible { reason: Some(_), .. }),
             &["the fixture panicked in compatible()"],
         ),
-    ];
-    for (name, is_expected, fragments) in cases {
-        check(&lib, name, *is_expected, fragments);
+    ]
+}
+
+#[test]
+fn each_broken_descriptor_gets_its_own_error() {
+    let lib = support::broken_modules();
+    let host = modhost::host_version().to_string();
+    for (name, is_expected, fragments) in broken_cases() {
+        check(&lib, name, is_expected, fragments);
     }
     assert!(host.starts_with("0."), "fixture versions assume a 0.x host, not {host}");
+}
+
+/// `modhost::inspect` finds every descriptor a library exports without a manifest, each with
+/// the verdict a load of it gives (the same error), and leaves out what is not a descriptor.
+#[test]
+fn inspect_finds_each_descriptor_with_the_verdict_a_load_gives() {
+    let lib = support::broken_modules();
+    let found = modhost::inspect(lib.to_str().unwrap()).unwrap();
+    let symbols: Vec<&str> = found.iter().map(|f| f.symbol.as_str()).collect();
+    for (name, is_expected, _) in broken_cases() {
+        let Some(inspected) = found.iter().find(|f| f.symbol == name) else {
+            // Only what is not a descriptor at all is left out.
+            assert!(["no_such_module", "broken_wrong_magic"].contains(&name), "{name} missing from {symbols:?}");
+            continue;
+        };
+        let error = inspected.verdict.as_ref().expect_err(name);
+        assert!(is_expected(error), "{name}: {error:?}");
+        let manager = ModuleManager::new();
+        let m = manifest::parse(&support::manifest_json(&lib, &[(name, &[])]), manifest::Origin::Inline).unwrap();
+        assert_eq!(error.to_string(), manager.load(&m).unwrap_err().to_string(), "{name}");
+    }
+    let accepted: Vec<_> = found.iter().filter_map(|f| f.verdict.as_ref().ok()).collect();
+    assert_eq!(accepted.len(), 1, "{symbols:?}");
+    assert_eq!((accepted[0].name.as_str(), accepted[0].kind), ("broken_misbehaving", modhost::Kind::TestModule));
+    assert!(accepted[0].parameters.is_empty());
+    // A library that exports data but no descriptor: nothing found; a corrupt one: its error.
+    assert!(modhost::inspect("libc.so.6").unwrap().is_empty());
+    let error = modhost::inspect(support::corrupt(Corrupt::Truncated).to_str().unwrap()).unwrap_err();
+    assert!(matches!(error, LoadError::Preflight { reason: PreflightError::SegmentBeyondEnd { .. }, .. }), "{error:?}");
 }
 
 /// A corrupt file, the pre-flight error it must give, and a fragment of the message.
@@ -113,17 +146,59 @@ type CorruptCase = (Corrupt, fn(&PreflightError) -> bool, &'static str);
 #[test]
 fn corrupt_and_foreign_files_are_refused_before_dlopen() {
     use PreflightError as P;
+    let len = |kind| std::fs::metadata(support::corrupt(kind)).unwrap().len();
+    let truncated_at = len(Corrupt::Truncated);
     let cases: &[CorruptCase] = &[
         (Corrupt::Empty, |e| matches!(e, P::Empty), "the file is empty"),
-        (Corrupt::Garbage, |e| matches!(e, P::NotElf { .. }), "not an ELF file"),
         (
-            Corrupt::Truncated,
-            |e| matches!(e, P::SegmentBeyondEnd { .. } | P::HeadersBeyondEnd { .. }),
-            "it is truncated",
+            Corrupt::Garbage,
+            |e| matches!(e, P::NotElf { found: [0x74, 0x68, 0x69, 0x73] }),
+            "not an ELF file (it starts with [74, 68, 69, 73], not 7f 45 4c 46)",
         ),
-        (Corrupt::OtherArchitecture, |e| matches!(e, P::WrongMachine { .. }), "it was built for"),
-        (Corrupt::Executable, |e| matches!(e, P::NotSharedObject { kind: "executable" }), "not a shared library"),
+        (
+            Corrupt::Header,
+            |e| matches!(e, P::TooShort { len: 40 }),
+            "the file is too short to be a shared library (40 bytes)",
+        ),
+        (
+            Corrupt::OtherClass,
+            |e| matches!(e, P::WrongClass { .. }),
+            "it is a 32-bit ELF file; this host loads 64-bit ones",
+        ),
+        (
+            Corrupt::OtherEndian,
+            |e| matches!(e, P::WrongEndian { .. }),
+            "it is a big-endian ELF file; this host is little-endian",
+        ),
+        (Corrupt::Truncated, |e| matches!(e, P::SegmentBeyondEnd { .. }), "it is truncated: loadable segment"),
+        (
+            Corrupt::TruncatedHeaders,
+            |e| matches!(e, P::HeadersBeyondEnd { .. }),
+            "it is truncated: its program headers end at byte",
+        ),
+        (
+            Corrupt::EntrySize,
+            |e| matches!(e, P::BadHeader { .. }),
+            "its program header entries are not the size of an ELF program header",
+        ),
+        (
+            Corrupt::OtherArchitecture,
+            |e| matches!(e, P::WrongMachine { .. }),
+            "it was built for AArch64 (e_machine 183); this host is x86-64 (e_machine 62)",
+        ),
+        (
+            Corrupt::Executable,
+            |e| matches!(e, P::NotSharedObject { kind: "executable" }),
+            "it is an ELF executable, not a shared library (ET_DYN)",
+        ),
     ];
+    let segment_end = format!("but the file has {truncated_at} bytes");
+    check(
+        &support::corrupt(Corrupt::Truncated),
+        "org_modhost_TestModule",
+        |e| matches!(e, LoadError::Preflight { .. }),
+        &[&segment_end],
+    );
     for (kind, is_expected, fragment) in cases {
         let path = support::corrupt(*kind);
         check(&path, "org_modhost_TestModule", |e| matches!(e, LoadError::Preflight { .. }), &[fragment]);

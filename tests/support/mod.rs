@@ -99,8 +99,18 @@ pub enum Corrupt {
     Empty,
     /// Text, not ELF.
     Garbage,
+    /// The first 40 bytes of the real library: less than an ELF header.
+    Header,
+    /// The real library with its class byte saying 32-bit (64-bit on a 32-bit host).
+    OtherClass,
+    /// The real library with its data byte saying big-endian.
+    OtherEndian,
     /// The real library cut off in the middle of a loadable segment.
     Truncated,
+    /// The real library cut off in its program header table.
+    TruncatedHeaders,
+    /// The real library with its program header entries' size changed.
+    EntrySize,
     /// The real library with its e_machine changed to AArch64 (or x86-64 on AArch64).
     OtherArchitecture,
     /// The real library marked as an executable.
@@ -110,41 +120,54 @@ pub enum Corrupt {
 /// Writes a corrupt library and returns its path.
 pub fn corrupt(kind: Corrupt) -> PathBuf {
     let real = std::fs::read(test_modules()).expect("read fixture");
+    let edited = |at: usize, bytes: &[u8]| {
+        let mut copy = real.clone();
+        copy[at..at + bytes.len()].copy_from_slice(bytes);
+        copy
+    };
+    let (phoff, entsize, _) = program_headers(&real);
     let (name, bytes) = match kind {
         Corrupt::Empty => ("empty", Vec::new()),
         Corrupt::Garbage => ("garbage", b"this is not a shared library, just some text\n".repeat(20)),
+        Corrupt::Header => ("header", real[..40].to_vec()),
+        Corrupt::OtherClass => ("other-class", edited(4, &[if cfg!(target_pointer_width = "64") { 1 } else { 2 }])),
+        Corrupt::OtherEndian => ("other-endian", edited(5, &[2])),
         Corrupt::Truncated => ("truncated", real[..middle_of_last_load_segment(&real)].to_vec()),
+        Corrupt::TruncatedHeaders => ("truncated-headers", real[..phoff + entsize + entsize / 2].to_vec()),
+        Corrupt::EntrySize => ("entry-size", edited(54, &(entsize as u16 + 8).to_le_bytes())),
         Corrupt::OtherArchitecture => {
-            let mut bytes = real;
             let other: u16 = if cfg!(target_arch = "aarch64") { 62 } else { 183 };
-            bytes[18..20].copy_from_slice(&other.to_le_bytes());
-            ("other-arch", bytes)
+            ("other-arch", edited(18, &other.to_le_bytes()))
         }
-        Corrupt::Executable => {
-            let mut bytes = real;
-            bytes[16..18].copy_from_slice(&2u16.to_le_bytes());
-            ("executable", bytes)
-        }
+        Corrupt::Executable => ("executable", edited(16, &2u16.to_le_bytes())),
     };
     let path = scratch().join(format!("lib{name}.so"));
     std::fs::write(&path, bytes).expect("write corrupt library");
     path
 }
 
-/// An offset halfway through the file image of the last PT_LOAD segment of a 64-bit
-/// little-endian ELF file (cutting there is what makes `dlopen` die of SIGBUS).
+/// Where a 64-bit little-endian ELF file's program header table starts, its entries' size
+/// and its loadable segments' file ranges (offset, size), read with `object`.
+fn program_headers(elf: &[u8]) -> (usize, usize, Vec<(usize, usize)>) {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(elf).expect("an ELF header");
+    let endian = header.endian().expect("a byte order");
+    let loads = header
+        .program_headers(endian, elf)
+        .expect("program headers")
+        .iter()
+        .filter(|segment| segment.p_type(endian) == object::elf::PT_LOAD)
+        .map(|segment| (segment.p_offset(endian) as usize, segment.p_filesz(endian) as usize))
+        .collect();
+    (header.e_phoff(endian) as usize, usize::from(header.e_phentsize(endian)), loads)
+}
+
+/// An offset halfway through the file image of the last PT_LOAD segment (cutting there is
+/// what makes `dlopen` die of SIGBUS).
 fn middle_of_last_load_segment(elf: &[u8]) -> usize {
-    let u16_at = |at: usize| usize::from(u16::from_le_bytes([elf[at], elf[at + 1]]));
-    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
-    let (phoff, entsize, count) = (u64_at(32), u16_at(54), u16_at(56));
-    (0..count)
-        .map(|i| phoff + i * entsize)
-        .filter(|&at| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 1)
-        .map(|at| (u64_at(at + 8), u64_at(at + 32)))
-        .filter(|&(_, size)| size > 0)
-        .map(|(offset, size)| offset + size / 2)
-        .next_back()
-        .expect("the fixture has a loadable segment")
+    let (_, _, loads) = program_headers(elf);
+    let (offset, size) = loads.into_iter().rfind(|&(_, size)| size > 0).expect("a loadable segment");
+    offset + size / 2
 }
 
 /// The example module library (DRF allocator, hooks, isolator).

@@ -34,7 +34,7 @@ pub mod version;
 
 pub use error::{CreateError, LoadError, UnloadError};
 pub use loader::PreflightError;
-pub use manager::{LoadReport, ModuleFactory, ModuleInfo, ModuleManager};
+pub use manager::{Inspected, LoadReport, ModuleFactory, ModuleInfo, ModuleManager, inspect};
 pub use modhost_abi::Kind;
 
 /// The version of this host, which modules' `host_version` is checked against.

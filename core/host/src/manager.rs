@@ -43,6 +43,52 @@ pub struct ModuleInfo {
     pub parameters: Vec<Parameter>,
 }
 
+impl ModuleInfo {
+    /// What a verified descriptor says, registered as `name` (without parameters).
+    fn new(name: &str, symbol: &str, library_string: &str, library: &Library, descriptor: &Descriptor) -> Self {
+        ModuleInfo {
+            name: name.to_owned(),
+            symbol: symbol.to_owned(),
+            library: library_string.to_owned(),
+            path: library.path.clone(),
+            kind: descriptor.kind,
+            abi: format!("{}.{}", descriptor.abi_major, descriptor.abi_minor),
+            built_for: descriptor.host_version.clone(),
+            author_name: descriptor.author_name.clone(),
+            author_email: descriptor.author_email.clone(),
+            description: descriptor.description.clone(),
+            flags: descriptor.flags,
+            parameters: Vec::new(),
+        }
+    }
+}
+
+/// A module descriptor found in a library by [`inspect`].
+#[derive(Debug)]
+pub struct Inspected {
+    /// The symbol it is exported as.
+    pub symbol: String,
+    /// What it says, as a manifest entry naming it would register it (named after its symbol,
+    /// without parameters), or why this host would refuse it.
+    pub verdict: Result<ModuleInfo, LoadError>,
+}
+
+/// The module descriptors `library` exports (a path, or a bare file name searched as a
+/// manifest's `file` is), found from the library alone, in the order of its symbol table:
+/// it is pre-flighted and opened as a load opens it, and each descriptor verified as a load
+/// verifies it, `compatible()` included. Nothing is registered or created. An error is
+/// returned only when the library itself cannot be opened or read.
+pub fn inspect(library: &str) -> Result<Vec<Inspected>, LoadError> {
+    let (opened, found) = loader::descriptors(library)?;
+    Ok(found
+        .into_iter()
+        .map(|(symbol, verdict)| {
+            let verdict = verdict.map(|descriptor| ModuleInfo::new(&symbol, &symbol, library, opened, &descriptor));
+            Inspected { symbol, verdict }
+        })
+        .collect())
+}
+
 /// What a successful load did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -255,20 +301,8 @@ fn load_into(state: &mut State, manifest: &Manifest, report: &mut LoadReport) ->
                 )?;
                 continue;
             }
-            let info = ModuleInfo {
-                name: module.name.clone(),
-                symbol: module.symbol().to_owned(),
-                library: library_string.clone(),
-                path: library.path.clone(),
-                kind: descriptor.kind,
-                abi: format!("{}.{}", descriptor.abi_major, descriptor.abi_minor),
-                built_for: descriptor.host_version.clone(),
-                author_name: descriptor.author_name.clone(),
-                author_email: descriptor.author_email.clone(),
-                description: descriptor.description.clone(),
-                flags: descriptor.flags,
-                parameters: module.parameters.clone(),
-            };
+            let info = ModuleInfo::new(&module.name, module.symbol(), &library_string, library, &descriptor);
+            let info = ModuleInfo { parameters: module.parameters.clone(), ..info };
             report.registered.push(module.name.clone());
             state
                 .modules

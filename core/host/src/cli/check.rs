@@ -1,4 +1,5 @@
-//! `modhost modules check`: load every module, one verdict per module.
+//! `modhost modules check`: load every module, one verdict per module; and `modhost modules
+//! inspect`: the module descriptors a library exports, found from the library alone.
 //!
 //! Each module entry is loaded on its own (in manifest order, into one manager), so that one
 //! bad module does not hide the verdicts of the others. Anonymous modules are then created,
@@ -92,8 +93,19 @@ pub fn run(sources: &ModuleSources, json: bool) -> anyhow::Result<ExitCode> {
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.modules.is_empty() {
+        println!("no modules in the manifest");
     } else {
         print_table(&report);
+        let failed = report.modules.iter().filter(|r| r.error.is_some()).count();
+        println!(
+            "\n{} module(s), {} ok, {} failed (host {}, ABI {})",
+            report.modules.len(),
+            report.modules.len() - failed,
+            failed,
+            report.host_version,
+            report.abi
+        );
     }
     // Warnings and errors go to stderr after the table, so a terminal shows them last.
     for warning in &report.warnings {
@@ -106,11 +118,49 @@ pub fn run(sources: &ModuleSources, json: bool) -> anyhow::Result<ExitCode> {
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn print_table(report: &Report) {
-    if report.modules.is_empty() {
-        println!("no modules in the manifest");
-        return;
+/// `modhost modules inspect LIB`: every descriptor the library exports, verified as a load
+/// would verify it, without a manifest and without creating anything. Exit 0 only if there
+/// is at least one and this host accepts each.
+pub fn inspect(library: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let found = modhost::inspect(library)?;
+    let rows: Vec<Row> = found
+        .into_iter()
+        .map(|inspected| {
+            let (module, verdict, error) = match inspected.verdict {
+                Ok(info) => (Some(info), "ok", None),
+                Err(e) => (None, "refused", Some(e.to_string())),
+            };
+            Row { name: inspected.symbol, library: library.to_owned(), module, verdict, error }
+        })
+        .collect();
+    let report = Report {
+        host_version: modhost::host_version().to_string(),
+        abi: format!("{}.{}", modhost_abi::ABI_MAJOR, modhost_abi::ABI_MINOR),
+        modules: rows,
+        warnings: Vec::new(),
+    };
+    let refused = report.modules.iter().filter(|r| r.error.is_some()).count();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.modules.is_empty() {
+        println!("'{library}' exports no modhost module descriptor");
+    } else {
+        print_table(&report);
+        println!(
+            "\n{} descriptor(s): {} accepted, {refused} refused by this host (host {}, ABI {})",
+            report.modules.len(),
+            report.modules.len() - refused,
+            report.host_version,
+            report.abi
+        );
     }
+    for row in report.modules.iter().filter(|r| r.error.is_some()) {
+        eprintln!("refused: {}", row.error.as_deref().unwrap_or_default());
+    }
+    Ok(if report.modules.is_empty() || refused > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn print_table(report: &Report) {
     let header = ["NAME", "KIND", "LIBRARY", "ABI", "BUILT-FOR", "AUTHOR", "DESCRIPTION", "VERDICT"];
     let lines: Vec<[String; 8]> = report
         .modules
@@ -144,13 +194,4 @@ fn print_table(report: &Report) {
     for line in &lines {
         print(&line.each_ref().map(String::as_str));
     }
-    let failed = report.modules.iter().filter(|r| r.error.is_some()).count();
-    println!(
-        "\n{} module(s), {} ok, {} failed (host {}, ABI {})",
-        report.modules.len(),
-        report.modules.len() - failed,
-        failed,
-        report.host_version,
-        report.abi
-    );
 }

@@ -34,6 +34,21 @@ enum Action {
 enum ModulesAction {
     /// Load and verify every module of a manifest and list them; exit 0 only if all load.
     Check(CheckArgs),
+    /// List the module descriptors a library exports (no manifest needed), each verified as
+    /// a load would verify it; nothing is created. Exit 0 only if this host accepts them all.
+    Inspect(InspectArgs),
+}
+
+/// Arguments of `modhost modules inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The library: a path, or a bare file name searched as a manifest's `file` is
+    /// (LD_LIBRARY_PATH, then the default library directories).
+    #[arg(value_name = "LIB")]
+    library: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where modules come from, with Mesos's flag names.
@@ -61,6 +76,7 @@ pub struct CheckArgs {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command.action {
         Action::Modules(ModulesAction::Check(args)) => check::run(&args.sources, args.json),
+        Action::Modules(ModulesAction::Inspect(args)) => check::inspect(&args.library, args.json),
         Action::Simulate(args) => simulate::run(*args),
         Action::Workload(action) => workload::run(action),
     }

@@ -1,4 +1,5 @@
-//! The pre-flight check of a library file, before `dlopen` sees it.
+//! The pre-flight check of a library file, before `dlopen` sees it, and the list of what
+//! it exports.
 //!
 //! `dlopen` maps a library's loadable segments straight from the file. If the file was
 //! truncated inside a segment, touching the missing pages kills the process with SIGBUS,
@@ -6,11 +7,21 @@
 //! "No such file or directory". So before opening, this module reads the ELF header and the
 //! program headers and checks that the file is a shared object for this machine whose
 //! segments all lie inside it.
+//!
+//! The file is untrusted, so its structures are read by the `object` crate (fuzzed as part of
+//! gimli-rs), a part at a time through a [`ReadCache`]: this module only decides what each
+//! finding means and says so precisely.
+
+// An ELF word is u64 on this host and u32 on a 32-bit one; `.into()` serves both.
+#![allow(clippy::useless_conversion)]
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
+
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader, Sym};
+use object::{Endianness, ReadCache, ReadRef};
 
 /// Why a file is not a loadable library for this host.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +84,13 @@ pub enum PreflightError {
         /// The host's `e_machine`.
         host_code: u16,
     },
+    /// The ELF header is not one `dlopen` accepts (its version, or its program header
+    /// entries' size).
+    #[error("its ELF header is malformed: {what}")]
+    BadHeader {
+        /// What is wrong.
+        what: &'static str,
+    },
     /// The program header table runs past the end of the file.
     #[error("it is truncated: its program headers end at byte {end}, but the file has {len} bytes")]
     HeadersBeyondEnd {
@@ -96,66 +114,49 @@ pub enum PreflightError {
 const HOST_CLASS: u8 = if cfg!(target_pointer_width = "64") { 64 } else { 32 };
 const HOST_ENDIAN: &str = if cfg!(target_endian = "little") { "little" } else { "big" };
 
+/// The ELF header of this host's word size.
+#[cfg(target_pointer_width = "64")]
+type HostHeader = elf::FileHeader64<Endianness>;
+#[cfg(target_pointer_width = "32")]
+type HostHeader = elf::FileHeader32<Endianness>;
+
 /// This host's `e_machine`.
 const HOST_MACHINE: u16 = if cfg!(target_arch = "x86_64") {
-    62
+    elf::EM_X86_64.0
 } else if cfg!(target_arch = "aarch64") {
-    183
+    elf::EM_AARCH64.0
 } else if cfg!(target_arch = "riscv64") {
-    243
+    elf::EM_RISCV.0
 } else if cfg!(target_arch = "x86") {
-    3
+    elf::EM_386.0
 } else if cfg!(target_arch = "arm") {
-    40
+    elf::EM_ARM.0
 } else if cfg!(target_arch = "powerpc64") {
-    21
+    elf::EM_PPC64.0
 } else if cfg!(target_arch = "s390x") {
-    22
+    elf::EM_S390.0
 } else {
     0 // unknown: the machine check is skipped
 };
 
 fn machine_name(code: u16) -> &'static str {
-    match code {
-        3 => "x86 (i386)",
-        8 => "MIPS",
-        20 => "PowerPC",
-        21 => "PowerPC64",
-        22 => "s390x",
-        40 => "ARM (32-bit)",
-        62 => "x86-64",
-        183 => "AArch64",
-        243 => "RISC-V",
-        258 => "LoongArch",
+    match elf::Machine(code) {
+        elf::EM_386 => "x86 (i386)",
+        elf::EM_MIPS => "MIPS",
+        elf::EM_PPC => "PowerPC",
+        elf::EM_PPC64 => "PowerPC64",
+        elf::EM_S390 => "s390x",
+        elf::EM_ARM => "ARM (32-bit)",
+        elf::EM_X86_64 => "x86-64",
+        elf::EM_AARCH64 => "AArch64",
+        elf::EM_RISCV => "RISC-V",
+        elf::EM_LOONGARCH => "LoongArch",
         _ => "an unknown architecture",
     }
 }
 
-/// Reads little- or big-endian integers out of a header.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    little: bool,
-}
-
-impl Reader<'_> {
-    fn u16(&self, at: usize) -> u16 {
-        let b = [self.bytes[at], self.bytes[at + 1]];
-        if self.little { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }
-    }
-
-    fn u32(&self, at: usize) -> u32 {
-        let b: [u8; 4] = self.bytes[at..at + 4].try_into().expect("4 bytes");
-        if self.little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) }
-    }
-
-    fn u64(&self, at: usize) -> u64 {
-        let b: [u8; 8] = self.bytes[at..at + 8].try_into().expect("8 bytes");
-        if self.little { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) }
-    }
-}
-
-/// Checks that `path` is an ELF shared object for this machine that `dlopen` can map safely.
-pub fn preflight(path: &Path) -> Result<(), PreflightError> {
+/// The file at `path`, open for reading a part at a time, and its length.
+fn open(path: &Path) -> Result<(ReadCache<File>, u64), PreflightError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => PreflightError::NotFound,
         _ => PreflightError::Unreadable(e),
@@ -163,57 +164,62 @@ pub fn preflight(path: &Path) -> Result<(), PreflightError> {
     if !meta.is_file() {
         return Err(PreflightError::NotAFile);
     }
-    let len = meta.len();
-    if len == 0 {
+    if meta.len() == 0 {
         return Err(PreflightError::Empty);
     }
     let file = File::open(path).map_err(PreflightError::Unreadable)?;
-    let read = |offset: u64, size: usize| -> Result<Vec<u8>, PreflightError> {
-        let mut buf = vec![0; size];
-        file.read_exact_at(&mut buf, offset).map_err(PreflightError::Unreadable)?;
-        Ok(buf)
-    };
+    Ok((ReadCache::new(file), meta.len()))
+}
 
-    let head = read(0, len.min(64) as usize)?;
-    if head.len() < 4 || head[..4] != *b"\x7fELF" {
+/// The file's ELF header, once its identification says it is an ELF file of this host's word
+/// size and byte order.
+fn header(data: &ReadCache<File>, len: u64) -> Result<(&HostHeader, Endianness), PreflightError> {
+    let unreadable = || PreflightError::Unreadable(io::Error::other("a read of the file failed"));
+    let head = data.read_bytes_at(0, len.min(16)).map_err(|()| unreadable())?;
+    if head.len() < 4 || head[..4] != elf::ELFMAG {
         let mut found = [0; 4];
         found[..head.len().min(4)].copy_from_slice(&head[..head.len().min(4)]);
         return Err(PreflightError::NotElf { found });
     }
-    let wide = match head.get(4) {
-        Some(1) => false,
-        Some(2) => true,
+    let class = match head.get(4).copied().map(elf::FileClass) {
+        Some(elf::ELFCLASS32) => 32,
+        Some(elf::ELFCLASS64) => 64,
         _ => return Err(PreflightError::TooShort { len }),
     };
-    let header_len = if wide { 64 } else { 52 };
-    if head.len() < header_len {
+    if len < if class == 64 { 64 } else { 52 } {
         return Err(PreflightError::TooShort { len });
     }
-    let class = if wide { 64 } else { 32 };
     if class != HOST_CLASS {
         return Err(PreflightError::WrongClass { file: class, host: HOST_CLASS });
     }
-    let little = match head[5] {
-        1 => true,
-        2 => false,
+    let endian = match head.get(5).copied().map(elf::DataEncoding) {
+        Some(elf::ELFDATA2LSB) => "little",
+        Some(elf::ELFDATA2MSB) => "big",
         _ => return Err(PreflightError::TooShort { len }),
     };
-    let endian = if little { "little" } else { "big" };
     if endian != HOST_ENDIAN {
         return Err(PreflightError::WrongEndian { file: endian, host: HOST_ENDIAN });
     }
-    let header = Reader { bytes: &head, little };
-    let kind = match header.u16(16) {
-        3 => None,
-        1 => Some("relocatable object"),
-        2 => Some("executable"),
-        4 => Some("core dump"),
+    let header = HostHeader::parse(data).map_err(|_| PreflightError::BadHeader { what: "an unknown ELF version" })?;
+    let endian = header.endian().map_err(|_| PreflightError::BadHeader { what: "an unknown byte order" })?;
+    Ok((header, endian))
+}
+
+/// Checks that `path` is an ELF shared object for this machine that `dlopen` can map safely.
+pub fn preflight(path: &Path) -> Result<(), PreflightError> {
+    let (data, len) = open(path)?;
+    let (header, endian) = header(&data, len)?;
+    let kind = match header.e_type(endian) {
+        elf::ET_DYN => None,
+        elf::ET_REL => Some("relocatable object"),
+        elf::ET_EXEC => Some("executable"),
+        elf::ET_CORE => Some("core dump"),
         _ => Some("file of unknown type"),
     };
     if let Some(kind) = kind {
         return Err(PreflightError::NotSharedObject { kind });
     }
-    let machine = header.u16(18);
+    let machine = header.e_machine(endian).0;
     if HOST_MACHINE != 0 && machine != HOST_MACHINE {
         return Err(PreflightError::WrongMachine {
             file: machine_name(machine),
@@ -223,31 +229,53 @@ pub fn preflight(path: &Path) -> Result<(), PreflightError> {
         });
     }
 
-    let (phoff, entsize, count) = if wide {
-        (header.u64(32), header.u16(54), header.u16(56))
-    } else {
-        (u64::from(header.u32(28)), header.u16(42), header.u16(44))
-    };
-    let min_entsize = if wide { 56 } else { 32 };
-    let table_len = u64::from(entsize) * u64::from(count);
-    let table_end = phoff.saturating_add(table_len);
-    if table_end > len || (count > 0 && usize::from(entsize) < min_entsize) {
+    // The table's extent first, to say where it ends; `object` then reads it (and checks its
+    // entries' size, as glibc's dlopen does).
+    let phoff: u64 = header.e_phoff(endian).into();
+    let entsize = header.e_phentsize(endian);
+    let count = header.phnum(endian, &data).map_err(|_| PreflightError::BadHeader {
+        what: "it counts its program headers in a section header that is not there",
+    })?;
+    let table_end = phoff.saturating_add(u64::from(entsize) * u64::from(count));
+    if table_end > len {
         return Err(PreflightError::HeadersBeyondEnd { end: table_end, len });
     }
-    let table = read(phoff, table_len as usize)?;
-    const PT_LOAD: u32 = 1;
-    for index in 0..usize::from(count) {
-        let at = index * usize::from(entsize);
-        let entry = Reader { bytes: &table[at..at + min_entsize], little };
-        if entry.u32(0) != PT_LOAD {
+    let table = header.program_headers(endian, &data).map_err(|_| PreflightError::BadHeader {
+        what: "its program header entries are not the size of an ELF program header",
+    })?;
+    for (index, segment) in table.iter().enumerate() {
+        if segment.p_type(endian) != elf::PT_LOAD {
             continue;
         }
-        let (offset, filesz) =
-            if wide { (entry.u64(8), entry.u64(32)) } else { (u64::from(entry.u32(4)), u64::from(entry.u32(16))) };
-        let end = offset.saturating_add(filesz);
+        let offset: u64 = segment.p_offset(endian).into();
+        let end = offset.saturating_add(segment.p_filesz(endian).into());
         if end > len {
             return Err(PreflightError::SegmentBeyondEnd { index, end, len });
         }
     }
     Ok(())
+}
+
+/// The data objects a library exports (defined, global or weak, not thread-local), with their
+/// sizes, in the order of its dynamic symbol table: where module descriptors may be. The file
+/// must have passed [`preflight`].
+pub(crate) fn exported_objects(path: &Path) -> Result<Vec<(String, u64)>, PreflightError> {
+    let malformed = |what| PreflightError::BadHeader { what };
+    let (data, len) = open(path)?;
+    let (header, endian) = header(&data, len)?;
+    let sections = header.sections(endian, &data).map_err(|_| malformed("its section headers cannot be read"))?;
+    let symbols = sections
+        .symbols(endian, &data, elf::SHT_DYNSYM)
+        .map_err(|_| malformed("its dynamic symbol table cannot be read"))?;
+    let mut objects = Vec::new();
+    for symbol in symbols.iter() {
+        if symbol.st_type() != elf::STT_OBJECT || symbol.st_bind() == elf::STB_LOCAL || symbol.is_undefined(endian) {
+            continue;
+        }
+        let name = symbols.symbol_name(endian, symbol).map_err(|_| malformed("a symbol's name cannot be read"))?;
+        if let Ok(name) = std::str::from_utf8(name) {
+            objects.push((name.to_owned(), symbol.st_size(endian).into()));
+        }
+    }
+    Ok(objects)
 }

@@ -9,6 +9,8 @@ mod verify;
 
 use std::path::{Path, PathBuf};
 
+use modhost_abi::DESCRIPTOR_SIZE_V1_0;
+
 pub use elf::PreflightError;
 pub(crate) use verify::{Descriptor, host_version, kind_minimum, verify};
 
@@ -29,6 +31,34 @@ pub(crate) fn open(library: &str) -> Result<&'static Library, LoadError> {
     elf_preflight(&path)?;
     let handle = dl::open(&path).map_err(|message| LoadError::Open { path: path.clone(), message })?;
     Ok(Box::leak(Box::new(Library { path, handle })))
+}
+
+/// A descriptor's symbol, and what verifying it gave.
+pub(crate) type Found = (String, Result<Descriptor, LoadError>);
+
+/// Every module descriptor `library` exports, found from the file alone: each data object
+/// it exports that is large enough to be a descriptor and starts with the magic, verified as
+/// a load verifies it (a name is the symbol). Objects without the magic are not descriptors
+/// and are left out. Nothing is created.
+pub(crate) fn descriptors(library: &str) -> Result<(&'static Library, Vec<Found>), LoadError> {
+    let opened = open(library)?;
+    let objects = elf::exported_objects(&opened.path)
+        .map_err(|reason| LoadError::Preflight { path: opened.path.clone(), reason })?;
+    let mut seen = std::collections::HashSet::new();
+    let found = objects
+        .into_iter()
+        // A smaller object is not a descriptor, and verify must not read past it. A name
+        // listed twice (symbol versions) is one symbol to dlsym.
+        .filter(|(symbol, size)| *size >= u64::from(DESCRIPTOR_SIZE_V1_0) && seen.insert(symbol.clone()))
+        .map(|(symbol, _)| {
+            let verdict = verify(opened, &symbol, &symbol);
+            (symbol, verdict)
+        })
+        // Not a descriptor, or not one a manifest could name (a symbol only an older version
+        // of the library's interface exports, which dlsym does not find by name).
+        .filter(|(_, verdict)| !matches!(verdict, Err(LoadError::BadMagic { .. } | LoadError::SymbolNotFound { .. })))
+        .collect();
+    Ok((opened, found))
 }
 
 #[cfg(not(target_os = "macos"))]
