@@ -148,13 +148,53 @@ fn pace_ties_virtual_time_to_wall_time() {
 #[test]
 fn a_shadow_allocator_is_reported_beside_the_active_one() {
     let modules = examples_manifest();
-    let output = modhost(&["simulate", &modules, "--shadow_allocator=org_modhost_HierarchicalDRF"]);
+    let html = support::scratch().join("shadow.html");
+    let report = format!("--report={}", html.display());
+    let output = modhost(&["simulate", &modules, "--shadow_allocator=org_modhost_HierarchicalDRF", &report]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("shadow   org_modhost_HierarchicalDRF: 176 of 176 rounds identical"), "{text}");
+    check_report_page(&std::fs::read_to_string(&html).unwrap());
     let output = modhost(&["simulate", "--shadow_allocator=nope"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("--shadow_allocator: Failed to create allocator 'nope'"), "{}", stderr(&output));
+}
+
+/// The HTML report of a shadow run: each role has one colour throughout the page (its
+/// swatch in the roles table, its line in the share chart, both its lines in the shadow
+/// chart, where the shadow's is dashed), no resource line takes a role's colour, legends sit
+/// outside the plots, and the page carries the shadow summary and the frameworks table the
+/// terminal prints.
+fn check_report_page(page: &str) {
+    let charts: Vec<&str> = page.split("<svg width=\"900\"").skip(1).map(|c| &c[..c.find("</svg>").unwrap()]).collect();
+    let [shares, utilisation, shadow] = charts[..] else { panic!("three charts, not {}", charts.len()) };
+    let roles_table = &page[page.find("<h2>Roles</h2>").unwrap()..page.find("<h2>Frameworks</h2>").unwrap()];
+    let mut colours = Vec::new();
+    for row in roles_table.split("<tr><td>").skip(1) {
+        let colour = &row[row.find("background:").unwrap() + 11..][..7];
+        let role = &row[row.find("</span>").unwrap() + 7..row.find("</td>").unwrap()];
+        let stroke = format!("stroke=\"{colour}\"");
+        assert!(shares.contains(&stroke), "{role}'s line in the share chart is not {colour}");
+        assert!(shadow.contains(&stroke), "{role}'s lines in the shadow chart are not {colour}");
+        assert!(!utilisation.contains(&stroke), "a resource line takes {role}'s colour {colour}");
+        for chart in &charts {
+            assert!(!chart.contains(&format!(">\n{role}\n<")), "{role}'s legend is drawn inside a plot");
+        }
+        let dashed = format!(
+            "stroke=\"{colour}\" stroke-width=\"3\" stroke-dasharray=\"6 4\"/></svg> {role} (org_modhost_HierarchicalDRF)"
+        );
+        assert!(page.contains(&dashed), "{role}'s shadow line is not dashed in the legend");
+        colours.push(colour);
+    }
+    assert_eq!(colours.len(), 3, "{roles_table}");
+    colours.sort_unstable();
+    colours.dedup();
+    assert_eq!(colours.len(), 3, "each role its own colour");
+    assert!(page.contains("Shadow <b>org_modhost_HierarchicalDRF</b>: 176 of 176 rounds identical"), "shadow summary");
+    let frameworks = &page[page.find("<h2>Frameworks</h2>").unwrap()..];
+    for id in ["analytics", "batch", "late-batch", "web-1", "web-2"] {
+        assert!(frameworks.contains(&format!("<tr><td>{id}</td>")), "{id} missing from the frameworks table");
+    }
 }
 
 /// A chatty script's output is capped at `MODHOST_LOG_LIMIT` lines (50 by default), the rest

@@ -5,13 +5,41 @@ use plotters::prelude::*;
 
 use super::report::Report;
 
-/// One chart as an SVG document: a line per series, time on the x axis, 0..1 on the y axis.
-fn line_chart(title: &str, series: &[(String, Vec<(f64, f64)>)], end: f64) -> Result<String, String> {
+/// One line of a chart: a role's (in its colour), or a resource's.
+struct Line {
+    name: String,
+    color: RGBColor,
+    /// Drawn dashed: a shadow allocator's line beside the active one's solid line.
+    dashed: bool,
+    points: Vec<(f64, f64)>,
+}
+
+/// The colour of the role at `index` of the report's roles, the same in every chart and
+/// table of the page.
+fn role_color(index: usize) -> RGBColor {
+    let (r, g, b) = Palette99::pick(index).rgb();
+    RGBColor(r, g, b)
+}
+
+/// Resources are drawn in greys, so that no resource line takes a role's colour.
+fn resource_color(index: usize) -> RGBColor {
+    const GREYS: [RGBColor; 4] =
+        [RGBColor(30, 30, 30), RGBColor(110, 110, 110), RGBColor(160, 160, 160), RGBColor(70, 70, 70)];
+    GREYS[index % GREYS.len()]
+}
+
+fn hex(color: RGBColor) -> String {
+    format!("#{:02X}{:02X}{:02X}", color.0, color.1, color.2)
+}
+
+/// One chart as an SVG document (time on the x axis, 0..1 on the y axis), followed by its
+/// legend in HTML, outside the plot, so that no line is hidden under it.
+fn line_chart(title: &str, lines: &[Line], end: f64) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 360)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let top = series.iter().flat_map(|(_, points)| points.iter().map(|p| p.1)).fold(0.0, f64::max);
+        let top = lines.iter().flat_map(|line| line.points.iter().map(|p| p.1)).fold(0.0, f64::max);
         let y_max = if top > 0.0 { (top * 1.1).clamp(0.05, 1.0) } else { 1.0 };
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
@@ -26,95 +54,159 @@ fn line_chart(title: &str, series: &[(String, Vec<(f64, f64)>)], end: f64) -> Re
             .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (index, (name, points)) in series.iter().enumerate() {
-            let color = Palette99::pick(index).to_rgba();
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+        for line in lines {
+            let style = line.color.stroke_width(2);
+            let points = line.points.iter().copied();
+            if line.dashed {
+                chart.draw_series(DashedLineSeries::new(points, 6, 4, style)).map_err(|e| e.to_string())?;
+            } else {
+                chart.draw_series(LineSeries::new(points, style)).map_err(|e| e.to_string())?;
+            }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
-    Ok(svg)
+    let legend: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            let dash = if line.dashed { r#" stroke-dasharray="6 4""# } else { "" };
+            format!(
+                r#"<span class="key"><svg width="28" height="10"><line x1="0" y1="5" x2="28" y2="5" stroke="{}" stroke-width="3"{dash}/></svg> {}</span>"#,
+                hex(line.color),
+                escape(&line.name)
+            )
+        })
+        .collect();
+    Ok(format!("<figure>{svg}\n<figcaption class=\"legend\">{}</figcaption></figure>", legend.join(" ")))
 }
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+fn percent(value: f64) -> String {
+    format!("{:.1}%", value * 100.0)
+}
+
 /// Renders the report as one HTML page.
 pub fn html(report: &Report) -> Result<String, String> {
     let end = report.end_time;
-    let shares: Vec<(String, Vec<(f64, f64)>)> = report
-        .roles
+    // Many roles make an unreadable chart: the 12 with the largest mean share are drawn (6
+    // in the shadow chart, two lines each), in the report's order and each in its colour.
+    let mut shown: Vec<usize> = (0..report.roles.len()).collect();
+    shown.sort_by(|&a, &b| report.roles[b].share_mean.total_cmp(&report.roles[a].share_mean).then(a.cmp(&b)));
+    shown.truncate(12);
+    shown.sort_unstable();
+    let shares: Vec<Line> = shown
         .iter()
-        .enumerate()
-        .map(|(i, role)| (role.role.clone(), report.series.iter().map(|r| (r.t, r.role_shares[i])).collect()))
-        .collect();
-    let mut names: Vec<&String> = report.utilisation_mean.keys().collect();
-    names.sort();
-    let utilisation: Vec<(String, Vec<(f64, f64)>)> = names
-        .iter()
-        .map(|name| {
-            let points =
-                report.series.iter().map(|r| (r.t, r.utilisation.get(*name).copied().unwrap_or(0.0))).collect();
-            ((*name).clone(), points)
+        .map(|&i| Line {
+            name: report.roles[i].role.clone(),
+            color: role_color(i),
+            dashed: false,
+            points: report.series.iter().map(|r| (r.t, r.role_shares[i])).collect(),
         })
         .collect();
-    // Many roles make an unreadable chart: draw the 12 with the largest mean share.
-    let mut top = shares;
-    if top.len() > 12 {
-        top.sort_by(|a, b| {
-            let mean = |s: &[(f64, f64)]| s.iter().map(|p| p.1).sum::<f64>();
-            mean(&b.1).total_cmp(&mean(&a.1))
-        });
-        top.truncate(12);
-    }
-    let share_svg = line_chart("Dominant share by role", &top, end)?;
+    let utilisation: Vec<Line> = report
+        .utilisation_mean
+        .keys()
+        .enumerate()
+        .map(|(index, name)| Line {
+            name: name.clone(),
+            color: resource_color(index),
+            dashed: false,
+            points: report.series.iter().map(|r| (r.t, r.utilisation.get(name).copied().unwrap_or(0.0))).collect(),
+        })
+        .collect();
+    let share_svg = line_chart("Dominant share by role", &shares, end)?;
     let utilisation_svg = line_chart("Utilisation by resource", &utilisation, end)?;
-    // Shadow runs: the share each policy's offers would give each role, round by round.
-    let shadow_svg = match &report.shadow {
+    // Shadow runs: the share each policy's offers would give each role, round by round; a
+    // role's two lines share its colour, the active one solid, the shadow's dashed.
+    let shadow_html = match &report.shadow {
         Some(shadow) => {
-            let mut series = Vec::new();
-            for (i, role) in report.roles.iter().enumerate().take(6) {
-                for (label, pick) in [("active", 0), ("shadow", 1)] {
+            let mut lines = Vec::new();
+            let mut by_share = shown.clone();
+            by_share
+                .sort_by(|&a, &b| report.roles[b].share_mean.total_cmp(&report.roles[a].share_mean).then(a.cmp(&b)));
+            by_share.truncate(6);
+            by_share.sort_unstable();
+            for &i in &by_share {
+                for (who, dashed) in [(report.allocator.as_str(), false), (shadow.allocator.as_str(), true)] {
                     let points = report
                         .series
                         .iter()
                         .filter_map(|r| {
-                            let shares = if pick == 0 { &r.offered_shares } else { &r.shadow_offered_shares };
+                            let shares = if dashed { &r.shadow_offered_shares } else { &r.offered_shares };
                             shares.get(i).map(|s| (r.t, *s))
                         })
                         .collect();
-                    series.push((format!("{} ({label})", role.role), points));
+                    lines.push(Line {
+                        name: format!("{} ({who})", report.roles[i].role),
+                        color: role_color(i),
+                        dashed,
+                        points,
+                    });
                 }
             }
-            let title = format!("Offered share by role: {} vs shadow {}", report.allocator, shadow.allocator);
-            line_chart(&title, &series, end)?
+            let title =
+                format!("Offered share by role: {} (solid) vs shadow {} (dashed)", report.allocator, shadow.allocator);
+            let first = match &shadow.first_difference {
+                Some((t, example)) => format!(" First difference at t={t} s: {}.", escape(example)),
+                None => String::new(),
+            };
+            format!(
+                "<h2>Shadow run</h2>\n<p>Shadow <b>{}</b>: {} of {} rounds identical; offers: {} alike, {} only by {}, {} only by the shadow; {} errors.{first}</p>\n{}",
+                escape(&shadow.allocator),
+                shadow.identical_rounds,
+                shadow.rounds,
+                shadow.offers_same,
+                shadow.offers_only_active,
+                escape(&report.allocator),
+                shadow.offers_only_shadow,
+                shadow.errors,
+                line_chart(&title, &lines, end)?
+            )
         }
         None => String::new(),
     };
 
     let mut rows = String::new();
-    for role in &report.roles {
+    for (i, role) in report.roles.iter().enumerate() {
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td></tr>\n",
+            "<tr><td><span class=\"swatch\" style=\"background:{}\"></span>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            hex(role_color(i)),
             escape(&role.role),
             role.weight,
             role.frameworks,
             role.launched,
-            role.share_mean * 100.0,
-            role.share_peak * 100.0
+            percent(role.share_mean),
+            percent(role.share_peak),
+            percent(role.share_final)
         ));
     }
+    // Frameworks as the terminal lists them: by mean share, largest first.
+    let mut frameworks: Vec<_> = report.frameworks.iter().collect();
+    frameworks.sort_by(|a, b| b.share_mean.total_cmp(&a.share_mean).then(a.id.cmp(&b.id)));
+    let framework_rows: String = frameworks
+        .iter()
+        .map(|f| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td></tr>\n",
+                escape(&f.id),
+                escape(&f.role),
+                f.launched,
+                f.tasks,
+                f.finished,
+                percent(f.share_mean),
+                percent(f.share_peak),
+                f.wait_mean
+            )
+        })
+        .collect();
+    let failure = match &report.failure {
+        Some(failure) => {
+            format!("<p class=\"failure\"><b>The run failed:</b> {}</p>", escape(failure).replace('\n', "<br>"))
+        }
+        None => String::new(),
+    };
     let t = &report.totals;
     let events: String = report
         .events
@@ -127,18 +219,24 @@ pub fn html(report: &Report) -> Result<String, String> {
 <html lang="en"><head><meta charset="utf-8"><title>modhost simulate: {workload}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}</style></head><body>
+td:first-child,th:first-child,td:nth-child(2){{text-align:left}}
+figure{{margin:1em 0}}.legend{{font-size:90%}}.key{{white-space:nowrap;margin-right:1.2em}}
+.swatch{{display:inline-block;width:0.8em;height:0.8em;margin-right:0.4em}}.failure{{color:#a00}}</style></head><body>
 <h1>modhost simulate: {workload}</h1>
 <p>Allocator <b>{allocator}</b>, seed {seed}, allocation interval {interval} s; {rounds} rounds to t={end} s ({stopped}).</p>
+{failure}
 <p>Tasks: {launched} launched, {finished} finished, {failed} failed, {lost} lost, {killed} killed, {pending} never launched.
 Offers: {offers} made, {declined} declined, {rejected} refused by the host.
 Allocator time per round: median {median:.1} µs, p99 {p99:.1} µs. Task wait: mean {wait:.1} s, p99 {wait99:.1} s.</p>
 {share_svg}
 {utilisation_svg}
-{shadow_svg}
+{shadow_html}
 <h2>Roles</h2>
-<table><tr><th>role</th><th>weight</th><th>frameworks</th><th>tasks launched</th><th>mean share</th><th>peak share</th></tr>
+<table><tr><th>role</th><th>weight</th><th>frameworks</th><th>tasks launched</th><th>mean share</th><th>peak share</th><th>final share</th></tr>
 {rows}</table>
+<h2>Frameworks</h2>
+<table><tr><th>framework</th><th>role</th><th>launched/tasks</th><th>finished</th><th>mean share</th><th>peak share</th><th>mean wait</th></tr>
+{framework_rows}</table>
 <h2>Events</h2><ul>{events}</ul>
 <p>Decisions digest {digest}.</p>
 </body></html>
