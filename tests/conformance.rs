@@ -332,5 +332,5 @@ fn a_shadow_run_compares_without_changing_what_is_applied() {
     assert!(report.series.iter().all(|r| r.offered_shares.len() == roles && r.shadow_offered_shares.len() == roles));
     assert!(report.series.iter().any(|r| r.offered_shares != r.shadow_offered_shares));
     let page = modhost::sim::html(&report).unwrap();
-    assert!(page.contains("Offered share by role: hierarchical vs shadow priority"));
+    assert!(page.contains("Offered share by role: hierarchical (solid) vs shadow priority"));
 }
