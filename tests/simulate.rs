@@ -197,6 +197,11 @@ fn malformed_or_impossible_workloads_are_refused_with_the_field() {
             "is not a time",
         ),
         (base("", framework, ""), "agents", "at least one agent"),
+        (
+            base(agent, &framework.replace(r#""role":"r""#, r#""role":"eng/ml""#), ""),
+            "frameworks[0].role",
+            "nested roles (paths with '/') are not supported yet",
+        ),
     ];
     for (text, field, reason) in cases {
         match Workload::parse(text, "test") {

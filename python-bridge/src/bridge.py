@@ -3,6 +3,7 @@
 import os
 import sys
 import traceback
+import threading
 import types
 
 timeout_ms = [0]
@@ -103,18 +104,25 @@ def forget_helpers(folder):
             del sys.modules[name]
 
 
+# Loads run one at a time: two scripts of one folder loading at once (two modules, or a
+# reload beside a new instance) could otherwise both import the helper the first one imported
+# after the second had forgotten the folder's, and share its globals.
+_loading = threading.RLock()
+
+
 def load(code, filename, name):
     """Compiles a script into a fresh module of its own (never importlib.reload)."""
-    forget_helpers(os.path.dirname(os.path.abspath(filename)))
-    module = types.ModuleType(name)
-    module.__file__ = filename
-    sys.modules[name] = module
-    try:
-        exec(compile(code, filename, "exec"), module.__dict__)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+    with _loading:
+        forget_helpers(os.path.dirname(os.path.abspath(filename)))
+        module = types.ModuleType(name)
+        module.__file__ = filename
+        sys.modules[name] = module
+        try:
+            exec(compile(code, filename, "exec"), module.__dict__)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
 
 
 def functions(module):

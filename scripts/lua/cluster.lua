@@ -32,7 +32,14 @@ local cluster = {
   options = { allocation_interval = 1, min_allocatable_resources = {}, fairness_excluded_resource_names = {} },
 }
 local order = {}             -- the agents, in the order they were added
+-- Frameworks an agent reported usage for before they were added (after a failover agents
+-- and frameworks come back in any order): id -> { id, allocated, allocations }, no role.
+-- add_framework adopts one; it is never offered anything. (The host tells each usage once.)
+local waiting = {}
 local paused, rng, tracking = false, 0, false
+
+-- A round's time is a sum of float intervals: compare clock times with this slack.
+local SLACK = 1e-6
 
 -- Mesos's scalars have three decimals; round as the built-in does, after every operation.
 local function round(x)
@@ -60,7 +67,7 @@ local function account(f, a, amounts, sign)
   local held = a.by_framework[f.id] or {}
   a.by_framework[f.id] = held
   add(f.allocated, amounts, sign)
-  add(cluster.roles[f.role].allocated, amounts, sign)
+  if f.role then add(cluster.roles[f.role].allocated, amounts, sign) end
   add(a.allocated, amounts, sign)
   add(held, amounts, sign)
   local empty = true
@@ -98,7 +105,8 @@ function cluster.begin(request)
   cluster.now = request.now
   if paused then return false end
   for _, f in pairs(cluster.frameworks) do
-    for id, filter in pairs(f.filters) do if filter.expires <= cluster.now then f.filters[id] = nil end end
+    -- A filter holds through the round at its expiry time (Mesos, MESOS-4302).
+    for id, filter in pairs(f.filters) do if filter.expires + SLACK < cluster.now then f.filters[id] = nil end end
   end
   return true
 end
@@ -124,10 +132,11 @@ function cluster.shuffled_agents()
   return list
 end
 
--- What agent a has free, per resource name.
+-- What agent a has free, per resource name (none of a resource it holds more of than its
+-- total: it shrank, or reported more in use than it has).
 function cluster.free(a)
   local free = {}
-  for name, amount in pairs(a.total) do free[name] = round(amount - (a.allocated[name] or 0)) end
+  for name, amount in pairs(a.total) do free[name] = math.max(0, round(amount - (a.allocated[name] or 0))) end
   return free
 end
 
@@ -147,7 +156,7 @@ end
 -- `free` has more of something than f refused there.
 function cluster.eligible(f, a, free)
   local filter = f.filters[a.id]
-  if not filter or filter.expires <= cluster.now then return true end
+  if not filter or filter.expires + SLACK < cluster.now then return true end
   for _, name in ipairs(cluster.names) do
     if round((free[name] or 0) - (filter.refused[name] or 0)) > 0 then return true end
   end
@@ -186,14 +195,30 @@ function calls.add_agent(request)
   if cluster.agents[info.id] then error("agent '" .. info.id .. "' was already added") end
   learn(info.resources)
   for name, amount in pairs(info.resources) do cluster.total[name] = round(cluster.total[name] + amount) end
-  local a = { id = info.id, total = info.resources, allocated = {}, by_framework = {}, active = true }
+  local a = { id = info.id, total = info.resources, allocated = {}, by_framework = {}, active = true,
+              attributes = info.attributes or {} }
   cluster.agents[info.id], order[#order + 1] = a, a
-  for _, used in ipairs(request.used) do account(cluster.frameworks[used.framework_id], a, used.resources, 1) end
+  for _, used in ipairs(request.used) do
+    local id = used.framework_id
+    local f = cluster.frameworks[id] or waiting[id]
+    if not f then
+      f = { id = id, allocated = {}, allocations = 0 }
+      waiting[id] = f
+    end
+    learn(used.resources)
+    account(f, a, used.resources, 1)
+  end
+end
+
+local function same(x, y)
+  for k, v in pairs(x) do if y[k] ~= v then return false end end
+  for k in pairs(y) do if x[k] == nil then return false end end
+  return true
 end
 
 function calls.remove_agent(request)
   local a = cluster.agents[request.agent_id] or error("unknown agent '" .. request.agent_id .. "'")
-  for id, held in pairs(a.by_framework) do account(cluster.frameworks[id], a, held, -1) end
+  for id, held in pairs(a.by_framework) do account(cluster.frameworks[id] or waiting[id], a, held, -1) end
   for name, amount in pairs(a.total) do cluster.total[name] = round(cluster.total[name] - amount) end
   cluster.agents[a.id] = nil
   remove(order, a)
@@ -202,6 +227,11 @@ end
 
 function calls.update_agent(request)
   local a, info = cluster.agents[request.agent.id], request.agent
+  if not same(a.attributes, info.attributes or {}) then
+    -- Back with other attributes: refusal filters for it go, as in Mesos.
+    a.attributes = info.attributes or {}
+    for _, f in pairs(cluster.frameworks) do f.filters[a.id] = nil end
+  end
   learn(info.resources)
   for _, name in ipairs(cluster.names) do
     cluster.total[name] = round(cluster.total[name] - (a.total[name] or 0) + (info.resources[name] or 0))
@@ -212,10 +242,14 @@ end
 function calls.add_framework(request)
   local info = request.framework
   if cluster.frameworks[info.id] then error("framework '" .. info.id .. "' was already added") end
-  local f = { id = info.id, role = info.role, active = request.active, allocated = {}, allocations = 0, filters = {} }
+  -- One an agent already reported usage for is adopted, with what it holds.
+  local f = waiting[info.id] or { id = info.id, allocated = {}, allocations = 0 }
+  waiting[info.id] = nil
+  f.role, f.active, f.filters = info.role, request.active, {}
   cluster.frameworks[info.id] = f
   local r = role(info.role)
   r.frameworks[#r.frameworks + 1] = f
+  add(r.allocated, f.allocated, 1)
   for _, used in ipairs(request.used) do account(f, cluster.agents[used.agent_id], used.resources, 1) end
 end
 
@@ -255,14 +289,21 @@ function calls.revive_offers(request)
 end
 
 function calls.update_weights(request)
+  -- All checked before any is set: a refused call changes nothing.
   for _, w in ipairs(request.weights) do
     if not (w.weight > 0 and w.weight < math.huge) then error("weight of role '" .. w.role .. "' must be positive") end
-    role(w.role).weight = w.weight
   end
+  for _, w in ipairs(request.weights) do role(w.role).weight = w.weight end
 end
 
 function calls.recover_resources(request)
   local f, a = cluster.frameworks[request.framework_id], cluster.agents[request.agent_id]
+  local early = waiting[request.framework_id]
+  if early and a then
+    -- A framework not added yet gives back what ended; it cannot refuse anything.
+    account(early, a, request.resources, -1)
+    return
+  end
   if not f or not a then return end
   learn(request.resources)
   local held = a.by_framework[f.id] or {}

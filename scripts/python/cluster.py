@@ -36,6 +36,11 @@ fair = {}
 agents, frameworks, roles = {}, {}, {}
 options = {"allocation_interval": 1.0, "min_allocatable_resources": [], "fairness_excluded_resource_names": []}
 _order = []  # the agents, in the order they were added
+# Frameworks an agent reported usage for before they were added (after a failover agents and
+# frameworks come back in any order): id -> {id, allocated, allocations}, no role. add_framework
+# adopts one; it is never offered anything. (The host tells each usage once.)
+_waiting = {}
+SLACK = 1e-6  # a round's time is a sum of float intervals: clock times compare with this slack
 _state = {"now": 0.0, "paused": False, "rng": 0, "tracking": False}
 
 
@@ -57,7 +62,9 @@ def _learn(resources):
 def _account(f, a, amounts, sign):
     """Adds (sign 1) or takes away (sign -1) what framework f holds on agent a."""
     held = a["by_framework"].setdefault(f["id"], {})
-    for table in (f["allocated"], roles[f["role"]]["allocated"], a["allocated"], held):
+    # `held` last: `amounts` may be `held` itself (what a framework holds, taken back whole).
+    role = (roles[f["role"]]["allocated"],) if f.get("role") else ()
+    for table in (f["allocated"], *role, a["allocated"], held):
         for name, amount in amounts.items():
             table[name] = rounded(table.get(name, 0.0) + sign * amount)
     if all(amount <= 0 for amount in held.values()):
@@ -89,7 +96,8 @@ def begin(request):
     if _state["paused"]:
         return False
     for f in frameworks.values():
-        f["filters"] = {k: v for k, v in f["filters"].items() if v["expires"] > now}
+        # A filter holds through the round at its expiry time (Mesos, MESOS-4302).
+        f["filters"] = {k: v for k, v in f["filters"].items() if v["expires"] + SLACK >= now}
     return True
 
 
@@ -112,8 +120,9 @@ def shuffled_agents():
 
 
 def free(a):
-    """What agent a has free, per resource name."""
-    return {n: rounded(amount - a["allocated"].get(n, 0.0)) for n, amount in a["total"].items()}
+    """What agent a has free, per resource name (none of a resource it holds more of than its
+    total: it shrank, or reported more in use than it has)."""
+    return {n: max(0.0, rounded(amount - a["allocated"].get(n, 0.0))) for n, amount in a["total"].items()}
 
 
 def allocatable(free):
@@ -129,7 +138,7 @@ def eligible(f, a, free):
     """Whether framework f may be offered `free` on agent a: no refusal filter of f's for a, or
     `free` has more of something than f refused there."""
     flt = f["filters"].get(a["id"])
-    if flt is None or flt["expires"] <= _state["now"]:
+    if flt is None or flt["expires"] + SLACK < _state["now"]:
         return True
     return any(rounded(free.get(n, 0.0) - flt["refused"].get(n, 0.0)) > 0 for n in names)
 
@@ -166,17 +175,21 @@ def add_agent(request):
     _learn(info["resources"])
     for name, amount in info["resources"].items():
         total[name] = rounded(total[name] + amount)
-    a = {"id": info["id"], "total": info["resources"], "allocated": {}, "by_framework": {}, "active": True}
+    a = {"id": info["id"], "total": info["resources"], "allocated": {}, "by_framework": {}, "active": True,
+         "attributes": dict(info.get("attributes") or {})}
     agents[a["id"]] = a
     _order.append(a)
     for used in request["used"]:
-        _account(frameworks[used["framework_id"]], a, used["resources"], 1)
+        fid = used["framework_id"]
+        f = frameworks.get(fid) or _waiting.setdefault(fid, {"id": fid, "allocated": {}, "allocations": 0})
+        _learn(used["resources"])
+        _account(f, a, used["resources"], 1)
 
 
 def remove_agent(request):
     a = agents.pop(request["agent_id"])
     for fid, held in list(a["by_framework"].items()):
-        _account(frameworks[fid], a, held, -1)
+        _account(frameworks.get(fid) or _waiting[fid], a, held, -1)
     for name, amount in a["total"].items():
         total[name] = rounded(total[name] - amount)
     _order.remove(a)
@@ -186,6 +199,12 @@ def remove_agent(request):
 
 def update_agent(request):
     a, info = agents[request["agent"]["id"]], request["agent"]
+    attributes = dict(info.get("attributes") or {})
+    if a["attributes"] != attributes:
+        # Back with other attributes: refusal filters for it go, as in Mesos.
+        a["attributes"] = attributes
+        for f in frameworks.values():
+            f["filters"].pop(a["id"], None)
     _learn(info["resources"])
     for name in names:
         total[name] = rounded(total[name] - a["total"].get(name, 0.0) + info["resources"].get(name, 0.0))
@@ -196,10 +215,14 @@ def add_framework(request):
     info = request["framework"]
     if info["id"] in frameworks:
         raise ValueError(f"framework '{info['id']}' was already added")
-    f = {"id": info["id"], "role": info["role"], "active": request["active"], "suppressed": False,
-         "allocated": {}, "allocations": 0, "filters": {}}
+    # One an agent already reported usage for is adopted, with what it holds.
+    f = _waiting.pop(info["id"], None) or {"id": info["id"], "allocated": {}, "allocations": 0}
+    f.update({"role": info["role"], "active": request["active"], "suppressed": False, "filters": {}})
     frameworks[f["id"]] = f
-    _role(info["role"])["frameworks"].append(f)
+    role = _role(info["role"])
+    role["frameworks"].append(f)
+    for name, amount in f["allocated"].items():
+        role["allocated"][name] = rounded(role["allocated"].get(name, 0.0) + amount)
     for used in request["used"]:
         _account(f, agents[used["agent_id"]], used["resources"], 1)
 
@@ -240,14 +263,21 @@ def revive_offers(request):
 
 
 def update_weights(request):
+    # All checked before any is set: a refused call changes nothing.
     for w in request["weights"]:
         if not (w["weight"] > 0 and math.isfinite(w["weight"])):
             raise ValueError(f"weight of role '{w['role']}' must be positive")
+    for w in request["weights"]:
         _role(w["role"])["weight"] = w["weight"]
 
 
 def recover_resources(request):
     f, a = frameworks.get(request["framework_id"]), agents.get(request["agent_id"])
+    early = _waiting.get(request["framework_id"])
+    if early is not None and a is not None:
+        # A framework not added yet gives back what ended; it cannot refuse anything.
+        _account(early, a, request["resources"], -1)
+        return
     if f is None or a is None:
         return
     _learn(request["resources"])

@@ -28,9 +28,8 @@ use std::sync::Arc;
 
 use modhost_abi::messages::{AllocatorOptions, OfferRef, Offers, Resources, round_scalar};
 use modhost_abi::{
-    AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, CallError, Construct, Empty,
-    FrameworkRequest, OffersMade, Parameters, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework,
-    UpdateWeights,
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, CallError, Construct, Empty, FrameworkRequest,
+    OffersMade, Parameters, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework, UpdateWeights,
 };
 pub use rng::SplitMix64;
 use rows::{Holdings, Rows};
@@ -44,6 +43,8 @@ struct Agent {
     id: String,
     active: bool,
     removed: bool,
+    /// Its attributes: an agent that comes back with others loses its refusal filters.
+    attributes: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -53,10 +54,16 @@ struct Filter {
 }
 
 /// A framework; what it holds is the row of its index in `framework_allocated`.
+///
+/// An agent may report resources used by a framework not added yet (after a failover they
+/// come back in any order): the framework then has a slot, `added` false and no role, that
+/// holds them until `add_framework` adopts it. Such a slot is never offered anything.
 #[derive(Debug)]
 struct Framework {
     id: Arc<str>,
-    role: usize,
+    /// `None` until the framework is added.
+    role: Option<usize>,
+    added: bool,
     active: bool,
     suppressed: bool,
     removed: bool,
@@ -129,7 +136,11 @@ pub struct HierarchicalDrf {
     free: Amounts,
     agent_index: HashMap<String, usize>,
     frameworks: Vec<Framework>,
+    /// Every framework slot by id: added frameworks, and those only agents have reported.
     framework_index: HashMap<String, usize>,
+    /// Resources a framework reported using on agents not added yet, by (agent, framework):
+    /// counted when the agent arrives, unless the agent reports that framework itself.
+    unplaced: HashMap<(String, String), Resources>,
     roles: Vec<Role>,
     role_index: HashMap<String, usize>,
 }
@@ -148,6 +159,40 @@ impl Construct for HierarchicalDrf {
 
 fn unknown(what: &str, id: &str) -> CallError {
     CallError::failed(format!("unknown {what} '{id}'"))
+}
+
+/// Refuses a role path (`eng/ml`): nested roles are not supported yet, and taking `a/b` as
+/// a flat name would silently ignore the tree the user meant. The script adapter applies the
+/// same rule, so every allocator refuses the same roles.
+///
+/// ```
+/// assert!(modhost_drf::check_role("batch").is_ok());
+/// assert!(modhost_drf::check_role("eng/ml").unwrap_err().to_string().contains("not supported"));
+/// ```
+pub fn check_role(role: &str) -> Result<(), CallError> {
+    if role.contains('/') {
+        return Err(CallError::failed(format!(
+            "role '{role}': nested roles (role paths with '/') are not supported yet"
+        )));
+    }
+    Ok(())
+}
+
+/// Slack on the virtual clock's comparisons: a round's time is a sum of float intervals.
+const CLOCK_SLACK: f64 = 1e-6;
+
+/// Whether a refusal filter that expires at `expires` still holds in a round at `now`. A
+/// filter lasts through the round at its expiry time, as Mesos's does (MESOS-4302: its
+/// expiry is queued behind the allocation that falls due with it), so a decline with
+/// `refuse_seconds` no longer than the allocation interval still holds in the next round.
+/// The script adapter keeps its filters by the same rule.
+///
+/// ```
+/// assert!(modhost_drf::filter_holds(5.0, 5.0));
+/// assert!(!modhost_drf::filter_holds(5.0, 6.0));
+/// ```
+pub fn filter_holds(expires: f64, now: f64) -> bool {
+    now <= expires + CLOCK_SLACK
 }
 
 impl HierarchicalDrf {
@@ -173,6 +218,7 @@ impl HierarchicalDrf {
             agent_index: HashMap::new(),
             frameworks: Vec::new(),
             framework_index: HashMap::new(),
+            unplaced: HashMap::new(),
             roles: Vec::new(),
             role_index: HashMap::new(),
         };
@@ -258,8 +304,34 @@ impl HierarchicalDrf {
         index
     }
 
+    /// An added framework's slot.
     fn framework(&self, id: &str) -> Result<usize, CallError> {
-        self.framework_index.get(id).copied().ok_or_else(|| unknown("framework", id))
+        self.framework_index
+            .get(id)
+            .copied()
+            .filter(|&f| self.frameworks[f].added)
+            .ok_or_else(|| unknown("framework", id))
+    }
+
+    /// The slot of framework `id`, added or not: a new one that is not added if none.
+    fn framework_slot(&mut self, id: &str) -> usize {
+        if let Some(&index) = self.framework_index.get(id) {
+            return index;
+        }
+        let index = self.frameworks.len();
+        self.frameworks.push(Framework {
+            id: id.into(),
+            role: None,
+            added: false,
+            active: false,
+            suppressed: false,
+            removed: false,
+            allocations: 0,
+            filters: HashMap::new(),
+        });
+        self.framework_allocated.push_zeros();
+        self.framework_index.insert(id.to_owned(), index);
+        index
     }
 
     fn agent(&self, id: &str) -> Result<usize, CallError> {
@@ -283,9 +355,10 @@ impl HierarchicalDrf {
                 *slot = round_scalar(*slot + sign * amount);
             }
         };
-        let role = self.frameworks[framework].role;
         add(self.framework_allocated.row_mut(framework));
-        add(self.role_allocated.row_mut(role));
+        if let Some(role) = self.frameworks[framework].role {
+            add(self.role_allocated.row_mut(role));
+        }
         add(self.agent_allocated.row_mut(agent));
         self.holdings.update(agent, framework, add);
     }
@@ -299,11 +372,11 @@ impl HierarchicalDrf {
 
     fn eligible(&self, framework: usize, agent: usize, free: &[f64]) -> bool {
         let f = &self.frameworks[framework];
-        if !f.active || f.suppressed || f.removed {
+        if !f.active || f.suppressed || f.removed || !f.added {
             return false;
         }
         match f.filters.get(&agent) {
-            Some(filter) if filter.expires > self.now => {
+            Some(filter) if filter_holds(filter.expires, self.now) => {
                 // Filtered only if the refused resources cover what is free now.
                 free.iter().zip(&filter.refused).any(|(have, refused)| round_scalar(have - refused) > 0.0)
             }
@@ -326,7 +399,7 @@ impl HierarchicalDrf {
     fn round(&mut self, now: f64) -> Offers {
         self.now = now;
         for framework in &mut self.frameworks {
-            framework.filters.retain(|_, filter| filter.expires > now);
+            framework.filters.retain(|_, filter| filter_holds(filter.expires, now));
         }
         let mut order: Vec<usize> =
             (0..self.agents.len()).filter(|&a| self.agents[a].active && !self.agents[a].removed).collect();
@@ -352,7 +425,9 @@ impl HierarchicalDrf {
         for agent in order {
             free.clear();
             let (total, allocated) = (self.agent_total.row(agent), self.agent_allocated.row(agent));
-            free.extend(total.iter().zip(allocated).map(|(total, allocated)| round_scalar(total - allocated)));
+            // What an agent holds may pass its total (it shrank, or reported more in use than
+            // it has): nothing of that resource is free then, as Mesos's subtraction gives.
+            free.extend(total.iter().zip(allocated).map(|(total, allocated)| round_scalar(total - allocated).max(0.0)));
             if !self.allocatable(&free) {
                 continue;
             }
@@ -385,22 +460,24 @@ impl HierarchicalDrf {
             let agent = self.agent(offer.agent_id)?;
             let amounts = self.amounts_of(offer.resources());
             self.account(framework, agent, &amounts, sign as f64);
-            let role = self.frameworks[framework].role;
             let step = |count: &mut u64| *count = count.saturating_add_signed(sign);
             step(&mut self.frameworks[framework].allocations);
-            step(&mut self.roles[role].allocations);
+            if let Some(role) = self.frameworks[framework].role {
+                step(&mut self.roles[role].allocations);
+            }
         }
         Ok(())
     }
 
-    fn add_used(&mut self, used: &[Allocation]) -> Result<(), CallError> {
-        for allocation in used {
-            let framework = self.framework(&allocation.framework_id)?;
-            let agent = self.agent(&allocation.agent_id)?;
-            let amounts = self.amounts(&allocation.resources);
-            self.account(framework, agent, &amounts, 1.0);
+    /// Counts what a framework holds on an agent, once: whichever of the two reports it
+    /// first (agents and frameworks come back in any order after a failover, and both report
+    /// the same usage), the other's report of the same pair is not added to it.
+    fn count_used(&mut self, framework: usize, agent: usize, resources: &Resources) {
+        if self.holdings.get(agent, framework).is_some_and(|held| held.iter().any(|amount| *amount > 0.0)) {
+            return;
         }
-        Ok(())
+        let amounts = self.amounts(resources);
+        self.account(framework, agent, &amounts, 1.0);
     }
 
     /// Everything allocated on each agent, summed: for checking that nothing is lost.
@@ -428,26 +505,29 @@ impl Allocator for HierarchicalDrf {
 
     fn add_framework(&mut self, request: &AddFramework) -> Result<(), CallError> {
         let id = &request.framework.id;
-        if let Some(&existing) = self.framework_index.get(id)
-            && !self.frameworks[existing].removed
-        {
+        if self.framework(id).is_ok() {
             return Err(CallError::failed(format!("framework '{id}' was already added")));
         }
+        check_role(&request.framework.role)?;
         let role = self.role(&request.framework.role);
-        let index = self.frameworks.len();
-        self.frameworks.push(Framework {
-            id: id.as_str().into(),
-            role,
-            active: request.active,
-            suppressed: false,
-            removed: false,
-            allocations: 0,
-            filters: HashMap::new(),
-        });
-        self.framework_allocated.push_zeros();
-        self.framework_index.insert(id.clone(), index);
+        // A slot agents already reported usage for is adopted, with what it holds.
+        let index = self.framework_slot(id);
+        let framework = &mut self.frameworks[index];
+        (framework.role, framework.added, framework.active) = (Some(role), true, request.active);
+        let held = self.framework_allocated.row(index).to_vec();
+        for (slot, amount) in self.role_allocated.row_mut(role).iter_mut().zip(&held) {
+            *slot = round_scalar(*slot + amount);
+        }
         self.roles[role].frameworks.push(index);
-        self.add_used(&request.used)
+        for used in &request.used {
+            match self.agent_index.get(&used.agent_id) {
+                Some(&agent) => self.count_used(index, agent, &used.resources),
+                None => {
+                    self.unplaced.insert((used.agent_id.clone(), id.clone()), used.resources.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn remove_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
@@ -455,10 +535,12 @@ impl Allocator for HierarchicalDrf {
         for (agent, _, held) in self.holdings.select(|_, holder| holder == framework) {
             self.account(framework, agent, &held, -1.0);
         }
-        let role = self.frameworks[framework].role;
-        self.roles[role].frameworks.retain(|&f| f != framework);
+        if let Some(role) = self.frameworks[framework].role {
+            self.roles[role].frameworks.retain(|&f| f != framework);
+        }
         self.frameworks[framework].removed = true;
         self.framework_index.remove(&request.framework_id);
+        self.unplaced.retain(|(_, f), _| *f != request.framework_id);
         Ok(())
     }
 
@@ -476,7 +558,8 @@ impl Allocator for HierarchicalDrf {
 
     fn update_framework(&mut self, request: &UpdateFramework) -> Result<(), CallError> {
         let framework = self.framework(&request.framework.id)?;
-        let old = self.frameworks[framework].role;
+        check_role(&request.framework.role)?;
+        let old = self.frameworks[framework].role.expect("an added framework has a role");
         let new = self.role(&request.framework.role);
         if old != new {
             let held = self.framework_allocated.row(framework).to_vec();
@@ -488,7 +571,7 @@ impl Allocator for HierarchicalDrf {
             }
             self.roles[old].frameworks.retain(|&f| f != framework);
             self.roles[new].frameworks.push(framework);
-            self.frameworks[framework].role = new;
+            self.frameworks[framework].role = Some(new);
         }
         Ok(())
     }
@@ -503,11 +586,26 @@ impl Allocator for HierarchicalDrf {
             *slot = round_scalar(*slot + amount);
         }
         let index = self.agents.len();
-        self.agents.push(Agent { id: id.clone(), active: true, removed: false });
+        let attributes = request.agent.attributes.clone();
+        self.agents.push(Agent { id: id.clone(), active: true, removed: false, attributes });
         self.agent_total.push(&total);
         self.agent_allocated.push_zeros();
-        self.agent_index.insert(id, index);
-        self.add_used(&request.used)
+        self.agent_index.insert(id.clone(), index);
+        // The agent's own report first (frameworks not added yet get a slot), then what
+        // frameworks reported using here before the agent came, for those it did not report.
+        for used in &request.used {
+            let framework = self.framework_slot(&used.framework_id);
+            self.count_used(framework, index, &used.resources);
+        }
+        let mut reported: Vec<_> = self.unplaced.keys().filter(|(agent, _)| *agent == id).cloned().collect();
+        reported.sort();
+        for key in reported {
+            if let Some(resources) = self.unplaced.remove(&key) {
+                let framework = self.framework_slot(&key.1);
+                self.count_used(framework, index, &resources);
+            }
+        }
+        Ok(())
     }
 
     fn remove_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
@@ -528,6 +626,14 @@ impl Allocator for HierarchicalDrf {
 
     fn update_agent(&mut self, request: &UpdateAgent) -> Result<(), CallError> {
         let agent = self.agent(&request.agent.id)?;
+        if self.agents[agent].attributes != request.agent.attributes {
+            // A framework may have declined this agent for what it lacked; it is offered
+            // again at the next round, as Mesos does for an agent back with new attributes.
+            self.agents[agent].attributes = request.agent.attributes.clone();
+            for framework in &mut self.frameworks {
+                framework.filters.remove(&agent);
+            }
+        }
         let total = self.amounts(&request.agent.resources);
         for ((slot, old), new) in self.total.iter_mut().zip(self.agent_total.row(agent)).zip(&total) {
             *slot = round_scalar(*slot - old + new);
@@ -570,6 +676,11 @@ impl Allocator for HierarchicalDrf {
             )));
         }
         self.account(framework, agent, &amounts, -1.0);
+        // A framework an agent reported but that is not added yet gives back what ended; it
+        // cannot refuse anything.
+        if !self.frameworks[framework].added {
+            return Ok(());
+        }
         if let Some(lasts) = request.filters.and_then(|f| f.lasts(self.options.allocation_interval)) {
             let expires = self.now + lasts;
             self.frameworks[framework].filters.insert(agent, Filter { expires, refused: amounts });
@@ -591,13 +702,17 @@ impl Allocator for HierarchicalDrf {
     }
 
     fn update_weights(&mut self, request: &UpdateWeights) -> Result<(), CallError> {
+        // All checked before any is set: a refused call changes nothing.
+        if let Some(bad) = request.weights.iter().find(|w| !(w.weight.is_finite() && w.weight > 0.0)) {
+            return Err(CallError::failed(format!(
+                "role '{}': weight {} must be a positive number",
+                bad.role, bad.weight
+            )));
+        }
         for weight in &request.weights {
-            if !(weight.weight.is_finite() && weight.weight > 0.0) {
-                return Err(CallError::failed(format!(
-                    "role '{}': weight {} must be a positive number",
-                    weight.role, weight.weight
-                )));
-            }
+            check_role(&weight.role)?;
+        }
+        for weight in &request.weights {
             let role = self.role(&weight.role);
             self.roles[role].weight = weight.weight;
         }

@@ -138,6 +138,22 @@ pub struct OffersMade {
 pub struct Empty {}
 
 /// The Allocator kind. Every method but `allocate` has a default that does nothing.
+///
+/// The rules every implementation keeps (the built-in, its module, and the script adapter
+/// for `cluster.lua` and `cluster.py`; `tests/conformance.rs` holds them to it), as Mesos's
+/// hierarchical allocator does:
+/// - After a failover agents and frameworks come back in any order, each reporting what
+///   runs: `add_agent` may carry the usage of a framework not added yet (it is counted, and
+///   the framework, once added, holds it), `add_framework` the usage on an agent not added
+///   yet (counted when the agent comes, unless the agent reports it itself), and a usage
+///   both report counts once.
+/// - A refusal filter set by `recover_resources` lasts `max(refuse_seconds, allocation
+///   interval)` and holds through the round at its expiry time (MESOS-4302), so a short one
+///   still holds in the next round; an agent updated with other attributes loses its filters.
+/// - An agent whose total falls below what is allocated on it has none of that resource
+///   free; what its frameworks hold stays theirs until given back.
+/// - A call that is refused changes nothing. Role paths (`eng/ml`) are refused: nested roles
+///   are not supported yet.
 pub trait Allocator: Send {
     /// Called once, before anything else.
     fn initialize(&mut self, options: &AllocatorOptions) -> Result<(), CallError> {

@@ -65,6 +65,16 @@ pub struct ClusterState {
     now: f64,
     /// Live refusal filters by (framework, agent), for the fallback allocator.
     filters: BTreeMap<(String, String), RefusalFilter>,
+    /// What frameworks reported using on agents not added yet, by (agent, framework): told
+    /// with the agent when it comes, unless the agent reports that framework itself.
+    unplaced: BTreeMap<(String, String), Resources>,
+}
+
+impl RefusalFilter {
+    /// Whether the filter holds in a round at `now`, by the built-in's rule.
+    fn in_force(&self, now: f64) -> bool {
+        modhost_drf::filter_holds(self.expires, now)
+    }
 }
 
 impl ClusterState {
@@ -134,10 +144,10 @@ impl ClusterState {
             }
         }
         for a in self.agents.values() {
+            // Usage of frameworks not added yet too: the agent's resources are in use.
             let used = a
                 .held
                 .iter()
-                .filter(|(framework, _)| self.frameworks.contains_key(*framework))
                 .map(|(framework, resources)| Allocation {
                     framework_id: framework.clone(),
                     agent_id: a.info.id.clone(),
@@ -169,7 +179,7 @@ impl ClusterState {
     /// clock is set by an `allocate` while paused (the built-in then only takes the time),
     /// then each filter is the declined resources offered and given back with it.
     fn replay_filters_into(&self, allocator: &mut dyn Allocator) -> Result<(), CallError> {
-        let live: Vec<_> = self.filters.iter().filter(|(_, filter)| filter.expires > self.now).collect();
+        let live: Vec<_> = self.filters.iter().filter(|(_, filter)| filter.in_force(self.now)).collect();
         if live.is_empty() {
             return Ok(());
         }
@@ -189,7 +199,8 @@ impl ClusterState {
                 framework_id: framework_id.clone(),
                 agent_id: agent_id.clone(),
                 resources: filter.refused.clone(),
-                filters: Some(Filters { refuse_seconds: filter.expires - self.now }),
+                // A filter in force to the end of this very round still has to be one.
+                filters: Some(Filters { refuse_seconds: (filter.expires - self.now).max(1e-3) }),
             })?;
         }
         Ok(())
@@ -334,14 +345,29 @@ impl Allocator for ScriptedAllocator {
 
     fn add_framework(&mut self, request: &AddFramework) -> Result<(), CallError> {
         self.reload();
+        modhost_drf::check_role(&request.framework.role)?;
         let id = request.framework.id.clone();
-        self.state
-            .frameworks
-            .insert(id, FrameworkState { info: request.framework.clone(), active: request.active, suppressed: false });
+        self.state.frameworks.insert(
+            id.clone(),
+            FrameworkState { info: request.framework.clone(), active: request.active, suppressed: false },
+        );
+        // Each (agent, framework) usage reaches the script once, whatever the order they
+        // come back in after a failover: what an agent already reported is not told again,
+        // and what is on an agent not added yet is told with the agent.
+        let mut told = AddFramework { used: Vec::new(), ..request.clone() };
         for used in &request.used {
-            self.state.hold(&used.framework_id, &used.agent_id, &used.resources);
+            match self.state.agents.get(&used.agent_id) {
+                Some(agent) if agent.held.get(&id).is_some_and(|held| !held.is_empty()) => {}
+                Some(_) => {
+                    self.state.hold(&id, &used.agent_id, &used.resources);
+                    told.used.push(used.clone());
+                }
+                None => {
+                    self.state.unplaced.insert((used.agent_id.clone(), id.clone()), used.resources.clone());
+                }
+            }
         }
-        self.notify("add_framework", &request)
+        self.notify("add_framework", &told)
     }
 
     fn remove_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
@@ -350,6 +376,7 @@ impl Allocator for ScriptedAllocator {
         for agent in self.state.agents.values_mut() {
             agent.held.remove(&request.framework_id);
         }
+        self.state.unplaced.retain(|(_, framework), _| *framework != request.framework_id);
         self.state.filters.retain(|(framework, _), _| *framework != request.framework_id);
         self.notify("remove_framework", &request)
     }
@@ -372,6 +399,7 @@ impl Allocator for ScriptedAllocator {
 
     fn update_framework(&mut self, request: &UpdateFramework) -> Result<(), CallError> {
         self.reload();
+        modhost_drf::check_role(&request.framework.role)?;
         if let Some(f) = self.state.frameworks.get_mut(&request.framework.id) {
             f.info = request.framework.clone();
         }
@@ -380,12 +408,24 @@ impl Allocator for ScriptedAllocator {
 
     fn add_agent(&mut self, request: &AddAgent) -> Result<(), CallError> {
         self.reload();
+        let id = request.agent.id.clone();
         let agent = AgentState { info: request.agent.clone(), active: true, held: BTreeMap::new() };
-        self.state.agents.insert(request.agent.id.clone(), agent);
+        self.state.agents.insert(id.clone(), agent);
+        let mut told = request.clone();
         for used in &request.used {
-            self.state.hold(&used.framework_id, &used.agent_id, &used.resources);
+            self.state.hold(&used.framework_id, &id, &used.resources);
         }
-        self.notify("add_agent", &request)
+        // What frameworks reported here before the agent came, for those it did not report.
+        let waiting: Vec<(String, String)> =
+            self.state.unplaced.keys().filter(|(agent, _)| *agent == id).cloned().collect();
+        for key in waiting {
+            let resources = self.state.unplaced.remove(&key).unwrap_or_default();
+            if !request.used.iter().any(|used| used.framework_id == key.1) {
+                self.state.hold(&key.1, &id, &resources);
+                told.used.push(Allocation { framework_id: key.1, agent_id: id.clone(), resources });
+            }
+        }
+        self.notify("add_agent", &told)
     }
 
     fn remove_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
@@ -398,6 +438,11 @@ impl Allocator for ScriptedAllocator {
     fn update_agent(&mut self, request: &UpdateAgent) -> Result<(), CallError> {
         self.reload();
         if let Some(a) = self.state.agents.get_mut(&request.agent.id) {
+            if a.info.attributes != request.agent.attributes {
+                // As in the built-in (and Mesos): an agent back with other attributes loses
+                // its refusal filters.
+                self.state.filters.retain(|(_, agent), _| *agent != request.agent.id);
+            }
             a.info = request.agent.clone();
         }
         self.notify("update_agent", &request)
@@ -462,6 +507,17 @@ impl Allocator for ScriptedAllocator {
 
     fn update_weights(&mut self, request: &UpdateWeights) -> Result<(), CallError> {
         self.reload();
+        // Checked whole before anything changes, as in the built-in: a refused call leaves
+        // nothing behind, here or in the script.
+        if let Some(bad) = request.weights.iter().find(|w| !(w.weight.is_finite() && w.weight > 0.0)) {
+            return Err(CallError::failed(format!(
+                "role '{}': weight {} must be a positive number",
+                bad.role, bad.weight
+            )));
+        }
+        for w in &request.weights {
+            modhost_drf::check_role(&w.role)?;
+        }
         for w in &request.weights {
             self.state.weights.insert(w.role.clone(), w.weight);
         }
@@ -491,7 +547,7 @@ impl Allocator for ScriptedAllocator {
     fn allocate(&mut self, request: &Allocate) -> Result<Offers, CallError> {
         self.reload();
         self.state.now = request.now;
-        self.state.filters.retain(|_, filter| filter.expires > request.now);
+        self.state.filters.retain(|_, filter| filter.in_force(request.now));
         let proposed = match self.script_offers(request) {
             Ok(offers) => offers,
             Err(e) => {
