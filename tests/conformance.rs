@@ -507,3 +507,298 @@ fn a_shadow_run_compares_without_changing_what_is_applied() {
     let page = modhost::sim::html(&report).unwrap();
     assert!(page.contains("Offered share by role: hierarchical (solid) vs shadow priority"));
 }
+
+/// The allocator's ledger under random operations, for every implementation, with proptest
+/// (which shrinks a failure to the fewest operations that still show it): agents and
+/// frameworks coming and going in any order, each reporting what runs (a failover), agents
+/// growing and shrinking, offers taken and given back whole or in part, declines with
+/// filters, suppress and revive. A model ledger counts each (framework, agent) usage once,
+/// as the allocators must. Every offer goes to an added, unsuppressed framework, holds only
+/// positive amounts, and fits in what the model says is free (never twice in a round; an
+/// agent holding more than its total has none of that free). In the end everything is given
+/// back and revived: the next round offers each agent whole, so nothing was lost or leaked.
+mod ledger {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use modhost_abi::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Resources};
+    use modhost_abi::{
+        AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, FrameworkRequest, RecoverResources,
+        RolesRequest, UpdateAgent,
+    };
+    use proptest::prelude::*;
+
+    const AGENTS: u8 = 4;
+    const FRAMEWORKS: u8 = 4;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Agent `a` joins with cpus and mem units, reporting frameworks' usage (framework,
+        /// cpus) on it.
+        AddAgent(u8, u8, u8, Vec<(u8, u8)>),
+        RemoveAgent(u8),
+        /// Agent `a`'s total becomes (cpus, mem units), with new attributes or not.
+        UpdateAgent(u8, u8, u8, bool),
+        /// Framework `f` registers in role r{f % 2}, reporting its usage (agent, cpus).
+        AddFramework(u8, Vec<(u8, u8)>),
+        RemoveFramework(u8),
+        Suppress(u8),
+        Revive(u8),
+        /// The `k`th holding is given back: whole, or half; with a filter of so many seconds.
+        GiveBack(u8, bool, Option<u8>),
+        Allocate,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let usage = |n| prop::collection::vec((0..n, 1u8..4), 0..3);
+        prop_oneof![
+            3 => (0..AGENTS, 1u8..9, 1u8..9, usage(FRAMEWORKS)).prop_map(|(a, c, m, u)| Op::AddAgent(a, c, m, u)),
+            1 => (0..AGENTS).prop_map(Op::RemoveAgent),
+            1 => (0..AGENTS, 1u8..9, 1u8..9, any::<bool>()).prop_map(|(a, c, m, n)| Op::UpdateAgent(a, c, m, n)),
+            3 => (0..FRAMEWORKS, usage(AGENTS)).prop_map(|(f, u)| Op::AddFramework(f, u)),
+            1 => (0..FRAMEWORKS).prop_map(Op::RemoveFramework),
+            1 => (0..FRAMEWORKS).prop_map(Op::Suppress),
+            1 => (0..FRAMEWORKS).prop_map(Op::Revive),
+            3 => (any::<u8>(), any::<bool>(), prop::option::of(0u8..4)).prop_map(|(k, w, s)| Op::GiveBack(k, w, s)),
+            4 => Just(Op::Allocate),
+        ]
+    }
+
+    fn res(cpus: f64, mem: f64) -> Resources {
+        Resources::new().with("cpus", cpus).with("mem", mem)
+    }
+
+    /// What the allocators must believe.
+    #[derive(Default)]
+    struct Model {
+        totals: BTreeMap<String, Resources>,
+        /// Frameworks added (and not removed), and whether suppressed.
+        added: BTreeMap<String, bool>,
+        /// Frameworks removed: never added again (ids are not reused).
+        gone: BTreeSet<String>,
+        held: BTreeMap<(String, String), Resources>,
+        /// Usage a framework reported on an agent not added yet: (agent, framework).
+        unplaced: BTreeMap<(String, String), Resources>,
+    }
+
+    impl Model {
+        fn free(&self, agent: &str) -> Resources {
+            let mut free = self.totals[agent].clone();
+            for ((_, a), held) in &self.held {
+                if a == agent {
+                    free.subtract(held);
+                }
+            }
+            free.0.retain(|_, amount| *amount > 0.0);
+            free
+        }
+
+        fn count(&mut self, framework: &str, agent: &str, resources: Resources) {
+            self.held.entry((framework.to_owned(), agent.to_owned())).or_insert(resources);
+        }
+    }
+
+    /// Runs `ops` on `allocator`, checking every round against the model.
+    fn check(allocator: &mut dyn Allocator, ops: &[Op]) -> Result<(), TestCaseError> {
+        allocator.initialize(&AllocatorOptions { seed: 3, ..AllocatorOptions::default() }).unwrap();
+        let mut model = Model::default();
+        let mut now = 0.0;
+        let (agent, framework) = (|a: u8| format!("a{a}"), |f: u8| format!("f{f}"));
+        for op in ops {
+            match op {
+                Op::AddAgent(a, cpus, mem, usage) => {
+                    let id = agent(*a);
+                    if model.totals.contains_key(&id) {
+                        continue;
+                    }
+                    let total = res(f64::from(*cpus), 256.0 * f64::from(*mem));
+                    let mut used: Vec<Allocation> = Vec::new();
+                    for (f, cpus) in usage {
+                        let f = framework(*f);
+                        if model.gone.contains(&f) || used.iter().any(|u| u.framework_id == f) {
+                            continue;
+                        }
+                        let resources = res(f64::from(*cpus), 256.0);
+                        used.push(Allocation { framework_id: f, agent_id: id.clone(), resources });
+                    }
+                    let info = AgentInfo { id: id.clone(), resources: total.clone(), ..AgentInfo::default() };
+                    allocator.add_agent(&AddAgent { agent: info, used: used.clone() }).map_err(fail)?;
+                    model.totals.insert(id.clone(), total);
+                    for u in &used {
+                        model.unplaced.remove(&(id.clone(), u.framework_id.clone()));
+                        model.count(&u.framework_id, &id, u.resources.clone());
+                    }
+                    let waiting: Vec<_> = model.unplaced.keys().filter(|(a, _)| *a == id).cloned().collect();
+                    for key in waiting {
+                        let resources = model.unplaced.remove(&key).unwrap();
+                        model.count(&key.1, &id, resources);
+                    }
+                }
+                Op::RemoveAgent(a) => {
+                    let id = agent(*a);
+                    if model.totals.remove(&id).is_none() {
+                        continue;
+                    }
+                    allocator.remove_agent(&AgentRequest { agent_id: id.clone() }).map_err(fail)?;
+                    model.held.retain(|(_, held_on), _| *held_on != id);
+                }
+                Op::UpdateAgent(a, cpus, mem, new_attributes) => {
+                    let id = agent(*a);
+                    if !model.totals.contains_key(&id) {
+                        continue;
+                    }
+                    let total = res(f64::from(*cpus), 256.0 * f64::from(*mem));
+                    let mut info = AgentInfo { id: id.clone(), resources: total.clone(), ..AgentInfo::default() };
+                    if *new_attributes {
+                        info.attributes.insert("rack".into(), format!("r{now}"));
+                    }
+                    allocator.update_agent(&UpdateAgent { agent: info }).map_err(fail)?;
+                    model.totals.insert(id, total);
+                }
+                Op::AddFramework(f, usage) => {
+                    let id = framework(*f);
+                    if model.added.contains_key(&id) || model.gone.contains(&id) {
+                        continue;
+                    }
+                    let mut used: Vec<Allocation> = Vec::new();
+                    for (a, cpus) in usage {
+                        let a = agent(*a);
+                        if used.iter().any(|u| u.agent_id == a) {
+                            continue;
+                        }
+                        used.push(Allocation {
+                            framework_id: id.clone(),
+                            agent_id: a,
+                            resources: res(f64::from(*cpus), 256.0),
+                        });
+                    }
+                    let info = FrameworkInfo { id: id.clone(), name: id.clone(), role: format!("r{}", f % 2) };
+                    allocator
+                        .add_framework(&AddFramework { framework: info, used: used.clone(), active: true })
+                        .map_err(fail)?;
+                    model.added.insert(id.clone(), false);
+                    for u in used {
+                        if model.totals.contains_key(&u.agent_id) {
+                            model.count(&id, &u.agent_id, u.resources);
+                        } else {
+                            model.unplaced.insert((u.agent_id, id.clone()), u.resources);
+                        }
+                    }
+                }
+                Op::RemoveFramework(f) => {
+                    let id = framework(*f);
+                    if model.added.remove(&id).is_none() {
+                        continue;
+                    }
+                    allocator.remove_framework(&FrameworkRequest { framework_id: id.clone() }).map_err(fail)?;
+                    model.gone.insert(id.clone());
+                    model.held.retain(|(holder, _), _| *holder != id);
+                    model.unplaced.retain(|(_, holder), _| *holder != id);
+                }
+                Op::Suppress(f) | Op::Revive(f) => {
+                    let id = framework(*f);
+                    let Some(suppressed) = model.added.get_mut(&id) else { continue };
+                    let request = RolesRequest { framework_id: id, roles: vec![] };
+                    if matches!(op, Op::Suppress(_)) {
+                        allocator.suppress_offers(&request).map_err(fail)?;
+                        *suppressed = true;
+                    } else {
+                        allocator.revive_offers(&request).map_err(fail)?;
+                        *suppressed = false;
+                    }
+                }
+                Op::GiveBack(k, whole, refuse) => {
+                    if model.held.is_empty() {
+                        continue;
+                    }
+                    let key = model.held.keys().nth(usize::from(*k) % model.held.len()).unwrap().clone();
+                    let held = model.held[&key].clone();
+                    let back = if *whole {
+                        held.clone()
+                    } else {
+                        Resources(
+                            held.0
+                                .iter()
+                                .map(|(n, v)| (n.clone(), (v / 2.0).floor()))
+                                .filter(|(_, v)| *v > 0.0)
+                                .collect(),
+                        )
+                    };
+                    let filters = refuse.map(|s| Filters { refuse_seconds: f64::from(s) });
+                    let request = RecoverResources {
+                        framework_id: key.0.clone(),
+                        agent_id: key.1.clone(),
+                        resources: back.clone(),
+                        filters,
+                    };
+                    allocator.recover_resources(&request).map_err(fail)?;
+                    let slot = model.held.get_mut(&key).unwrap();
+                    slot.subtract(&back);
+                    if slot.is_empty() {
+                        model.held.remove(&key);
+                    }
+                }
+                Op::Allocate => {
+                    now += 1.0;
+                    allocate_and_check(allocator, &mut model, now)?;
+                }
+            }
+        }
+        // Everything back, every filter and suppression gone: the next round offers each agent
+        // whole, if any framework is there to take it.
+        for ((f, a), held) in std::mem::take(&mut model.held) {
+            let request = RecoverResources { framework_id: f, agent_id: a, resources: held, filters: None };
+            allocator.recover_resources(&request).map_err(fail)?;
+        }
+        for (id, suppressed) in model.added.iter_mut() {
+            allocator.revive_offers(&RolesRequest { framework_id: id.clone(), roles: vec![] }).map_err(fail)?;
+            *suppressed = false;
+        }
+        let offered = allocate_and_check(allocator, &mut model, now + 1000.0)?;
+        if !model.added.is_empty() {
+            for (id, total) in &model.totals {
+                let got = offered.get(id).cloned().unwrap_or_default();
+                prop_assert!(got == *total, "agent {id}: offered {got} at the end, its total is {total}");
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(e: modhost_abi::CallError) -> TestCaseError {
+        TestCaseError::fail(e.to_string())
+    }
+
+    /// One round: every offer checked against the model, then counted in it. Returns what was
+    /// offered on each agent.
+    fn allocate_and_check(
+        allocator: &mut dyn Allocator,
+        model: &mut Model,
+        now: f64,
+    ) -> Result<BTreeMap<String, Resources>, TestCaseError> {
+        let offers = allocator.allocate(&Allocate { now, dry_run: false }).map_err(fail)?.to_vec();
+        let mut offered: BTreeMap<String, Resources> = BTreeMap::new();
+        for offer in offers {
+            let (f, a) = (&offer.framework_id, &offer.agent_id);
+            prop_assert!(model.added.get(f) == Some(&false), "offer to {f}, which is not added or is suppressed");
+            prop_assert!(model.totals.contains_key(a), "offer on {a}, which is not there");
+            prop_assert!(!offer.resources.is_empty() && !offer.resources.has_negative(), "{offer:?}");
+            let mut free = model.free(a);
+            free.subtract(offered.get(a).unwrap_or(&Resources::new()));
+            prop_assert!(free.contains(&offer.resources), "{offer:?} exceeds the free {free}");
+            offered.entry(a.clone()).or_default().add(&offer.resources);
+            model.held.entry((f.clone(), a.clone())).or_default().add(&offer.resources);
+        }
+        Ok(offered)
+    }
+
+    #[test]
+    fn the_ledger_holds_under_random_operations_in_every_implementation() {
+        let (manager, names) = super::allocators();
+        let config = ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() };
+        proptest!(config, |(ops in prop::collection::vec(op(), 1..40))| {
+            for name in &names {
+                let mut allocator = modhost::sim::create_allocator(&manager, name).unwrap();
+                check(allocator.as_mut(), &ops).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+            }
+        });
+    }
+}
