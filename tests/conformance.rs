@@ -127,6 +127,57 @@ fn refusal_filters_hold_until_they_expire() {
     });
 }
 
+/// Roles are paths, and DRF sorts siblings by their whole subtree's share, level by level
+/// (Mesos's NestedRoleDRF): a new agent goes to the subtree holding less, then to the child
+/// of it holding less.
+#[test]
+fn nested_roles_share_by_subtree() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[(2.0, 1024.0)], &[("f1", "a/b")]);
+        let add_agent = |allocator: &mut dyn Allocator, id: &str, cpus: f64, mem: f64| {
+            let agent = AgentInfo { id: id.into(), resources: res(cpus, mem), ..AgentInfo::default() };
+            allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
+        };
+        let add_framework = |allocator: &mut dyn Allocator, id: &str, role: &str| {
+            let framework = FrameworkInfo { id: id.into(), name: id.into(), role: role.into() };
+            allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
+        };
+        assert_eq!(counts(&round(allocator.as_mut(), 0.0)), BTreeMap::from([("f1".into(), 1)]), "{name}");
+        add_framework(allocator.as_mut(), "f2", "a/c");
+        add_framework(allocator.as_mut(), "f3", "d/e");
+        add_agent(allocator.as_mut(), "a1", 1.0, 512.0);
+        // Subtree a holds 2/3 of the cluster, d nothing: d/e gets it, not a/c.
+        assert_eq!(counts(&round(allocator.as_mut(), 1.0)), BTreeMap::from([("f3".into(), 1)]), "{name}");
+        add_framework(allocator.as_mut(), "f4", "d/f");
+        add_agent(allocator.as_mut(), "a2", 2.0, 1024.0);
+        // d (0.2 of cpus=5) below a (0.4); in d, d/f (0) below d/e (0.2).
+        assert_eq!(counts(&round(allocator.as_mut(), 2.0)), BTreeMap::from([("f4".into(), 1)]), "{name}");
+    });
+}
+
+/// Weights and frameworks may sit at any level: an inner role's weight divides its subtree's
+/// share, and an inner role's own frameworks are sorted among its children (Mesos's virtual
+/// leaf `x/.`, at weight 1).
+#[test]
+fn weights_and_frameworks_sit_at_any_level() {
+    each_allocator(|manager, name| {
+        let mut weighted = cluster(manager, name, &[(1.0, 1024.0); 4], &[("fxp", "x/p"), ("fyq", "y/q")]);
+        let weights = vec![WeightInfo { role: "x".into(), weight: 3.0 }];
+        weighted.update_weights(&UpdateWeights { weights }).unwrap();
+        assert_eq!(
+            counts(&round(weighted.as_mut(), 0.0)),
+            BTreeMap::from([("fxp".into(), 3), ("fyq".into(), 1)]),
+            "{name}: x's weight counts for its subtree"
+        );
+        let mut inner = cluster(manager, name, &[(1.0, 1024.0); 4], &[("fx", "x"), ("fxp", "x/p"), ("fy", "y")]);
+        assert_eq!(
+            counts(&round(inner.as_mut(), 0.0)),
+            BTreeMap::from([("fx".into(), 1), ("fxp".into(), 1), ("fy".into(), 2)]),
+            "{name}: x and y share as subtrees; in x, its own framework and x/p share"
+        );
+    });
+}
+
 /// A decline whose refuse_seconds is no longer than the allocation interval still holds in
 /// the next round (Mesos's SmallOfferFilterTimeout, MESOS-4302): the agent goes to the other
 /// framework, though the decliner's share is the smaller. It had gone back to the decliner.
@@ -275,25 +326,25 @@ fn an_agent_shrunk_below_its_allocation_books_nothing_negative() {
     });
 }
 
-/// A call that is refused changes nothing: weights with one bad entry set none of them, and
-/// a role path (`a/b`), not supported yet, is refused rather than taken as a flat name.
+/// A call that is refused changes nothing: weights with one bad entry (a weight that is not
+/// positive, a role name Mesos refuses) set none of them; a framework in such a role is not
+/// added.
 #[test]
 fn a_refused_call_leaves_nothing_behind() {
     each_allocator(|manager, name| {
         let mut allocator = cluster(manager, name, &[(1.0, 1024.0); 4], &[("fa", "a"), ("fb", "b")]);
-        let weights = vec![WeightInfo { role: "a".into(), weight: 3.0 }, WeightInfo { role: "b".into(), weight: -1.0 }];
-        assert!(allocator.update_weights(&UpdateWeights { weights }).is_err(), "{name}");
+        for bad in [WeightInfo { role: "b".into(), weight: -1.0 }, WeightInfo { role: "eng//ml".into(), weight: 2.0 }] {
+            let weights = vec![WeightInfo { role: "a".into(), weight: 3.0 }, bad];
+            assert!(allocator.update_weights(&UpdateWeights { weights }).is_err(), "{name}");
+        }
+        let bad = FrameworkInfo { id: "f3".into(), name: "f3".into(), role: "-x".into() };
+        let error = allocator.add_framework(&AddFramework { framework: bad, used: vec![], active: true }).unwrap_err();
+        assert!(error.to_string().contains("starts with a dash"), "{name}: {error}");
         assert_eq!(
             counts(&round(allocator.as_mut(), 0.0)),
             BTreeMap::from([("fa".into(), 2), ("fb".into(), 2)]),
-            "{name}: role a kept weight 1"
+            "{name}: role a kept weight 1, and f3 is not there"
         );
-        let nested = FrameworkInfo { id: "f3".into(), name: "f3".into(), role: "eng/ml".into() };
-        let error =
-            allocator.add_framework(&AddFramework { framework: nested, used: vec![], active: true }).unwrap_err();
-        assert!(error.to_string().contains("not supported"), "{name}: {error}");
-        let weights = vec![WeightInfo { role: "eng/ml".into(), weight: 2.0 }];
-        assert!(allocator.update_weights(&UpdateWeights { weights }).is_err(), "{name}");
     });
 }
 
@@ -329,7 +380,9 @@ fn a_lost_agent_is_no_longer_offered() {
 fn every_implementation_decides_alike_on_every_bundled_workload() {
     let (manager, names) = allocators();
     let root = support::workspace();
-    for path in ["scripts/workloads/demo.json", "scripts/workloads/multi-framework.json"] {
+    for path in
+        ["scripts/workloads/demo.json", "scripts/workloads/multi-framework.json", "scripts/workloads/tenants.json"]
+    {
         let workload = Workload::from_file(&root.join(path)).unwrap();
         let digests: Vec<(String, String, u64)> = names
             .iter()
@@ -538,7 +591,8 @@ mod ledger {
         RemoveAgent(u8),
         /// Agent `a`'s total becomes (cpus, mem units), with new attributes or not.
         UpdateAgent(u8, u8, u8, bool),
-        /// Framework `f` registers in role r{f % 2}, reporting its usage (agent, cpus).
+        /// Framework `f` registers in one of the roles r0, r0/x, r1/y/z and r1 (a tree with
+        /// frameworks at inner levels), reporting its usage (agent, cpus).
         AddFramework(u8, Vec<(u8, u8)>),
         RemoveFramework(u8),
         Suppress(u8),
@@ -671,7 +725,8 @@ mod ledger {
                             resources: res(f64::from(*cpus), 256.0),
                         });
                     }
-                    let info = FrameworkInfo { id: id.clone(), name: id.clone(), role: format!("r{}", f % 2) };
+                    let role = ["r0", "r0/x", "r1/y/z", "r1"][usize::from(*f) % 4];
+                    let info = FrameworkInfo { id: id.clone(), name: id.clone(), role: role.into() };
                     allocator
                         .add_framework(&AddFramework { framework: info, used: used.clone(), active: true })
                         .map_err(fail)?;

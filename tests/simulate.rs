@@ -198,9 +198,9 @@ fn malformed_or_impossible_workloads_are_refused_with_the_field() {
         ),
         (base("", framework, ""), "agents", "at least one agent"),
         (
-            base(agent, &framework.replace(r#""role":"r""#, r#""role":"eng/ml""#), ""),
+            base(agent, &framework.replace(r#""role":"r""#, r#""role":"eng//ml""#), ""),
             "frameworks[0].role",
-            "nested roles (paths with '/') are not supported yet",
+            "role 'eng//ml': a role cannot contain two adjacent slashes",
         ),
     ];
     for (text, field, reason) in cases {
@@ -246,7 +246,9 @@ fn examples_manager() -> ModuleManager {
 fn the_drf_module_decides_exactly_as_the_built_in_allocator() {
     let manager = examples_manager();
     let root = support::workspace();
-    for path in ["scripts/workloads/demo.json", "scripts/workloads/multi-framework.json"] {
+    for path in
+        ["scripts/workloads/demo.json", "scripts/workloads/multi-framework.json", "scripts/workloads/tenants.json"]
+    {
         let w = Workload::from_file(&root.join(path)).unwrap();
         let native = run(&w, built_in(), HookChain::default(), Isolators::default(), 3);
         let module = run(&w, drf_module(&manager), HookChain::default(), Isolators::default(), 3);

@@ -20,7 +20,13 @@
 -- What a policy may read (and change only through the functions below):
 --   cluster.agents       id -> { id, total, allocated, active, by_framework = { framework id -> held } }
 --   cluster.frameworks   id -> { id, role, active, suppressed, allocated, allocations, filters }
---   cluster.roles        name -> { id = name, name, weight, allocated, allocations, frameworks = { list } }
+--   cluster.roles        name -> { id = name, name, weight, allocated, allocations, frameworks = { list },
+--                        parent, children = { list }, tree_allocated, tree_allocations, own_name }
+--                        Roles are paths (eng/ml/training); `allocated` and `allocations` are the
+--                        role's own frameworks', `tree_` ones its whole subtree's. `own_name` is
+--                        "name/.", the role's own frameworks among its children (Mesos's
+--                        virtual leaf, weight 1).
+--   cluster.roots        the top-level roles, in the order first seen
 --   cluster.names        resource names in the order first seen; cluster.total[name] the
 --                        cluster's total; cluster.fair[name] false for the names the options
 --                        leave out of fairness (fairness_excluded_resource_names)
@@ -28,7 +34,7 @@
 -- A framework's `allocations` counts the offers it was made (DRF breaks ties with it).
 
 local cluster = {
-  agents = {}, frameworks = {}, roles = {}, names = {}, total = {}, fair = {}, now = 0,
+  agents = {}, frameworks = {}, roles = {}, roots = {}, names = {}, total = {}, fair = {}, now = 0,
   options = { allocation_interval = 1, min_allocatable_resources = {}, fairness_excluded_resource_names = {} },
 }
 local order = {}             -- the agents, in the order they were added
@@ -63,11 +69,23 @@ local function add(t, amounts, sign)
   for name, amount in pairs(amounts) do t[name] = round((t[name] or 0) + sign * amount) end
 end
 
+-- What role r's own frameworks hold, and what its subtree and each ancestor's holds.
+local function role_add(r, amounts, sign)
+  add(r.allocated, amounts, sign)
+  while r do add(r.tree_allocated, amounts, sign); r = r.parent end
+end
+
+-- An offer counted to role r's own frameworks (sign 1) or taken back (-1), up the tree.
+local function role_count(r, sign)
+  r.allocations = r.allocations + sign
+  while r do r.tree_allocations = r.tree_allocations + sign; r = r.parent end
+end
+
 local function account(f, a, amounts, sign)
   local held = a.by_framework[f.id] or {}
   a.by_framework[f.id] = held
   add(f.allocated, amounts, sign)
-  if f.role then add(cluster.roles[f.role].allocated, amounts, sign) end
+  if f.role then role_add(cluster.roles[f.role], amounts, sign) end
   add(a.allocated, amounts, sign)
   add(held, amounts, sign)
   local empty = true
@@ -75,10 +93,18 @@ local function account(f, a, amounts, sign)
   if empty then a.by_framework[f.id] = nil end
 end
 
+-- The role `name` (a path the host checked), made with its ancestors if new.
 local function role(name)
   local roles = cluster.roles
-  roles[name] = roles[name] or { id = name, name = name, weight = 1, allocated = {}, allocations = 0, frameworks = {} }
-  return roles[name]
+  if roles[name] then return roles[name] end
+  local parent_name = name:match("^(.*)/[^/]*$")
+  local parent = parent_name and role(parent_name)
+  local r = { id = name, name = name, own_name = name .. "/.", weight = 1, allocated = {}, allocations = 0,
+              tree_allocated = {}, tree_allocations = 0, frameworks = {}, parent = parent, children = {} }
+  roles[name] = r
+  local siblings = parent and parent.children or cluster.roots
+  siblings[#siblings + 1] = r
+  return r
 end
 
 local function remove(list, item)
@@ -91,7 +117,7 @@ local function apply(offers, sign)
     local f, a = cluster.frameworks[offer.framework_id], cluster.agents[offer.agent_id]
     account(f, a, offer.resources, sign)
     f.allocations = f.allocations + sign
-    cluster.roles[f.role].allocations = cluster.roles[f.role].allocations + sign
+    role_count(cluster.roles[f.role], sign)
   end
 end
 
@@ -170,7 +196,7 @@ function cluster.offer(f, a, free)
   for name, amount in pairs(free) do if amount > 0 then resources[name] = amount end end
   account(f, a, free, 1)
   f.allocations = f.allocations + 1
-  cluster.roles[f.role].allocations = cluster.roles[f.role].allocations + 1
+  role_count(cluster.roles[f.role], 1)
   return { framework_id = f.id, agent_id = a.id, resources = resources }
 end
 
@@ -249,7 +275,7 @@ function calls.add_framework(request)
   cluster.frameworks[info.id] = f
   local r = role(info.role)
   r.frameworks[#r.frameworks + 1] = f
-  add(r.allocated, f.allocated, 1)
+  role_add(r, f.allocated, 1)
   for _, used in ipairs(request.used) do account(f, cluster.agents[used.agent_id], used.resources, 1) end
 end
 
@@ -266,10 +292,8 @@ function calls.update_framework(request)
   local f, info = cluster.frameworks[request.framework.id], request.framework
   if f.role == info.role then return end
   local old, new = cluster.roles[f.role], role(info.role)
-  for name, amount in pairs(f.allocated) do
-    old.allocated[name] = round((old.allocated[name] or 0) - amount)
-    new.allocated[name] = round((new.allocated[name] or 0) + amount)
-  end
+  role_add(old, f.allocated, -1)
+  role_add(new, f.allocated, 1)
   remove(old.frameworks, f)
   new.frameworks[#new.frameworks + 1] = f
   f.role = info.role
@@ -340,7 +364,9 @@ function calls.export_state()
     end
     state.frameworks[#state.frameworks + 1] = { id = id, allocations = f.allocations, filters = filters }
   end
-  for name, r in pairs(cluster.roles) do state.roles[#state.roles + 1] = { name = name, allocations = r.allocations } end
+  for name, r in pairs(cluster.roles) do
+    state.roles[#state.roles + 1] = { name = name, allocations = r.allocations, tree_allocations = r.tree_allocations }
+  end
   return state
 end
 
@@ -359,7 +385,8 @@ function calls.import_state(state)
     end
   end
   for _, s in ipairs(state.roles) do
-    if cluster.roles[s.name] then cluster.roles[s.name].allocations = s.allocations end
+    local r = cluster.roles[s.name]
+    if r then r.allocations, r.tree_allocations = s.allocations, s.tree_allocations or s.allocations end
   end
 end
 

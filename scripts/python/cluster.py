@@ -19,7 +19,12 @@ carries its state across a hot reload. A policy uses it like this (drf.py is a w
 What a policy may read (and change only through the functions below):
     agents       id -> {id, total, allocated, active, by_framework: {framework id -> held}}
     frameworks   id -> {id, role, active, suppressed, allocated, allocations, filters}
-    roles        name -> {name, weight, allocated, allocations, frameworks: [...]}
+    roles        name -> {name, weight, allocated, allocations, frameworks: [...], parent, children,
+                 tree_allocated, tree_allocations, own_name}: roles are paths (eng/ml/training);
+                 `allocated` and `allocations` are the role's own frameworks', the `tree_` ones its
+                 whole subtree's; `own_name` is "name/.", the role's own frameworks among its
+                 children (Mesos's virtual leaf, weight 1)
+    roots        the top-level roles, in the order first seen
     names        resource names in the order first seen; total[name] the cluster's total;
                  fair[name] False for the names the options leave out of fairness
     options
@@ -34,6 +39,7 @@ names = []
 total = {}
 fair = {}
 agents, frameworks, roles = {}, {}, {}
+roots = []
 options = {"allocation_interval": 1.0, "min_allocatable_resources": [], "fairness_excluded_resource_names": []}
 _order = []  # the agents, in the order they were added
 # Frameworks an agent reported usage for before they were added (after a failover agents and
@@ -59,21 +65,48 @@ def _learn(resources):
             fair[name] = name not in options["fairness_excluded_resource_names"]
 
 
+def _add(table, amounts, sign):
+    for name, amount in amounts.items():
+        table[name] = rounded(table.get(name, 0.0) + sign * amount)
+
+
+def _role_add(r, amounts, sign):
+    """What role r's own frameworks hold, and what its subtree and each ancestor's holds."""
+    _add(r["allocated"], amounts, sign)
+    while r is not None:
+        _add(r["tree_allocated"], amounts, sign)
+        r = r["parent"]
+
+
+def _role_count(r, sign):
+    """An offer counted to role r's own frameworks (sign 1) or taken back (-1), up the tree."""
+    r["allocations"] += sign
+    while r is not None:
+        r["tree_allocations"] += sign
+        r = r["parent"]
+
+
 def _account(f, a, amounts, sign):
     """Adds (sign 1) or takes away (sign -1) what framework f holds on agent a."""
     held = a["by_framework"].setdefault(f["id"], {})
     # `held` last: `amounts` may be `held` itself (what a framework holds, taken back whole).
-    role = (roles[f["role"]]["allocated"],) if f.get("role") else ()
-    for table in (f["allocated"], *role, a["allocated"], held):
-        for name, amount in amounts.items():
-            table[name] = rounded(table.get(name, 0.0) + sign * amount)
+    _add(f["allocated"], amounts, sign)
+    if f.get("role"):
+        _role_add(roles[f["role"]], amounts, sign)
+    _add(a["allocated"], amounts, sign)
+    _add(held, amounts, sign)
     if all(amount <= 0 for amount in held.values()):
         del a["by_framework"][f["id"]]
 
 
 def _role(name):
+    """The role `name` (a path the host checked), made with its ancestors if new."""
     if name not in roles:
-        roles[name] = {"name": name, "weight": 1.0, "allocated": {}, "allocations": 0, "frameworks": []}
+        parent = _role(name.rsplit("/", 1)[0]) if "/" in name else None
+        roles[name] = {"name": name, "own_name": name + "/.", "weight": 1.0, "allocated": {}, "allocations": 0,
+                       "tree_allocated": {}, "tree_allocations": 0, "frameworks": [], "parent": parent,
+                       "children": []}
+        (parent["children"] if parent is not None else roots).append(roles[name])
     return roles[name]
 
 
@@ -83,7 +116,7 @@ def _apply(offers, sign):
         f, a = frameworks[offer["framework_id"]], agents[offer["agent_id"]]
         _account(f, a, offer["resources"], sign)
         f["allocations"] += sign
-        roles[f["role"]]["allocations"] += sign
+        _role_count(roles[f["role"]], sign)
 
 
 # For allocate ------------------------------------------------------------------------------
@@ -148,7 +181,7 @@ def offer(f, a, free):
     offer, for allocate's answer."""
     _account(f, a, free, 1)
     f["allocations"] += 1
-    roles[f["role"]]["allocations"] += 1
+    _role_count(roles[f["role"]], 1)
     return {"framework_id": f["id"], "agent_id": a["id"], "resources": {n: v for n, v in free.items() if v > 0}}
 
 
@@ -221,8 +254,7 @@ def add_framework(request):
     frameworks[f["id"]] = f
     role = _role(info["role"])
     role["frameworks"].append(f)
-    for name, amount in f["allocated"].items():
-        role["allocated"][name] = rounded(role["allocated"].get(name, 0.0) + amount)
+    _role_add(role, f["allocated"], 1)
     for used in request["used"]:
         _account(f, agents[used["agent_id"]], used["resources"], 1)
 
@@ -240,9 +272,8 @@ def update_framework(request):
     if f["role"] == info["role"]:
         return
     old, new = roles[f["role"]], _role(info["role"])
-    for name, amount in f["allocated"].items():
-        old["allocated"][name] = rounded(old["allocated"].get(name, 0.0) - amount)
-        new["allocated"][name] = rounded(new["allocated"].get(name, 0.0) + amount)
+    _role_add(old, f["allocated"], -1)
+    _role_add(new, f["allocated"], 1)
     old["frameworks"].remove(f)
     new["frameworks"].append(f)
     f["role"] = info["role"]
@@ -314,7 +345,8 @@ def export_state(request=None):
         "frameworks": [{"id": f["id"], "allocations": f["allocations"],
                         "filters": [{"agent": agent, **flt} for agent, flt in f["filters"].items()]}
                        for f in frameworks.values()],
-        "roles": [{"name": r["name"], "allocations": r["allocations"]} for r in roles.values()],
+        "roles": [{"name": r["name"], "allocations": r["allocations"], "tree_allocations": r["tree_allocations"]}
+                  for r in roles.values()],
     }
 
 
@@ -331,7 +363,8 @@ def import_state(saved):
                 f["filters"][flt["agent"]] = {"expires": flt["expires"], "refused": flt["refused"]}
     for s in saved["roles"]:
         if s["name"] in roles:
-            roles[s["name"]]["allocations"] = s["allocations"]
+            r = roles[s["name"]]
+            r["allocations"], r["tree_allocations"] = s["allocations"], s.get("tree_allocations", s["allocations"])
 
 
 _CALLS = [initialize, add_agent, remove_agent, update_agent, add_framework, remove_framework, update_framework,

@@ -4,7 +4,9 @@ It makes the same decisions, offer for offer, as the built-in allocator given th
 (a test checks it on every bundled workload). Each round: shuffle the active agents; offer
 each agent's free resources to the first eligible framework, taking roles by dominant share
 (divided by weight), then the frameworks of the role by dominant share; ties go to fewer
-allocations, then to the name.
+allocations, then to the name. Roles are a tree (eng/ml is a child of eng): siblings are taken
+by their whole subtree's share, level by level, and a role's own frameworks sit among its
+children at weight 1.
 
 cluster.py keeps the books (agents, frameworks, what each holds, refusal filters); this file
 is only the deciding.
@@ -28,26 +30,41 @@ def _share(allocated, weight):
     return s / weight
 
 
-def _choose(role_heap, framework_heaps, a, free):
-    """The first framework in DRF order that may take `free` on agent a, and its role; the
-    roles and frameworks passed over go back into their heaps. Heap keys are (share,
-    allocations, name)."""
-    passed_roles, chosen = [], None
-    while role_heap and chosen is None:
-        role_key = heapq.heappop(role_heap)
-        heap, passed = framework_heaps[role_key[2]], []
-        while heap and chosen is None:
-            key = heapq.heappop(heap)
-            if cluster.eligible(frameworks[key[2]], a, free):
-                chosen = (roles[role_key[2]], frameworks[key[2]])
-            else:
-                passed.append(key)
-        for key in passed:
-            heapq.heappush(heap, key)
+def _entry(r, own):
+    """A role's key among its siblings (its subtree), or among its children (its own
+    frameworks): (share, allocations, name, own)."""
+    if own:
+        return (_share(r["allocated"], 1.0), r["allocations"], r["own_name"], True)
+    return (_share(r["tree_allocated"], r["weight"]), r["tree_allocations"], r["name"], False)
+
+
+def _choose(heap, entries, framework_heaps, a, free, path):
+    """The first framework in DRF order under `heap` (a heap of role keys) that may take `free`
+    on agent a. A key is a role's own frameworks (a leaf, or `own`), searched in order, or an
+    inner role, searched in turn. What is passed over goes back; the keys on the way to the
+    chosen framework are added to `path`, to go back once their shares change."""
+    passed, chosen = [], None
+    while heap and chosen is None:
+        key = heapq.heappop(heap)
+        r = roles[key[2]] if not key[3] else roles[key[2][:-2]]
+        if key[3] or not r["children"]:
+            fheap, skipped = framework_heaps[r["name"]], []
+            while fheap and chosen is None:
+                fkey = heapq.heappop(fheap)
+                if cluster.eligible(frameworks[fkey[2]], a, free):
+                    chosen = frameworks[fkey[2]]
+                else:
+                    skipped.append(fkey)
+            for fkey in skipped:
+                heapq.heappush(fheap, fkey)
+        else:
+            chosen = _choose(entries[r["name"]], entries, framework_heaps, a, free, path)
         if chosen is None:
-            passed_roles.append(role_key)
-    for key in passed_roles:
-        heapq.heappush(role_heap, key)
+            passed.append(key)
+        else:
+            path.append((heap, r, key[3]))
+    for key in passed:
+        heapq.heappush(heap, key)
     return chosen
 
 
@@ -55,26 +72,36 @@ def allocate(request):
     if not cluster.begin(request):
         return []
     agents = cluster.shuffled_agents()
-    # The roles with frameworks that can take offers, each with its frameworks, in heaps.
-    role_heap, framework_heaps = [], {}
+    # Each role's frameworks that may take an offer, and each role with such a framework in its
+    # subtree as a key among its siblings (the top-level ones in `top`).
+    top, entries, framework_heaps, live = [], {name: [] for name in roles}, {}, set()
     for r in roles.values():
         heap = [(_share(f["allocated"], 1.0), f["allocations"], f["id"]) for f in r["frameworks"]
                 if f["active"] and not f["suppressed"]]
-        if heap:
-            heapq.heapify(heap)
-            framework_heaps[r["name"]] = heap
-            heapq.heappush(role_heap, (_share(r["allocated"], r["weight"]), r["allocations"], r["name"]))
+        if not heap:
+            continue
+        heapq.heapify(heap)
+        framework_heaps[r["name"]] = heap
+        if r["children"]:
+            heapq.heappush(entries[r["name"]], _entry(r, True))
+        node = r
+        while node is not None and node["name"] not in live:
+            live.add(node["name"])
+            parent = node["parent"]
+            heapq.heappush(entries[parent["name"]] if parent is not None else top, _entry(node, False))
+            node = parent
 
     offers = []
     for a in agents:
         free = cluster.free(a)
         if not cluster.allocatable(free):
             continue
-        chosen = _choose(role_heap, framework_heaps, a, free)
-        if chosen is None:
+        path = []
+        f = _choose(top, entries, framework_heaps, a, free, path)
+        if f is None:
             continue
-        r, f = chosen
         offers.append(cluster.offer(f, a, free))
-        heapq.heappush(framework_heaps[r["name"]], (_share(f["allocated"], 1.0), f["allocations"], f["id"]))
-        heapq.heappush(role_heap, (_share(r["allocated"], r["weight"]), r["allocations"], r["name"]))
+        heapq.heappush(framework_heaps[f["role"]], (_share(f["allocated"], 1.0), f["allocations"], f["id"]))
+        for heap, r, own in path:
+            heapq.heappush(heap, _entry(r, own))
     return cluster.finish(request, offers)

@@ -71,12 +71,21 @@ struct Framework {
     filters: HashMap<usize, Filter>,
 }
 
-/// A role; what its frameworks hold is the row of its index in `role_allocated`.
+/// A role: a node of the role tree (`eng/ml/training` is a child of `eng/ml`, a child of
+/// `eng`). What its own frameworks hold is the row of its index in `role_allocated`, what
+/// its whole subtree holds the row in `tree_allocated`.
 #[derive(Debug)]
 struct Role {
     name: Arc<str>,
+    /// `name/.`: the role's own frameworks, sorted among its children when it has any (the
+    /// virtual leaf of Mesos's sorter).
+    own_name: Arc<str>,
+    parent: Option<usize>,
+    children: Vec<usize>,
     weight: f64,
+    /// Offers made to the role's own frameworks, and to its whole subtree.
     allocations: u64,
+    tree_allocations: u64,
     frameworks: Vec<usize>,
 }
 
@@ -88,6 +97,8 @@ struct Key {
     allocations: u64,
     name: Arc<str>,
     index: usize,
+    /// A role's own frameworks (its virtual leaf), not its whole subtree.
+    own: bool,
 }
 
 impl PartialEq for Key {
@@ -108,6 +119,7 @@ impl Ord for Key {
             .then(self.allocations.cmp(&other.allocations))
             .then_with(|| self.name.cmp(&other.name))
             .then(self.index.cmp(&other.index))
+            .then(self.own.cmp(&other.own))
     }
 }
 
@@ -130,6 +142,7 @@ pub struct HierarchicalDrf {
     agent_allocated: Rows,
     framework_allocated: Rows,
     role_allocated: Rows,
+    tree_allocated: Rows,
     holdings: Holdings,
     /// The free amounts of the agent a round is at (kept, so a round allocates nothing per
     /// agent).
@@ -161,19 +174,41 @@ fn unknown(what: &str, id: &str) -> CallError {
     CallError::failed(format!("unknown {what} '{id}'"))
 }
 
-/// Refuses a role path (`eng/ml`): nested roles are not supported yet, and taking `a/b` as
-/// a flat name would silently ignore the tree the user meant. The script adapter applies the
-/// same rule, so every allocator refuses the same roles.
+/// Checks a role name as Mesos does. A role is a path of components (`eng/ml/training` is a
+/// child of `eng/ml`, a child of `eng`), or `*`: no leading, trailing or doubled `/`, and no
+/// component that is `.`, `..` or `*`, starts with `-`, or holds whitespace or a control
+/// character. The script adapter and the workload format apply the same rule, so every
+/// allocator refuses the same roles.
 ///
 /// ```
-/// assert!(modhost_drf::check_role("batch").is_ok());
-/// assert!(modhost_drf::check_role("eng/ml").unwrap_err().to_string().contains("not supported"));
+/// assert!(modhost_drf::check_role("eng/ml/training").is_ok());
+/// assert!(modhost_drf::check_role("eng//ml").unwrap_err().to_string().contains("two adjacent slashes"));
+/// assert!(modhost_drf::check_role("-batch").is_err());
 /// ```
 pub fn check_role(role: &str) -> Result<(), CallError> {
-    if role.contains('/') {
-        return Err(CallError::failed(format!(
-            "role '{role}': nested roles (role paths with '/') are not supported yet"
-        )));
+    let bad = |why: String| Err(CallError::failed(format!("role '{role}': {why}")));
+    if role == "*" {
+        return Ok(());
+    }
+    if role.is_empty() {
+        return bad("a role name cannot be empty".into());
+    }
+    if role.starts_with('/') || role.ends_with('/') {
+        return bad("a role cannot start or end with a slash".into());
+    }
+    if role.contains("//") {
+        return bad("a role cannot contain two adjacent slashes".into());
+    }
+    for component in role.split('/') {
+        if matches!(component, "." | ".." | "*") {
+            return bad(format!("'{component}' cannot be a component of a role"));
+        }
+        if component.starts_with('-') {
+            return bad(format!("the component '{component}' starts with a dash"));
+        }
+        if component.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return bad(format!("the component '{component}' holds whitespace or a control character"));
+        }
     }
     Ok(())
 }
@@ -213,6 +248,7 @@ impl HierarchicalDrf {
             agent_allocated: Rows::default(),
             framework_allocated: Rows::default(),
             role_allocated: Rows::default(),
+            tree_allocated: Rows::default(),
             holdings: Holdings::default(),
             free: Vec::new(),
             agent_index: HashMap::new(),
@@ -246,9 +282,13 @@ impl HierarchicalDrf {
         self.name_index.insert(shared, index);
         self.fair.push(!self.options.fairness_excluded_resource_names.iter().any(|n| n == name));
         self.total.push(0.0);
-        for rows in
-            [&mut self.agent_total, &mut self.agent_allocated, &mut self.framework_allocated, &mut self.role_allocated]
-        {
+        for rows in [
+            &mut self.agent_total,
+            &mut self.agent_allocated,
+            &mut self.framework_allocated,
+            &mut self.role_allocated,
+            &mut self.tree_allocated,
+        ] {
             rows.widen();
         }
         self.holdings.widen();
@@ -293,15 +333,59 @@ impl HierarchicalDrf {
         self.names.iter().zip(amounts).filter(|(_, amount)| **amount > 0.0).map(|(name, amount)| (&**name, *amount))
     }
 
+    /// The role `name` (a valid path), made with its ancestors if new.
     fn role(&mut self, name: &str) -> usize {
         if let Some(&index) = self.role_index.get(name) {
             return index;
         }
+        let parent = name.rsplit_once('/').map(|(parent, _)| self.role(parent));
         let index = self.roles.len();
-        self.roles.push(Role { name: name.into(), weight: 1.0, allocations: 0, frameworks: Vec::new() });
+        self.roles.push(Role {
+            name: name.into(),
+            own_name: format!("{name}/.").into(),
+            parent,
+            children: Vec::new(),
+            weight: 1.0,
+            allocations: 0,
+            tree_allocations: 0,
+            frameworks: Vec::new(),
+        });
+        if let Some(parent) = parent {
+            self.roles[parent].children.push(index);
+        }
         self.role_allocated.push_zeros();
+        self.tree_allocated.push_zeros();
         self.role_index.insert(name.to_owned(), index);
         index
+    }
+
+    /// Adds `amounts` (times `sign`) to what `role`'s own frameworks hold, and to what its
+    /// subtree and every ancestor's subtree holds.
+    fn role_add(&mut self, role: usize, amounts: &[f64], sign: f64) {
+        let add = |into: &mut [f64]| {
+            for (slot, amount) in into.iter_mut().zip(amounts) {
+                *slot = round_scalar(*slot + sign * amount);
+            }
+        };
+        add(self.role_allocated.row_mut(role));
+        let mut node = Some(role);
+        while let Some(index) = node {
+            add(self.tree_allocated.row_mut(index));
+            node = self.roles[index].parent;
+        }
+    }
+
+    /// Counts an offer made to (`step` 1) or taken back from (-1) `role`'s own frameworks,
+    /// in the role and its ancestors' subtrees.
+    fn role_count(&mut self, role: usize, step: i64) {
+        let role_entry = &mut self.roles[role];
+        role_entry.allocations = role_entry.allocations.saturating_add_signed(step);
+        let mut node = Some(role);
+        while let Some(index) = node {
+            let entry = &mut self.roles[index];
+            entry.tree_allocations = entry.tree_allocations.saturating_add_signed(step);
+            node = entry.parent;
+        }
     }
 
     /// An added framework's slot.
@@ -356,11 +440,11 @@ impl HierarchicalDrf {
             }
         };
         add(self.framework_allocated.row_mut(framework));
-        if let Some(role) = self.frameworks[framework].role {
-            add(self.role_allocated.row_mut(role));
-        }
         add(self.agent_allocated.row_mut(agent));
         self.holdings.update(agent, framework, add);
+        if let Some(role) = self.frameworks[framework].role {
+            self.role_add(role, amounts, sign);
+        }
     }
 
     fn allocatable(&self, free: &[f64]) -> bool {
@@ -387,13 +471,65 @@ impl HierarchicalDrf {
     fn framework_key(&self, index: usize) -> Key {
         let f = &self.frameworks[index];
         let share = self.share(self.framework_allocated.row(index), 1.0);
-        Key { share, allocations: f.allocations, name: f.id.clone(), index }
+        Key { share, allocations: f.allocations, name: f.id.clone(), index, own: false }
     }
 
+    /// A role's place among its siblings: its whole subtree's share over its weight.
     fn role_key(&self, index: usize) -> Key {
         let r = &self.roles[index];
-        let share = self.share(self.role_allocated.row(index), r.weight);
-        Key { share, allocations: r.allocations, name: r.name.clone(), index }
+        let share = self.share(self.tree_allocated.row(index), r.weight);
+        Key { share, allocations: r.tree_allocations, name: r.name.clone(), index, own: false }
+    }
+
+    /// The place of a role's own frameworks among its children: what they hold, at weight 1,
+    /// as Mesos's sorter weighs its virtual leaf `role/.`.
+    fn own_key(&self, index: usize) -> Key {
+        let r = &self.roles[index];
+        let share = self.share(self.role_allocated.row(index), 1.0);
+        Key { share, allocations: r.allocations, name: r.own_name.clone(), index, own: true }
+    }
+
+    /// The first eligible framework in DRF order under the node `set` (a role, or the root
+    /// at `roles.len()`): its children in order, each a role whose frameworks are looked at
+    /// (a leaf, or a role's own frameworks) or whose subtree is searched in turn.
+    fn pick(
+        &self,
+        set: usize,
+        order: &[BTreeSet<Key>],
+        framework_order: &[BTreeSet<Key>],
+        agent: usize,
+        free: &[f64],
+    ) -> Option<(usize, Key)> {
+        order[set].iter().find_map(|key| {
+            let role = key.index;
+            if key.own || self.roles[role].children.is_empty() {
+                framework_order[role].iter().find(|f| self.eligible(f.index, agent, free)).map(|f| (role, f.clone()))
+            } else {
+                self.pick(role, order, framework_order, agent, free)
+            }
+        })
+    }
+
+    /// Takes out of `order` (`insert` false) or puts back (true) the keys of `role` and its
+    /// ancestors among their siblings, and of its own frameworks among its children.
+    fn place(&self, order: &mut [BTreeSet<Key>], role: usize, insert: bool) {
+        let root = self.roles.len();
+        let mut change = |set: usize, key: Key| {
+            if insert {
+                order[set].insert(key);
+            } else {
+                order[set].remove(&key);
+            }
+        };
+        if !self.roles[role].children.is_empty() {
+            change(role, self.own_key(role));
+        }
+        let mut node = Some(role);
+        while let Some(index) = node {
+            let parent = self.roles[index].parent;
+            change(parent.unwrap_or(root), self.role_key(index));
+            node = parent;
+        }
     }
 
     fn round(&mut self, now: f64) -> Offers {
@@ -405,9 +541,12 @@ impl HierarchicalDrf {
             (0..self.agents.len()).filter(|&a| self.agents[a].active && !self.agents[a].removed).collect();
         self.rng.shuffle(&mut order);
 
-        // DRF order of roles, and of the frameworks of each role that could take an offer.
-        let mut role_order = BTreeSet::new();
-        let mut framework_order: Vec<BTreeSet<Key>> = vec![BTreeSet::new(); self.roles.len()];
+        // DRF order of the frameworks of each role that could take an offer, and of the roles
+        // with such frameworks in their subtree, among their siblings (the root's children
+        // at index `roles.len()`).
+        let roles = self.roles.len();
+        let mut framework_order: Vec<BTreeSet<Key>> = vec![BTreeSet::new(); roles];
+        let mut live = vec![false; roles];
         for (role, frameworks) in framework_order.iter_mut().enumerate() {
             for &framework in &self.roles[role].frameworks {
                 let f = &self.frameworks[framework];
@@ -415,8 +554,17 @@ impl HierarchicalDrf {
                     frameworks.insert(self.framework_key(framework));
                 }
             }
-            if !frameworks.is_empty() {
-                role_order.insert(self.role_key(role));
+            let mut node = (!frameworks.is_empty()).then_some(role);
+            while let Some(index) = node.filter(|&index| !live[index]) {
+                live[index] = true;
+                node = self.roles[index].parent;
+            }
+        }
+        let mut role_order: Vec<BTreeSet<Key>> = vec![BTreeSet::new(); roles + 1];
+        for role in (0..roles).filter(|&role| live[role]) {
+            role_order[self.roles[role].parent.unwrap_or(roles)].insert(self.role_key(role));
+            if !self.roles[role].children.is_empty() && !framework_order[role].is_empty() {
+                role_order[role].insert(self.own_key(role));
             }
         }
 
@@ -431,21 +579,17 @@ impl HierarchicalDrf {
             if !self.allocatable(&free) {
                 continue;
             }
-            let chosen = role_order.iter().find_map(|role_key| {
-                framework_order[role_key.index]
-                    .iter()
-                    .find(|key| self.eligible(key.index, agent, &free))
-                    .map(|key| (role_key.clone(), key.clone()))
-            });
-            let Some((role_key, framework_key)) = chosen else { continue };
-            let (role, framework) = (role_key.index, framework_key.index);
-            role_order.remove(&role_key);
+            let Some((role, framework_key)) = self.pick(roles, &role_order, &framework_order, agent, &free) else {
+                continue;
+            };
+            let framework = framework_key.index;
+            self.place(&mut role_order, role, false);
             framework_order[role].remove(&framework_key);
             self.account(framework, agent, &free, 1.0);
             self.frameworks[framework].allocations += 1;
-            self.roles[role].allocations += 1;
+            self.role_count(role, 1);
             framework_order[role].insert(self.framework_key(framework));
-            role_order.insert(self.role_key(role));
+            self.place(&mut role_order, role, true);
             offers.push(&self.frameworks[framework].id, &self.agents[agent].id, self.named(&free));
         }
         self.free = free;
@@ -463,7 +607,7 @@ impl HierarchicalDrf {
             let step = |count: &mut u64| *count = count.saturating_add_signed(sign);
             step(&mut self.frameworks[framework].allocations);
             if let Some(role) = self.frameworks[framework].role {
-                step(&mut self.roles[role].allocations);
+                self.role_count(role, sign);
             }
         }
         Ok(())
@@ -515,9 +659,7 @@ impl Allocator for HierarchicalDrf {
         let framework = &mut self.frameworks[index];
         (framework.role, framework.added, framework.active) = (Some(role), true, request.active);
         let held = self.framework_allocated.row(index).to_vec();
-        for (slot, amount) in self.role_allocated.row_mut(role).iter_mut().zip(&held) {
-            *slot = round_scalar(*slot + amount);
-        }
+        self.role_add(role, &held, 1.0);
         self.roles[role].frameworks.push(index);
         for used in &request.used {
             match self.agent_index.get(&used.agent_id) {
@@ -563,12 +705,8 @@ impl Allocator for HierarchicalDrf {
         let new = self.role(&request.framework.role);
         if old != new {
             let held = self.framework_allocated.row(framework).to_vec();
-            for (slot, amount) in self.role_allocated.row_mut(old).iter_mut().zip(&held) {
-                *slot = round_scalar(*slot - amount);
-            }
-            for (slot, amount) in self.role_allocated.row_mut(new).iter_mut().zip(&held) {
-                *slot = round_scalar(*slot + amount);
-            }
+            self.role_add(old, &held, -1.0);
+            self.role_add(new, &held, 1.0);
             self.roles[old].frameworks.retain(|&f| f != framework);
             self.roles[new].frameworks.push(framework);
             self.frameworks[framework].role = Some(new);

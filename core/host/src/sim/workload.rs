@@ -395,10 +395,7 @@ impl Workload {
         }
         let mut weights = Vec::new();
         for (role, spec) in &file.roles {
-            if role.contains('/') {
-                let reason = "nested roles (paths with '/') are not supported yet".to_owned();
-                return Err(invalid(format!("roles.{role}"), reason));
-            }
+            modhost_drf::check_role(role).map_err(|e| invalid(format!("roles.{role}"), e.to_string()))?;
             check_weight(spec.weight).map_err(|r| invalid(format!("roles.{role}.weight"), r))?;
             weights.push(WeightInfo { role: role.clone(), weight: spec.weight });
         }
@@ -446,8 +443,9 @@ fn expand(
     if group.role.is_empty() {
         return Err(err("role", "must not be empty".into()));
     }
-    if group.role.contains('/') {
-        return Err(err("role", format!("'{}': nested roles (paths with '/') are not supported yet", group.role)));
+    // Checked as the allocators check it (a `{i}` stands for the framework's number).
+    if let Err(e) = modhost_drf::check_role(&group.role.replace("{i}", "0")) {
+        return Err(err("role", e.to_string()));
     }
     if group.tasks_per_offer == 0 {
         return Err(err("tasks_per_offer", "must be at least 1".into()));
