@@ -9,10 +9,15 @@
 //! 1. the active agents are shuffled (SplitMix64 seeded from `AllocatorOptions::seed`);
 //! 2. for each agent, its free resources (total minus allocated) are offered, if they hold at
 //!    least one of the minimum allocatable resources, to the first eligible framework: roles
-//!    in DRF order, then the frameworks of the role in DRF order;
+//!    in DRF order, then the frameworks of the role in DRF order. Roles are a tree (paths:
+//!    `eng/ml` is a child of `eng`): the top-level roles are taken in DRF order of their whole
+//!    subtree, then within the first the children in the same order, down to a role whose own
+//!    frameworks are tried; a role with children has its own frameworks sorted among them as
+//!    one more child at weight 1 (Mesos's virtual leaf `role/.`);
 //! 3. a framework is eligible if it is active, not suppressed, and has no live refusal filter
 //!    for this agent that covers the free resources;
-//! 4. the whole free amount goes to that framework, which raises its share and its role's.
+//! 4. the whole free amount goes to that framework, which raises its share, its role's and
+//!    every ancestor's.
 //!
 //! DRF order: dominant share (the largest `allocated / total` over the resource names not
 //! excluded from fairness, divided by the role's weight for roles), then the number of

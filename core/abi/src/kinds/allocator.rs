@@ -152,8 +152,14 @@ pub struct Empty {}
 ///   still holds in the next round; an agent updated with other attributes loses its filters.
 /// - An agent whose total falls below what is allocated on it has none of that resource
 ///   free; what its frameworks hold stays theirs until given back.
-/// - A call that is refused changes nothing. Role paths (`eng/ml`) are refused: nested roles
-///   are not supported yet.
+/// - Roles are paths (`eng/ml/training` is a child of `eng/ml`, a child of `eng`), named by
+///   Mesos's rules; DRF sorts siblings by their whole subtree's share over their weight, and
+///   a role's own frameworks sit among its children at weight 1 (Mesos's virtual leaf).
+/// - A call that is refused changes nothing.
+///
+/// Left out, as having no meaning here yet: inverse offers (maintenance windows), resource
+/// providers, and offer operations; quota, reservations and frameworks in several roles are
+/// not in the interface yet.
 pub trait Allocator: Send {
     /// Called once, before anything else.
     fn initialize(&mut self, options: &AllocatorOptions) -> Result<(), CallError> {
