@@ -570,6 +570,7 @@ fn a_shadow_run_compares_without_changing_what_is_applied() {
 /// positive amounts, and fits in what the model says is free (never twice in a round; an
 /// agent holding more than its total has none of that free). In the end everything is given
 /// back and revived: the next round offers each agent whole, so nothing was lost or leaked.
+/// And every implementation makes the same offers as the built-in, round by round.
 mod ledger {
     use std::collections::{BTreeMap, BTreeSet};
 
@@ -621,9 +622,11 @@ mod ledger {
         Resources::new().with("cpus", cpus).with("mem", mem)
     }
 
-    /// What the allocators must believe.
+    /// What the allocators must believe, and the offers each round made (every
+    /// implementation makes the same DRF decisions, so these must be equal between them).
     #[derive(Default)]
     struct Model {
+        offers: Vec<String>,
         totals: BTreeMap<String, Resources>,
         /// Frameworks added (and not removed), and whether suppressed.
         added: BTreeMap<String, bool>,
@@ -652,7 +655,8 @@ mod ledger {
     }
 
     /// Runs `ops` on `allocator`, checking every round against the model.
-    fn check(allocator: &mut dyn Allocator, ops: &[Op]) -> Result<(), TestCaseError> {
+    /// The offers made, in order, as text.
+    fn check(allocator: &mut dyn Allocator, ops: &[Op]) -> Result<Vec<String>, TestCaseError> {
         allocator.initialize(&AllocatorOptions { seed: 3, ..AllocatorOptions::default() }).unwrap();
         let mut model = Model::default();
         let mut now = 0.0;
@@ -815,7 +819,7 @@ mod ledger {
                 prop_assert!(got == *total, "agent {id}: offered {got} at the end, its total is {total}");
             }
         }
-        Ok(())
+        Ok(model.offers)
     }
 
     fn fail(e: modhost_abi::CallError) -> TestCaseError {
@@ -841,6 +845,7 @@ mod ledger {
             prop_assert!(free.contains(&offer.resources), "{offer:?} exceeds the free {free}");
             offered.entry(a.clone()).or_default().add(&offer.resources);
             model.held.entry((f.clone(), a.clone())).or_default().add(&offer.resources);
+            model.offers.push(format!("t={now} {f} on {a}: {}", offer.resources));
         }
         Ok(offered)
     }
@@ -850,9 +855,14 @@ mod ledger {
         let (manager, names) = super::allocators();
         let config = ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() };
         proptest!(config, |(ops in prop::collection::vec(op(), 1..40))| {
+            let mut first: Option<Vec<String>> = None;
             for name in &names {
                 let mut allocator = modhost::sim::create_allocator(&manager, name).unwrap();
-                check(allocator.as_mut(), &ops).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+                let offers = check(allocator.as_mut(), &ops).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+                match &first {
+                    None => first = Some(offers),
+                    Some(built_in) => prop_assert_eq!(built_in, &offers, "{} decides otherwise than {}", name, names[0]),
+                }
             }
         });
     }

@@ -101,9 +101,24 @@ struct Key {
     share: f64,
     allocations: u64,
     name: Arc<str>,
+    /// The framework's or role's index; for a role's own frameworks (its virtual leaf, not
+    /// its whole subtree) the role's index with [`OWN`] set, so that a key stays 40 bytes.
     index: usize,
-    /// A role's own frameworks (its virtual leaf), not its whole subtree.
-    own: bool,
+}
+
+/// The bit of [`Key::index`] that marks a role's own frameworks.
+const OWN: usize = 1 << (usize::BITS - 1);
+
+impl Key {
+    /// The framework's or role's index.
+    fn of(&self) -> usize {
+        self.index & !OWN
+    }
+
+    /// Whether the key is a role's own frameworks (its virtual leaf).
+    fn own(&self) -> bool {
+        self.index & OWN != 0
+    }
 }
 
 impl PartialEq for Key {
@@ -124,7 +139,6 @@ impl Ord for Key {
             .then(self.allocations.cmp(&other.allocations))
             .then_with(|| self.name.cmp(&other.name))
             .then(self.index.cmp(&other.index))
-            .then(self.own.cmp(&other.own))
     }
 }
 
@@ -355,17 +369,31 @@ impl HierarchicalDrf {
             tree_allocations: 0,
             frameworks: Vec::new(),
         });
-        if let Some(parent) = parent {
-            self.roles[parent].children.push(index);
-        }
         self.role_allocated.push_zeros();
         self.tree_allocated.push_zeros();
+        if let Some(parent) = parent {
+            // A role's subtree amounts are kept once it has children: until then they are
+            // its own, which they start from.
+            if self.roles[parent].children.is_empty() {
+                let own = self.role_allocated.row(parent).to_vec();
+                self.tree_allocated.row_mut(parent).copy_from_slice(&own);
+                self.roles[parent].tree_allocations = self.roles[parent].allocations;
+            }
+            self.roles[parent].children.push(index);
+        }
         self.role_index.insert(name.to_owned(), index);
         index
     }
 
-    /// Adds `amounts` (times `sign`) to what `role`'s own frameworks hold, and to what its
-    /// subtree and every ancestor's subtree holds.
+    /// The first role whose subtree amounts include `role`'s own: the role itself if it has
+    /// children (a role without is its own subtree, whose amounts are not kept twice), else
+    /// its parent; the rest are that one's ancestors.
+    fn first_subtree(&self, role: usize) -> Option<usize> {
+        if self.roles[role].children.is_empty() { self.roles[role].parent } else { Some(role) }
+    }
+
+    /// Adds `amounts` (times `sign`) to what `role`'s own frameworks hold, and to what the
+    /// subtrees that include it hold.
     fn role_add(&mut self, role: usize, amounts: &[f64], sign: f64) {
         let add = |into: &mut [f64]| {
             for (slot, amount) in into.iter_mut().zip(amounts) {
@@ -373,7 +401,7 @@ impl HierarchicalDrf {
             }
         };
         add(self.role_allocated.row_mut(role));
-        let mut node = Some(role);
+        let mut node = self.first_subtree(role);
         while let Some(index) = node {
             add(self.tree_allocated.row_mut(index));
             node = self.roles[index].parent;
@@ -381,11 +409,11 @@ impl HierarchicalDrf {
     }
 
     /// Counts an offer made to (`step` 1) or taken back from (-1) `role`'s own frameworks,
-    /// in the role and its ancestors' subtrees.
+    /// in the role and the subtrees that include it.
     fn role_count(&mut self, role: usize, step: i64) {
-        let role_entry = &mut self.roles[role];
-        role_entry.allocations = role_entry.allocations.saturating_add_signed(step);
-        let mut node = Some(role);
+        let mut node = self.first_subtree(role);
+        let entry = &mut self.roles[role];
+        entry.allocations = entry.allocations.saturating_add_signed(step);
         while let Some(index) = node {
             let entry = &mut self.roles[index];
             entry.tree_allocations = entry.tree_allocations.saturating_add_signed(step);
@@ -476,14 +504,19 @@ impl HierarchicalDrf {
     fn framework_key(&self, index: usize) -> Key {
         let f = &self.frameworks[index];
         let share = self.share(self.framework_allocated.row(index), 1.0);
-        Key { share, allocations: f.allocations, name: f.id.clone(), index, own: false }
+        Key { share, allocations: f.allocations, name: f.id.clone(), index }
     }
 
-    /// A role's place among its siblings: its whole subtree's share over its weight.
+    /// A role's place among its siblings: its whole subtree's share over its weight (for a
+    /// role without children, its own frameworks').
     fn role_key(&self, index: usize) -> Key {
         let r = &self.roles[index];
-        let share = self.share(self.tree_allocated.row(index), r.weight);
-        Key { share, allocations: r.tree_allocations, name: r.name.clone(), index, own: false }
+        let (allocated, allocations) = if r.children.is_empty() {
+            (self.role_allocated.row(index), r.allocations)
+        } else {
+            (self.tree_allocated.row(index), r.tree_allocations)
+        };
+        Key { share: self.share(allocated, r.weight), allocations, name: r.name.clone(), index }
     }
 
     /// The place of a role's own frameworks among its children: what they hold, at weight 1,
@@ -491,7 +524,7 @@ impl HierarchicalDrf {
     fn own_key(&self, index: usize) -> Key {
         let r = &self.roles[index];
         let share = self.share(self.role_allocated.row(index), 1.0);
-        Key { share, allocations: r.allocations, name: r.own_name.clone(), index, own: true }
+        Key { share, allocations: r.allocations, name: r.own_name.clone(), index: index | OWN }
     }
 
     /// The first eligible framework in DRF order under the node `set` (a role, or the root
@@ -504,37 +537,45 @@ impl HierarchicalDrf {
         framework_order: &[BTreeSet<Key>],
         agent: usize,
         free: &[f64],
-    ) -> Option<(usize, Key)> {
+    ) -> Option<(usize, Key, Key)> {
         order[set].iter().find_map(|key| {
-            let role = key.index;
-            if key.own || self.roles[role].children.is_empty() {
-                framework_order[role].iter().find(|f| self.eligible(f.index, agent, free)).map(|f| (role, f.clone()))
+            let role = key.of();
+            let (role, framework) = if key.own() || self.roles[role].children.is_empty() {
+                let framework = framework_order[role].iter().find(|f| self.eligible(f.index, agent, free))?;
+                (role, framework.clone())
             } else {
-                self.pick(role, order, framework_order, agent, free)
-            }
+                let (role, framework, _) = self.pick(role, order, framework_order, agent, free)?;
+                (role, framework)
+            };
+            // With the key it was found under here: the caller takes that key out as it is.
+            Some((role, framework, key.clone()))
         })
     }
 
-    /// Takes out of `order` (`insert` false) or puts back (true) the keys of `role` and its
-    /// ancestors among their siblings, and of its own frameworks among its children.
-    fn place(&self, order: &mut [BTreeSet<Key>], role: usize, insert: bool) {
+    /// Takes out of `order` (`top` is the key `pick` found the role under among the root's
+    /// children) or puts back (`top` None) the keys of `role` and its ancestors among their
+    /// siblings, and of its own frameworks among its children.
+    fn place(&self, order: &mut [BTreeSet<Key>], role: usize, top: Option<&Key>) {
         let root = self.roles.len();
         let mut change = |set: usize, key: Key| {
-            if insert {
-                order[set].insert(key);
-            } else {
+            if top.is_some() {
                 order[set].remove(&key);
+            } else {
+                order[set].insert(key);
             }
         };
         if !self.roles[role].children.is_empty() {
             change(role, self.own_key(role));
         }
-        let mut node = Some(role);
-        while let Some(index) = node {
-            let parent = self.roles[index].parent;
-            change(parent.unwrap_or(root), self.role_key(index));
+        let mut node = role;
+        while let Some(parent) = self.roles[node].parent {
+            change(parent, self.role_key(node));
             node = parent;
         }
+        match top {
+            Some(key) => order[root].remove(key),
+            None => order[root].insert(self.role_key(node)),
+        };
     }
 
     fn round(&mut self, now: f64) -> Offers {
@@ -584,17 +625,17 @@ impl HierarchicalDrf {
             if !self.allocatable(&free) {
                 continue;
             }
-            let Some((role, framework_key)) = self.pick(roles, &role_order, &framework_order, agent, &free) else {
+            let Some((role, framework_key, top)) = self.pick(roles, &role_order, &framework_order, agent, &free) else {
                 continue;
             };
             let framework = framework_key.index;
-            self.place(&mut role_order, role, false);
+            self.place(&mut role_order, role, Some(&top));
             framework_order[role].remove(&framework_key);
             self.account(framework, agent, &free, 1.0);
             self.frameworks[framework].allocations += 1;
             self.role_count(role, 1);
             framework_order[role].insert(self.framework_key(framework));
-            self.place(&mut role_order, role, true);
+            self.place(&mut role_order, role, None);
             offers.push(&self.frameworks[framework].id, &self.agents[agent].id, self.named(&free));
         }
         self.free = free;
