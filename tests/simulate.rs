@@ -312,3 +312,32 @@ fn no_resource_is_offered_twice_or_lost_over_random_workloads() {
     // Most random workloads must run to completion, or the property says little.
     assert!(completed >= 40, "only {completed} of 60 random workloads ran to completion");
 }
+
+/// In a tree of roles the report's shares are a role's whole subtree's, as DRF sorts them: an
+/// inner role with no framework of its own (`eng/ml`) shows what its children hold, and an
+/// ancestor never less than a descendant; its frameworks and launches stay its own. Ancestors
+/// named by no framework or weight are listed too.
+#[test]
+fn a_roles_share_counts_its_subtree() {
+    let w = Workload::from_file(&support::workspace().join("scripts/workloads/tenants.json")).unwrap();
+    let r = run(&w, built_in(), HookChain::default(), Isolators::default(), 1);
+    let role = |name: &str| r.roles.iter().find(|x| x.role == name).unwrap_or_else(|| panic!("no role {name}"));
+    let (eng, ml, training) = (role("eng"), role("eng/ml"), role("eng/ml/training"));
+    assert_eq!((ml.frameworks, ml.launched), (0, 0), "eng/ml has no framework of its own");
+    assert!(ml.share_peak > 0.0 && ml.share_mean >= training.share_mean, "{ml:?} / {training:?}");
+    assert!(eng.share_mean >= ml.share_mean + role("eng/web").share_mean, "{eng:?}");
+    assert_eq!(eng.frameworks, 1, "eng's own framework only");
+    for series in &r.series {
+        let index = |name: &str| r.roles.iter().position(|x| x.role == name).unwrap();
+        let shares = &series.role_shares;
+        assert!(shares[index("eng")] + 1e-12 >= shares[index("eng/ml")], "t={}", series.t);
+        assert!(shares[index("eng/ml")] + 1e-12 >= shares[index("eng/ml/serving")], "t={}", series.t);
+    }
+    let w = workload(
+        r#"{"agents":[{"resources":{"cpus":4,"mem":4096}}],"frameworks":[{"name":"f","role":"a/b/c","tasks":1,
+            "task_resources":{"cpus":1},"duration":{"distribution":"constant","seconds":1}}]}"#,
+    );
+    let r = run(&w, built_in(), HookChain::default(), Isolators::default(), 1);
+    let names: Vec<&str> = r.roles.iter().map(|x| x.role.as_str()).collect();
+    assert_eq!(names, ["a", "a/b", "a/b/c"]);
+}

@@ -137,6 +137,9 @@ pub struct Simulation<'w> {
     roles: Vec<String>,
     role_weights: Vec<f64>,
     role_used: Vec<Resources>,
+    /// Each role's subtree: the roles whose use counts in its share (itself alone but for a
+    /// role with children).
+    role_subtrees: Vec<Vec<usize>>,
     total: Resources,
     in_use: Resources,
     tasks: HashMap<u64, Task>,
@@ -174,6 +177,23 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
+/// Each role's dominant share of what `used` (by role) holds in its whole subtree, as DRF
+/// sorts roles: for a role with children, its own frameworks' use and theirs.
+fn subtree_shares(subtrees: &[Vec<usize>], used: &[Resources], total: &Resources) -> Vec<f64> {
+    subtrees
+        .iter()
+        .enumerate()
+        .map(|(role, subtree)| match subtree.as_slice() {
+            [_] => dominant_share(&used[role], total),
+            _ => {
+                let mut sum = Resources::new();
+                subtree.iter().for_each(|&r| sum.add(&used[r]));
+                dominant_share(&sum, total)
+            }
+        })
+        .collect()
+}
+
 /// The largest `used / total` over the resources with a positive total.
 fn dominant_share(used: &Resources, total: &Resources) -> f64 {
     used.0
@@ -194,8 +214,22 @@ impl<'w> Simulation<'w> {
     ) -> Self {
         let mut roles: Vec<String> = workload.frameworks.iter().map(|f| f.info.role.clone()).collect();
         roles.extend(workload.weights.iter().map(|w| w.role.clone()));
+        // A role path's ancestors are roles too (`eng/ml/training` is in `eng/ml`, in `eng`).
+        let ancestors: Vec<String> = roles
+            .iter()
+            .flat_map(|role| role.match_indices('/').map(|(at, _)| role[..at].to_owned()).collect::<Vec<_>>())
+            .collect();
+        roles.extend(ancestors);
         roles.sort();
         roles.dedup();
+        // Each role's subtree (itself and its descendants), for its share.
+        let role_subtrees: Vec<Vec<usize>> = roles
+            .iter()
+            .map(|role| {
+                let prefix = format!("{role}/");
+                (0..roles.len()).filter(|&j| roles[j] == *role || roles[j].starts_with(&prefix)).collect()
+            })
+            .collect();
         let role_of: HashMap<&str, usize> = roles.iter().enumerate().map(|(i, r)| (r.as_str(), i)).collect();
         let frameworks = workload
             .frameworks
@@ -235,6 +269,7 @@ impl<'w> Simulation<'w> {
             framework_index: workload.frameworks.iter().enumerate().map(|(i, f)| (f.info.id.clone(), i)).collect(),
             frameworks,
             role_used: vec![Resources::new(); roles.len()],
+            role_subtrees,
             roles,
             role_weights,
             total: Resources::new(),
@@ -725,7 +760,7 @@ impl<'w> Simulation<'w> {
                     used[roles[f].role].add(&offer.resources);
                 }
             }
-            used.iter().map(|u| dominant_share(u, &self.total)).collect::<Vec<f64>>()
+            subtree_shares(&self.role_subtrees, &used, &self.total)
         };
         let active = offered(&offers, &self.framework_index, &self.frameworks);
         let candidate = offered(&proposed_for_shares, &self.framework_index, &self.frameworks);
@@ -887,7 +922,7 @@ impl<'w> Simulation<'w> {
             .filter(|(_, total)| **total > 0.0)
             .map(|(name, total)| (name.to_string(), self.in_use.get(name) / total))
             .collect();
-        let role_shares: Vec<f64> = self.role_used.iter().map(|used| dominant_share(used, &self.total)).collect();
+        let role_shares = subtree_shares(&self.role_subtrees, &self.role_used, &self.total);
         let mut framework_shares = Vec::with_capacity(self.frameworks.len());
         for f in &mut self.frameworks {
             let share = dominant_share(&f.used, &self.total);
