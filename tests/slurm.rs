@@ -82,7 +82,11 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn a_private_cluster_runs_jobs_on_the_nodes_asked_for_and_stops_what_it_started() {
-    let cluster = Cluster::start("cluster", 3);
+    // In a directory deep enough that a socket inside it would pass the 108 bytes a Unix
+    // socket's path may have (a job step's, in a node's spool): the script keeps them apart.
+    let deep = format!("{}/cluster", "a-directory-deep-enough-for-sockets".repeat(2));
+    assert!(support::scratch().join(&deep).join("spool/node1/node1_1.4294967291").as_os_str().len() > 108);
+    let cluster = Cluster::start(&deep, 3);
     let nodes = cluster.slurm("sinfo", &["-h", "-N", "-o", "%N %T"]);
     assert_eq!(nodes.lines().collect::<Vec<_>>(), ["node1 idle", "node2 idle", "node3 idle"], "{nodes}");
     let pids = cluster.pids();

@@ -123,14 +123,20 @@ start() {
         exit 1
     fi
     install_slurm
-    mkdir -p "$DIR"/{munge,state,spool,log,run}
+    mkdir -p "$DIR"/{munge,state,log,run}
     rm -f "$DIR"/log/*.log
-    chmod 0755 "$DIR/munge" # the key is 0400; the socket must be reachable
+    # Unix sockets (munged's, and each job step's in a node's spool directory) must have paths
+    # under 108 bytes, which DIR may not allow: they go in a short directory of their own,
+    # named in DIR/run/sockets and removed by stop.
+    local sockets
+    sockets=$(mktemp -d /tmp/modhost-slurm.XXXXXX)
+    chmod 0755 "$sockets"
+    echo "$sockets" >"$DIR/run/sockets"
 
     # munged, with a key, socket, pid, log and seed of its own (--force: it runs as root).
     head -c 1024 /dev/urandom >"$DIR/munge/munge.key"
     chmod 0400 "$DIR/munge/munge.key"
-    start_daemon munged --force --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.socket" \
+    start_daemon munged --force --key-file="$DIR/munge/munge.key" --socket="$sockets/munge.socket" \
         --pid-file="$DIR/run/munged.pid" --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munge.seed"
 
     local ports host
@@ -143,11 +149,11 @@ start() {
         echo "SlurmctldPort=${ports[0]}"
         echo "AuthType=auth/munge"
         echo "CredType=cred/munge"
-        echo "AuthInfo=socket=$DIR/munge/munge.socket"
+        echo "AuthInfo=socket=$sockets/munge.socket"
         echo "SlurmUser=root"
         echo "SlurmdUser=root"
         echo "StateSaveLocation=$DIR/state"
-        echo "SlurmdSpoolDir=$DIR/spool/%n"
+        echo "SlurmdSpoolDir=$sockets/%n"
         echo "SlurmctldPidFile=$DIR/run/slurmctld.pid"
         echo "SlurmdPidFile=$DIR/run/slurmd-%n.pid"
         echo "SlurmctldLogFile=$DIR/log/slurmctld.log"
@@ -169,7 +175,7 @@ start() {
         local i
         for i in $(seq "$nodes"); do
             echo "NodeName=node$i NodeAddr=127.0.0.1 Port=${ports[$i]} CPUs=4 RealMemory=4096 State=UNKNOWN"
-            mkdir -p "$DIR/spool/node$i"
+            mkdir -p "$sockets/node$i"
         done
         echo "PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
     } >"$DIR/slurm.conf"
@@ -222,6 +228,13 @@ stop() {
     [ -f "${nodes[0]}" ] && stop_pid_files "${nodes[@]}"
     stop_pid_files "$DIR/run/slurmctld.pid"
     stop_pid_files "$DIR/run/munged.pid"
+    # The short directory of the sockets and spools, once nothing uses it.
+    local sockets
+    sockets=$(cat "$DIR/run/sockets" 2>/dev/null || true)
+    case "$sockets" in
+        /tmp/modhost-slurm.??????) rm -rf "$sockets" ;;
+    esac
+    rm -f "$DIR/run/sockets"
 }
 
 status() {
