@@ -242,8 +242,6 @@ fn free_on_a0(allocator: &mut dyn Allocator, now: f64) -> Resources {
 #[test]
 fn usage_reported_before_its_framework_or_agent_counts_once() {
     type Setup = fn(&mut dyn Allocator);
-    let framework = |id: &str| FrameworkInfo { id: id.into(), name: id.into(), role: "r".into() };
-    let agent = || AgentInfo { id: "a0".into(), resources: res(4.0, 4096.0), ..AgentInfo::default() };
     let orders: [(&str, Setup); 4] = [
         ("the agent first, then the framework, both reporting", |a| {
             let agent = AgentInfo { id: "a0".into(), resources: res(4.0, 4096.0), ..AgentInfo::default() };
@@ -273,7 +271,6 @@ fn usage_reported_before_its_framework_or_agent_counts_once() {
             a.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
         }),
     ];
-    let _ = (framework, agent);
     each_allocator(|manager, name| {
         for (order, setup) in orders {
             let mut allocator = sim::create_allocator(manager, name).unwrap();

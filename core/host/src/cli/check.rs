@@ -35,6 +35,18 @@ struct Report {
     warnings: Vec<String>,
 }
 
+impl Report {
+    /// The rows, with this host's version and ABI, and no warnings.
+    fn of(modules: Vec<Row>) -> Self {
+        Report {
+            host_version: modhost::host_version().to_string(),
+            abi: format!("{}.{}", modhost_abi::ABI_MAJOR, modhost_abi::ABI_MINOR),
+            modules,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 pub fn run(sources: &ModuleSources, json: bool) -> anyhow::Result<ExitCode> {
     if sources.modules.is_none() && sources.modules_dir.is_none() {
         bail!("give --modules=<JSON|PATH|file://PATH> or --modules_dir=<DIR>");
@@ -85,12 +97,7 @@ pub fn run(sources: &ModuleSources, json: bool) -> anyhow::Result<ExitCode> {
 
     let errors: Vec<String> = rows.iter().filter_map(|r| r.error.clone()).collect();
     let all_ok = errors.is_empty();
-    let report = Report {
-        host_version: modhost::host_version().to_string(),
-        abi: format!("{}.{}", modhost_abi::ABI_MAJOR, modhost_abi::ABI_MINOR),
-        modules: rows,
-        warnings,
-    };
+    let report = Report { warnings, ..Report::of(rows) };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.modules.is_empty() {
@@ -133,12 +140,7 @@ pub fn inspect(library: &str, json: bool) -> anyhow::Result<ExitCode> {
             Row { name: inspected.symbol, library: library.to_owned(), module, verdict, error }
         })
         .collect();
-    let report = Report {
-        host_version: modhost::host_version().to_string(),
-        abi: format!("{}.{}", modhost_abi::ABI_MAJOR, modhost_abi::ABI_MINOR),
-        modules: rows,
-        warnings: Vec::new(),
-    };
+    let report = Report { ..Report::of(rows) };
     let refused = report.modules.iter().filter(|r| r.error.is_some()).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

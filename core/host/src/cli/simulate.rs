@@ -214,8 +214,7 @@ fn print_report(report: &Report) {
         );
     }
     let shown = 15;
-    let mut frameworks: Vec<_> = report.frameworks.iter().collect();
-    frameworks.sort_by(|a, b| b.share_mean.total_cmp(&a.share_mean).then(a.id.cmp(&b.id)));
+    let frameworks = report.frameworks_by_share();
     println!(
         "\n{:<20} {:<14} {:>9} {:>9} {:>11} {:>11} {:>10}",
         "FRAMEWORK", "ROLE", "LAUNCHED/TASKS", "FINISHED", "MEAN SHARE", "PEAK SHARE", "MEAN WAIT"

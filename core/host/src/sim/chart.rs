@@ -183,8 +183,7 @@ pub fn html(report: &Report) -> Result<String, String> {
         ));
     }
     // Frameworks as the terminal lists them: by mean share, largest first.
-    let mut frameworks: Vec<_> = report.frameworks.iter().collect();
-    frameworks.sort_by(|a, b| b.share_mean.total_cmp(&a.share_mean).then(a.id.cmp(&b.id)));
+    let frameworks = report.frameworks_by_share();
     let framework_rows: String = frameworks
         .iter()
         .map(|f| {

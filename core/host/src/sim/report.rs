@@ -178,6 +178,16 @@ pub struct SampleTask {
     pub environment: Vec<EnvironmentVariable>,
 }
 
+impl Report {
+    /// The frameworks by mean share, largest first (then by id): the order the terminal and
+    /// the HTML report list them in.
+    pub fn frameworks_by_share(&self) -> Vec<&FrameworkSummary> {
+        let mut frameworks: Vec<_> = self.frameworks.iter().collect();
+        frameworks.sort_by(|a, b| b.share_mean.total_cmp(&a.share_mean).then(a.id.cmp(&b.id)));
+        frameworks
+    }
+}
+
 /// Everything a run reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
