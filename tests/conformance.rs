@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 
 use modhost::hooks::HookChain;
 use modhost::manifest::{self, Origin};
-use modhost::sim::workload::Workload;
-use modhost::sim::{self, SimConfig, Simulation};
 use modhost::{ModuleManager, script};
 use modhost_abi::messages::{
     AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Label, Offer, Resources, TaskInfo, WeightInfo,
@@ -19,6 +17,8 @@ use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, RecoverResources, RolesRequest, UpdateAgent,
     UpdateWeights,
 };
+use modhost_engine::sim::workload::Workload;
+use modhost_engine::sim::{self, SimConfig, Simulation};
 
 /// Every allocator implementation under test, by name.
 fn allocators() -> (ModuleManager, Vec<&'static str>) {
@@ -554,7 +554,7 @@ fn a_shadow_run_compares_without_changing_what_is_applied() {
     let roles = report.roles.len();
     assert!(report.series.iter().all(|r| r.offered_shares.len() == roles && r.shadow_offered_shares.len() == roles));
     assert!(report.series.iter().any(|r| r.offered_shares != r.shadow_offered_shares));
-    let page = modhost::sim::html(&report).unwrap();
+    let page = modhost_engine::sim::html(&report).unwrap();
     assert!(page.contains("Offered share by role: hierarchical (solid) vs shadow priority"));
 }
 
@@ -854,7 +854,7 @@ mod ledger {
         proptest!(config, |(ops in prop::collection::vec(op(), 1..40))| {
             let mut first: Option<Vec<String>> = None;
             for name in &names {
-                let mut allocator = modhost::sim::create_allocator(&manager, name).unwrap();
+                let mut allocator = modhost_engine::sim::create_allocator(&manager, name).unwrap();
                 let offers = check(allocator.as_mut(), &ops).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
                 match &first {
                     None => first = Some(offers),

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use modhost::ModuleManager;
 use modhost::hooks::HookChain;
 use modhost::script::{self, VmTransport};
-use modhost::sim::workload::Workload;
-use modhost::sim::{SimConfig, Simulation};
 use modhost_abi::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Resources, TaskInfo};
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocator, HOOK_METHODS, Hook, LaunchTask, RecoverResources, Remote,
 };
+use modhost_engine::sim::workload::Workload;
+use modhost_engine::sim::{SimConfig, Simulation};
 
 /// Writes a script into a folder of its own: a watcher also follows the other scripts of its
 /// folder (they may be required), so tests running side by side must not share one.
@@ -328,7 +328,7 @@ fn a_policy_edited_during_a_simulation_takes_over_and_a_broken_save_is_refused()
     let path = own_script("live_drf.lua", &drf);
     let manager = manager("lua", "live", &path, "5");
     let workload = Workload::from_file(&support::workspace().join("scripts/workloads/demo.json")).unwrap();
-    let allocator = modhost::sim::create_allocator(&manager, "live").unwrap();
+    let allocator = modhost_engine::sim::create_allocator(&manager, "live").unwrap();
     let config = SimConfig {
         allocation_interval: 1.0,
         seed: 1,

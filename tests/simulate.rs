@@ -7,10 +7,10 @@ use modhost::ModuleManager;
 use modhost::hooks::{HookChain, HooksError};
 use modhost::isolators::{IsolationError, Isolators};
 use modhost::manifest::{self, Origin};
-use modhost::sim::report::Report;
-use modhost::sim::workload::{self, Workload, WorkloadError};
-use modhost::sim::{self, SimConfig, Simulation};
 use modhost_abi::messages::{AgentInfo, FrameworkInfo, Label, TaskInfo};
+use modhost_engine::sim::report::Report;
+use modhost_engine::sim::workload::{self, Workload, WorkloadError};
+use modhost_engine::sim::{self, SimConfig, Simulation};
 
 /// A manager with the test fixture's hook and isolator under several names.
 fn manager_with(modules: serde_json::Value) -> ModuleManager {

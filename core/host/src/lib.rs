@@ -29,7 +29,6 @@ mod loader;
 mod manager;
 pub mod manifest;
 pub mod script;
-pub mod sim;
 pub mod version;
 
 pub use error::{CreateError, LoadError, UnloadError};

@@ -4,12 +4,12 @@
 # moves by about 0.3 %, so a change of a few per cent shows. Each row is run twice, 2,000 and 12,000 calls, and the
 # difference is divided by 10,000, which leaves out the setup both runs share.
 #
-#   core/host/benches/instructions.sh [row ...]    (needs valgrind; rows default to all five)
+#   core/engine/benches/instructions.sh [row ...]    (needs valgrind; rows default to all five)
 set -eu
 command -v valgrind >/dev/null || { echo "instructions.sh needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 cd "$(dirname "$0")/../../.."
 rows=${*:-native_module lua lua_views python host_codec}
-bench=$(cargo bench -q -p modhost --bench scripts --no-run --message-format=json 2>/dev/null |
+bench=$(cargo bench -q -p modhost-engine --bench scripts --no-run --message-format=json 2>/dev/null |
     grep '"kind":\["bench"\].*"name":"scripts"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
 count() {
     # (The Python runtime forks a child at start; its count is left out.)

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use modhost::sim::workload::{self, Workload};
+use modhost_engine::sim::workload::{self, Workload};
 
 /// Workload subcommands.
 #[derive(Debug, Subcommand)]

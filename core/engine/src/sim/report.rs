@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use modhost_abi::messages::{EnvironmentVariable, Label};
 use serde::Serialize;
 
-use crate::isolators::IsolatorSummary;
+use modhost::isolators::IsolatorSummary;
 
 /// One allocation round.
 #[derive(Clone, Debug, Serialize)]
@@ -229,7 +229,7 @@ pub struct Report {
     /// The first launched task after the hooks.
     pub sample_task: Option<SampleTask>,
     /// Every scripted module: its running version, reloads, calls, errors.
-    pub scripts: Vec<crate::script::ScriptStatus>,
+    pub scripts: Vec<modhost::script::ScriptStatus>,
     /// The shadow allocator's comparison, when one ran.
     pub shadow: Option<ShadowSummary>,
     /// Cluster events as they happened: (time, what).

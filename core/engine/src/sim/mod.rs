@@ -11,7 +11,7 @@ pub use engine::{Progress, SimConfig, Simulation};
 
 use modhost_abi::Allocator;
 
-use crate::{CreateError, ModuleManager};
+use modhost::{CreateError, ModuleManager};
 
 /// The names of the built-in allocator (Mesos accepted the legacy `HierarchicalDRF` too).
 pub const BUILT_IN_ALLOCATORS: [&str; 2] = ["hierarchical", "HierarchicalDRF"];
@@ -32,7 +32,7 @@ pub fn create_allocator(manager: &ModuleManager, name: &str) -> Result<Box<dyn A
     if BUILT_IN_ALLOCATORS.contains(&name) {
         return Ok(Box::new(modhost_drf::HierarchicalDrf::default()));
     }
-    crate::script::create_allocator(manager, name).map_err(|cause| AllocatorError { name: name.to_owned(), cause })
+    modhost::script::create_allocator(manager, name).map_err(|cause| AllocatorError { name: name.to_owned(), cause })
 }
 
 /// Parses a duration the way Mesos's flags write them (`1secs`, `500ms`, `2mins`, `1hrs`,

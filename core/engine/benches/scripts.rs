@@ -13,9 +13,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use modhost::{ModuleManager, manifest, script, sim};
+use modhost::{ModuleManager, manifest, script};
 use modhost_abi::messages::{AgentInfo, FrameworkInfo, Label, Resources, TaskInfo};
 use modhost_abi::{Allocator, Hook, LaunchTask};
+use modhost_engine::sim;
 
 fn workspace() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()

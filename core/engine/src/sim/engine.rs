@@ -24,8 +24,8 @@ use super::report::{
     Distribution, FrameworkSummary, Report, RoleSummary, RoundRecord, SampleTask, ShadowSummary, Totals,
 };
 use super::workload::{Duration, Event, Workload};
-use crate::hooks::HookChain;
-use crate::isolators::Isolators;
+use modhost::hooks::HookChain;
+use modhost::isolators::Isolators;
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -666,7 +666,7 @@ impl<'w> Simulation<'w> {
     }
 
     fn allocation_round(&mut self, t: f64) {
-        for event in crate::script::reload::take_events() {
+        for event in modhost::script::reload::take_events() {
             self.events.push((t, format!("{}: {}", event.module, event.message)));
         }
         let started = Instant::now();
@@ -1016,7 +1016,7 @@ impl<'w> Simulation<'w> {
             hook_errors: self.hooks.errors(),
             isolators: self.isolators.summary(),
             sample_task: self.sample.clone(),
-            scripts: crate::script::statuses(),
+            scripts: modhost::script::statuses(),
             shadow: self.shadow.as_ref().map(|s| s.summary.clone()),
             events: self.events.clone(),
             decisions_digest: format!("{:016x}", self.digest),

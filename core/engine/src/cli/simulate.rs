@@ -9,10 +9,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use modhost::hooks::HookChain;
 use modhost::isolators::Isolators;
-use modhost::sim::report::Report;
-use modhost::sim::workload::{self, Workload};
-use modhost::sim::{self, SimConfig, Simulation};
 use modhost::{ModuleManager, manifest};
+use modhost_engine::sim::report::Report;
+use modhost_engine::sim::workload::{self, Workload};
+use modhost_engine::sim::{self, SimConfig, Simulation};
 
 use super::ModuleSources;
 
