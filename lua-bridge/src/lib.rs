@@ -137,6 +137,13 @@ impl Construct for LuaVm {
         let traceback = lua.create_function(traceback).map_err(|e| lua_error("cannot set up calls", e))?;
         let builtins = environment.builtins;
         let vm = LuaVm { slot, settings, env: environment.table, traceback, builtins, names: Vec::new(), output, lua };
+        if let Some(prelude) = &vm.settings.prelude {
+            let chunk = vm.lua.load(prelude.as_str()).set_name("=modhost-prelude").set_environment(vm.env.clone());
+            let function = chunk.into_function().map_err(|e| lua_error("cannot load the prelude", e))?;
+            vm.slot
+                .guard(vm.settings.timeout, || function.call::<()>(()))
+                .map_err(|e| lua_error("error running the prelude", e))?;
+        }
         let chunk = vm.lua.load(code).set_name(format!("@{script}")).set_environment(vm.env.clone());
         let function = chunk.into_function().map_err(|e| lua_error(&format!("cannot load '{script}'"), e))?;
         vm.slot

@@ -21,6 +21,11 @@ pub struct Settings {
     /// Messages reach the script as views read on demand (`messages=views`), not as tables
     /// (`messages=tables`, the default).
     pub views: bool,
+    /// Lua source run in the script's environment before the script, each time it is loaded
+    /// (`prelude`): what a host that embeds scripts of a known convention gives every script
+    /// (a `slurm` table, say). Its chunk counts as the bridge's own, so errors and timeouts
+    /// name the script's lines, not the prelude's.
+    pub prelude: Option<String>,
     /// Lua's generational collector (`gc=generational`) rather than the incremental one
     /// (`gc=incremental`). The default follows `messages`: generational with views, which
     /// are for hooks (short calls whose garbage dies young), incremental with tables, where
@@ -30,9 +35,10 @@ pub struct Settings {
 
 /// Parameter names this module reads; any other is an error (a misspelt limit must not
 /// silently become the default). `kind`, `fallback`, `reload` and `reload_poll_ms` belong to the
-/// host's adapter.
-const KNOWN: [&str; 11] = [
+/// host's adapter; `on_error` to the hosts that embed it (the Slurm plugin).
+const KNOWN: [&str; 13] = [
     "script",
+    "prelude",
     "sandbox",
     "memory_limit",
     "timeout_ms",
@@ -43,6 +49,7 @@ const KNOWN: [&str; 11] = [
     "fallback",
     "reload",
     "reload_poll_ms",
+    "on_error",
 ];
 
 fn bad(key: &str, value: &str, expected: &str) -> CallError {
@@ -95,6 +102,16 @@ impl Settings {
             Some("incremental") => false,
             Some(other) => return Err(bad("gc", other, "incremental or generational")),
         };
-        Ok(Settings { script: script.into(), sandbox, memory_limit, timeout, package_path, views, generational_gc })
+        let prelude = parameters.get("prelude").map(str::to_owned);
+        Ok(Settings {
+            script: script.into(),
+            sandbox,
+            memory_limit,
+            timeout,
+            package_path,
+            views,
+            prelude,
+            generational_gc,
+        })
     }
 }

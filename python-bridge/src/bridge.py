@@ -110,14 +110,17 @@ def forget_helpers(folder):
 _loading = threading.RLock()
 
 
-def load(code, filename, name):
-    """Compiles a script into a fresh module of its own (never importlib.reload)."""
+def load(code, filename, name, prelude=None):
+    """Compiles a script into a fresh module of its own (never importlib.reload), after the
+    host's prelude, if it gave one, ran in the same module."""
     with _loading:
         forget_helpers(os.path.dirname(os.path.abspath(filename)))
         module = types.ModuleType(name)
         module.__file__ = filename
         sys.modules[name] = module
         try:
+            if prelude is not None:
+                exec(compile(prelude, "<modhost-prelude>", "exec"), module.__dict__)
             exec(compile(code, filename, "exec"), module.__dict__)
         except BaseException:
             del sys.modules[name]

@@ -37,10 +37,22 @@ pub struct PyVm {
     output: Vec<String>,
 }
 
-/// Parameters this module reads, and those of the host's adapter (`kind`, `fallback`,
-/// `reload`, `reload_poll_ms`); any other is an error.
-const KNOWN: [&str; 8] =
-    ["script", "python_path", "timeout_ms", "memory_limit", "kind", "fallback", "reload", "reload_poll_ms"];
+/// Parameters this module reads, those of the host's adapter (`kind`, `fallback`, `reload`,
+/// `reload_poll_ms`) and of the hosts that embed it (`on_error`, the Slurm plugin's); any other
+/// is an error. `prelude` is Python source run in the script's module before the script, each
+/// time it is loaded.
+const KNOWN: [&str; 10] = [
+    "script",
+    "python_path",
+    "timeout_ms",
+    "memory_limit",
+    "prelude",
+    "kind",
+    "fallback",
+    "reload",
+    "reload_poll_ms",
+    "on_error",
+];
 
 /// `256MiB`, `1GiB`, `512KiB` or a number of bytes (at least 1 MiB).
 fn parse_size(value: &str) -> Option<usize> {
@@ -114,7 +126,8 @@ impl Construct for PyVm {
             }
             slot.begin(py, timeout);
             memory::begin(memory_limit);
-            let loaded = bridge.call_method1("load", (code.as_str(), shown.as_str(), name.as_str()));
+            let loaded =
+                bridge.call_method1("load", (code.as_str(), shown.as_str(), name.as_str(), parameters.get("prelude")));
             memory::end();
             slot.end(py);
             output.extend(take_output(py));

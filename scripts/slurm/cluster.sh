@@ -11,7 +11,11 @@
 # After start, `source DIR/env` points Slurm's commands (sbatch, squeue, sinfo, scontrol) at
 # the cluster: it sets SLURM_CONF. Each node is declared with 4 CPUs and 4 GiB whatever the
 # machine has (SlurmdParameters=config_overrides). MODHOST_SLURM_NODES sets the default node
-# count (3), MODHOST_SLURM_TIMEOUT the seconds to wait for the nodes (60).
+# count (3), MODHOST_SLURM_TIMEOUT the seconds to wait for the nodes (60). Two partitions:
+# `main` (the default) and `short` (MaxTime=30), both over every node.
+# MODHOST_SLURM_PLUGIN_DIR puts a directory before Slurm's own in PluginDir (where a
+# job_submit_modhost.so is found), and MODHOST_SLURM_CONF_EXTRA is appended to slurm.conf
+# (for instance "JobSubmitPlugins=modhost").
 set -euo pipefail
 
 usage() {
@@ -158,7 +162,7 @@ start() {
         echo "SlurmdPidFile=$DIR/run/slurmd-%n.pid"
         echo "SlurmctldLogFile=$DIR/log/slurmctld.log"
         echo "SlurmdLogFile=$DIR/log/slurmd-%n.log"
-        echo "PluginDir=$(plugin_dir)"
+        echo "PluginDir=${MODHOST_SLURM_PLUGIN_DIR:+$MODHOST_SLURM_PLUGIN_DIR:}$(plugin_dir)"
         echo "MpiDefault=none"
         echo "SelectType=select/cons_tres"
         echo "SelectTypeParameters=CR_Core"
@@ -178,6 +182,10 @@ start() {
             mkdir -p "$sockets/node$i"
         done
         echo "PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+        echo "PartitionName=short Nodes=ALL MaxTime=30 State=UP"
+        if [ -n "${MODHOST_SLURM_CONF_EXTRA:-}" ]; then
+            printf '%s\n' "$MODHOST_SLURM_CONF_EXTRA"
+        fi
     } >"$DIR/slurm.conf"
     echo "export SLURM_CONF=$DIR/slurm.conf" >"$DIR/env"
     export SLURM_CONF="$DIR/slurm.conf"
@@ -190,8 +198,8 @@ start() {
     # Wait until every node is idle.
     local waited=0 states
     while true; do
-        states=$(sinfo -h -N -o '%T' 2>/dev/null | sort | uniq -c | tr -s ' ' || true)
-        if [ "$(sinfo -h -N -o '%T' 2>/dev/null | grep -c '^idle$' || true)" -eq "$nodes" ]; then
+        states=$(sinfo -h -N -p main -o '%T' 2>/dev/null | sort | uniq -c | tr -s ' ' || true)
+        if [ "$(sinfo -h -N -p main -o '%T' 2>/dev/null | grep -c '^idle$' || true)" -eq "$nodes" ]; then
             break
         fi
         if [ "$waited" -ge $((timeout * 10)) ]; then

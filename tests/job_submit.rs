@@ -1,0 +1,217 @@
+//! `job_submit/modhost` inside a real slurmctld, on a private cluster of its own: a Lua hook
+//! sets a job's comment, time limit and partition; a Python hook after it refuses a job with a
+//! message sbatch prints; job_modify refuses a time limit past a maximum; a script that loops
+//! is cut at its deadline while slurmctld keeps serving; a broken save keeps the running
+//! version and a fixed one comes in; and a script broken when slurmctld starts neither stops
+//! slurmctld nor decides until it is fixed.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The plugin's two files in a directory of their own, as an admin installs them.
+fn plugin_dir() -> PathBuf {
+    let dir = support::scratch().join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    let library = support::fixture("modhost_slurm");
+    let shim = library.parent().unwrap().join("job_submit_modhost.so");
+    let shim =
+        if shim.exists() { shim } else { library.parent().unwrap().parent().unwrap().join("job_submit_modhost.so") };
+    assert!(shim.exists(), "job_submit_modhost.so not built (is libslurm-dev installed?)");
+    std::fs::copy(&shim, dir.join("job_submit_modhost.so")).unwrap();
+    std::fs::copy(&library, dir.join("libmodhost_slurm.so")).unwrap();
+    dir
+}
+
+struct Cluster {
+    dir: PathBuf,
+}
+
+impl Cluster {
+    /// Starts a cluster whose slurm.conf enables job_submit/modhost; `setup` writes the
+    /// manifest and scripts into its directory first.
+    fn start(name: &str, setup: impl FnOnce(&Path)) -> Cluster {
+        let dir = support::scratch().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        setup(&dir);
+        let output = Command::new(support::workspace().join("scripts/slurm/cluster.sh"))
+            .args(["start", dir.to_str().unwrap(), "2"])
+            .env("MODHOST_SLURM_PLUGIN_DIR", plugin_dir())
+            .env("MODHOST_SLURM_CONF_EXTRA", "JobSubmitPlugins=modhost")
+            .output()
+            .unwrap();
+        let cluster = Cluster { dir };
+        assert!(output.status.success(), "start failed:\n{}{}", text(&output.stdout), text(&output.stderr));
+        cluster
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        Command::new(program).args(args).env("SLURM_CONF", self.dir.join("slurm.conf")).output().unwrap()
+    }
+
+    /// sbatch of a one-second job with this name: (exit success, stdout + stderr).
+    fn sbatch(&self, name: &str) -> (bool, String) {
+        let output = self.run("sbatch", &["-J", name, "--wrap", "sleep 1"]);
+        (output.status.success(), text(&output.stdout) + &text(&output.stderr))
+    }
+
+    /// `field` of the job of this id, as squeue shows it (`%k` comment, `%l` time limit,
+    /// `%P` partition, `%j` name).
+    fn job(&self, id: &str, field: &str) -> String {
+        let output = self.run("squeue", &["-h", "-j", id, "-o", field]);
+        text(&output.stdout).trim().to_owned()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log/slurmctld.log")).unwrap_or_default()
+    }
+
+    /// Submits jobs until slurmctld's log says `what` (a reload is prepared by a watcher and
+    /// installed at the next call), checking that each is accepted, with this comment if given.
+    fn submit_until_log(&self, what: &str, comment: Option<&str>) {
+        let start = Instant::now();
+        while !self.log().contains(what) {
+            assert!(start.elapsed() < Duration::from_secs(15), "the log never said {what:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(300));
+            let (ok, said) = self.sbatch("waiting");
+            assert!(ok, "{said}");
+            if let Some(comment) = comment {
+                assert_eq!(self.job(&id_of(&said), "%k"), comment);
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let output = Command::new(support::workspace().join("scripts/slurm/cluster.sh"))
+            .args(["stop", self.dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            eprintln!("stop failed: {}", text(&output.stderr));
+        }
+    }
+}
+
+fn id_of(answer: &str) -> String {
+    answer.trim().rsplit(' ').next().unwrap().to_owned()
+}
+
+const LUA: &str = r#"
+function slurm_job_submit(job_desc, part_list, submit_uid)
+    slurm.log_info("submit from uid %d, name %s", submit_uid, tostring(job_desc.name))
+    job_desc.comment = "lua saw uid " .. submit_uid
+    if job_desc.time_limit == slurm.NO_VAL then job_desc.time_limit = 7 end
+    if job_desc.name == "to-short" then job_desc.partition = "short" end
+    if job_desc.name == "spin" then
+        while true do end
+    end
+    return slurm.SUCCESS
+end
+
+function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
+    if job_desc.time_limit ~= slurm.NO_VAL and job_desc.time_limit > 60 then
+        slurm.log_info("job %d: time limit %d refused", job_rec.job_id, job_desc.time_limit)
+        return slurm.ESLURM_INVALID_TIME_LIMIT
+    end
+    return slurm.SUCCESS
+end
+"#;
+
+const PYTHON: &str = r#"
+import slurm
+
+def slurm_job_submit(job_desc, part_list, submit_uid):
+    if job_desc["name"] == "forbidden":
+        slurm.log_user("jobs named %s are not allowed here", job_desc["name"])
+        return slurm.ERROR
+    if job_desc["comment"] is not None:
+        job_desc["comment"] = job_desc["comment"] + ", python too"
+    return slurm.SUCCESS
+"#;
+
+#[test]
+fn hooks_in_lua_and_python_decide_real_submissions() {
+    let lua_bridge = support::lua_bridge();
+    let python_bridge = support::python_bridge();
+    let cluster = Cluster::start("hooks", |dir| {
+        std::fs::write(dir.join("job_submit.lua"), LUA).unwrap();
+        // The Python hook is broken when slurmctld starts.
+        std::fs::write(dir.join("job_submit.py"), "def slurm_job_submit(job_desc,\n").unwrap();
+        let manifest = serde_json::json!({"libraries": [
+            {"file": lua_bridge, "modules": [{"name": "lua_policy", "symbol": "org_modhost_lua",
+                "parameters": [{"key": "script", "value": "job_submit.lua"}, {"key": "timeout_ms", "value": "300"}]}]},
+            {"file": python_bridge, "modules": [{"name": "py_policy", "symbol": "org_modhost_python",
+                "parameters": [{"key": "script", "value": "job_submit.py"}]}]}
+        ]});
+        std::fs::write(dir.join("job_submit_modhost.json"), manifest.to_string()).unwrap();
+    });
+
+    // slurmctld started and serves with a broken script: the submission is refused, with why.
+    let (ok, said) = cluster.sbatch("early");
+    assert!(!ok, "a job got past a module that cannot start: {said}");
+    assert!(said.contains("module 'py_policy' cannot start"), "{said}");
+    assert!(cluster.log().contains("job_submit.py"), "{}", cluster.log());
+
+    // Fixing the file brings it in at the next submission.
+    std::fs::write(cluster.dir.join("job_submit.py"), PYTHON).unwrap();
+    let (ok, said) = cluster.sbatch("plain");
+    assert!(ok, "{said}");
+    let plain = id_of(&said);
+    assert_eq!(cluster.job(&plain, "%k"), "lua saw uid 0, python too");
+    assert_eq!(cluster.job(&plain, "%l"), "7:00");
+    assert_eq!(cluster.job(&plain, "%P"), "main");
+    assert!(cluster.log().contains("[lua_policy] submit from uid 0, name plain"), "{}", cluster.log());
+
+    let (ok, said) = cluster.sbatch("to-short");
+    assert!(ok, "{said}");
+    assert_eq!(cluster.job(&id_of(&said), "%P"), "short");
+
+    // Python refuses with a message sbatch prints; the job does not exist.
+    let (ok, said) = cluster.sbatch("forbidden");
+    assert!(!ok, "{said}");
+    assert!(said.contains("jobs named forbidden are not allowed here"), "{said}");
+    let listed = text(&cluster.run("squeue", &["-h", "-o", "%j"]).stdout);
+    assert!(!listed.contains("forbidden"), "{listed}");
+
+    // job_modify refuses a time limit past 60 minutes, and lets one under it through.
+    let (_, said) = cluster.sbatch("long");
+    let long = id_of(&said);
+    let refused = cluster.run("scontrol", &["update", &format!("JobId={long}"), "TimeLimit=100"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("time limit"), "{}", text(&refused.stderr));
+    let allowed = cluster.run("scontrol", &["update", &format!("JobId={long}"), "TimeLimit=50"]);
+    assert!(allowed.status.success(), "{}", text(&allowed.stderr));
+
+    // A script that loops: sbatch answers within the deadline and a margin, the log names the
+    // line, and slurmctld keeps serving.
+    let started = Instant::now();
+    let (ok, said) = cluster.sbatch("spin");
+    let took = started.elapsed();
+    assert!(!ok, "{said}");
+    assert!(took < Duration::from_secs(3), "sbatch took {took:?}");
+    assert!(said.contains("timeout"), "{said}");
+    assert!(cluster.log().contains("job_submit.lua:8: timeout"), "{}", cluster.log());
+    let (ok, said) = cluster.sbatch("after-spin");
+    assert!(ok, "{said}");
+
+    // A syntax error saved over the running script: the old version keeps deciding, and the
+    // log says why, with the line.
+    std::fs::write(cluster.dir.join("job_submit.lua"), "function slurm_job_submit(\n").unwrap();
+    cluster.submit_until_log("keeps running", Some("lua saw uid 0, python too"));
+    assert!(cluster.log().contains("job_submit.lua:2:"), "{}", cluster.log());
+
+    // Fixed: the new version decides from the next submission on.
+    std::fs::write(cluster.dir.join("job_submit.lua"), LUA.replace("lua saw uid", "lua v2 saw uid")).unwrap();
+    cluster.submit_until_log("reloaded", None);
+    let (ok, said) = cluster.sbatch("fixed");
+    assert!(ok, "{said}");
+    assert_eq!(cluster.job(&id_of(&said), "%k"), "lua v2 saw uid 0, python too");
+}
