@@ -106,7 +106,7 @@ local function job_desc(values, changes)
 end
 
 local function run(hook, msg, ...)
-    logs, user_msgs = {}, {}
+    user_msgs = {}
     local changes = {}
     local rc = slurm.SUCCESS
     if hook ~= nil then
@@ -118,7 +118,10 @@ local function run(hook, msg, ...)
             rc = slurm.SUCCESS
         end
     end
-    return { rc = rc, changes = changes, logs = logs,
+    -- What the script logged since the last call (at load, too) goes with this answer.
+    local logged = logs
+    logs = {}
+    return { rc = rc, changes = changes, logs = logged,
              user_msg = #user_msgs > 0 and concat(user_msgs, "\n") or nil }
 end
 

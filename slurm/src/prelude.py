@@ -95,7 +95,7 @@ class _JobDesc:
 
 
 def _run(hook, msg, *args):
-    del _logs[:], _user_msgs[:]
+    del _user_msgs[:]
     desc = _JobDesc(msg["job_desc"])
     rc = slurm.SUCCESS
     if hook is not None:
@@ -104,7 +104,10 @@ def _run(hook, msg, *args):
             _logs.append(["info", "non-numeric return code, taken as slurm.SUCCESS"])
             rc = slurm.SUCCESS
         rc = int(rc)
-    return {"rc": rc, "changes": desc._changes, "logs": list(_logs),
+    # What the script logged since the last call (at load, too) goes with this answer.
+    logged = list(_logs)
+    del _logs[:]
+    return {"rc": rc, "changes": desc._changes, "logs": logged,
             "user_msg": "\n".join(_user_msgs) if _user_msgs else None}
 
 
