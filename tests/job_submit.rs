@@ -3,7 +3,8 @@
 //! message sbatch prints; job_modify refuses a time limit past a maximum; a script that loops
 //! is cut at its deadline while slurmctld keeps serving; a broken save keeps the running
 //! version and a fixed one comes in; and a script broken when slurmctld starts neither stops
-//! slurmctld nor decides until it is fixed.
+//! slurmctld nor decides until it is fixed. And the same job_submit.lua gives the same jobs
+//! under Slurm's job_submit/lua and under job_submit/modhost.
 
 mod support;
 
@@ -37,13 +38,18 @@ impl Cluster {
     /// Starts a cluster whose slurm.conf enables job_submit/modhost; `setup` writes the
     /// manifest and scripts into its directory first.
     fn start(name: &str, setup: impl FnOnce(&Path)) -> Cluster {
+        Cluster::start_with(name, "modhost", setup)
+    }
+
+    /// Like [`Cluster::start`], with `JobSubmitPlugins` set to `plugin`.
+    fn start_with(name: &str, plugin: &str, setup: impl FnOnce(&Path)) -> Cluster {
         let dir = support::scratch().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         setup(&dir);
         let output = Command::new(support::workspace().join("scripts/slurm/cluster.sh"))
             .args(["start", dir.to_str().unwrap(), "2"])
             .env("MODHOST_SLURM_PLUGIN_DIR", plugin_dir())
-            .env("MODHOST_SLURM_CONF_EXTRA", "JobSubmitPlugins=modhost")
+            .env("MODHOST_SLURM_CONF_EXTRA", format!("JobSubmitPlugins={plugin}"))
             .output()
             .unwrap();
         let cluster = Cluster { dir };
@@ -214,4 +220,49 @@ fn hooks_in_lua_and_python_decide_real_submissions() {
     let (ok, said) = cluster.sbatch("fixed");
     assert!(ok, "{said}");
     assert_eq!(cluster.job(&id_of(&said), "%k"), "lua v2 saw uid 0, python too");
+}
+
+/// The jobs of the equivalence test: each one's sbatch arguments.
+const SAME_JOBS: [&[&str]; 4] = [
+    &["-J", "plain"],
+    &["-J", "commented", "--comment", "mine"],
+    &["-J", "short-ok", "-p", "short", "-t", "20"],
+    &["-J", "short-long", "-p", "short", "-t", "60"],
+];
+
+/// What sbatch said (accepted or the refusal's text) and what Slurm recorded of each job.
+fn same_jobs_under(plugin: &str, name: &str) -> Vec<String> {
+    let policy = std::fs::read_to_string(support::workspace().join("scripts/slurm/job_submit.lua")).unwrap();
+    let lua_bridge = support::lua_bridge();
+    let cluster = Cluster::start_with(name, plugin, |dir| {
+        std::fs::write(dir.join("job_submit.lua"), &policy).unwrap();
+        let manifest = serde_json::json!({"libraries": [{"file": lua_bridge, "modules": [{"name": "site_policy",
+            "symbol": "org_modhost_lua", "parameters": [{"key": "script", "value": "job_submit.lua"}]}]}]});
+        std::fs::write(dir.join("job_submit_modhost.json"), manifest.to_string()).unwrap();
+    });
+    SAME_JOBS
+        .iter()
+        .map(|args| {
+            let mut all = args.to_vec();
+            all.extend(["--wrap", "sleep 1"]);
+            let output = cluster.run("sbatch", &all);
+            if output.status.success() {
+                let id = id_of(&text(&output.stdout));
+                format!("accepted: {}", cluster.job(&id, "%j|%P|%l|%k"))
+            } else {
+                format!("refused: {}", text(&output.stderr).trim())
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_job_submit_lua_decides_the_same_under_slurms_plugin_and_ours() {
+    let slurm = same_jobs_under("lua", "same-under-lua");
+    let ours = same_jobs_under("modhost", "same-under-modhost");
+    assert_eq!(ours, slurm);
+    // The policy did something to each: a default time limit, a comment, a refusal.
+    assert!(slurm[0].starts_with("accepted: plain|main|10:00|checked by the site policy"), "{slurm:?}");
+    assert!(slurm[1].ends_with("|mine"), "{slurm:?}");
+    assert!(slurm[3].contains("partition short takes jobs of at most 30 minutes"), "{slurm:?}");
 }
