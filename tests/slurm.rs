@@ -87,7 +87,7 @@ fn a_private_cluster_runs_jobs_on_the_nodes_asked_for_and_stops_what_it_started(
     let deep = format!("{}/cluster", "a-directory-deep-enough-for-sockets".repeat(2));
     assert!(support::scratch().join(&deep).join("spool/node1/node1_1.4294967291").as_os_str().len() > 108);
     let cluster = Cluster::start(&deep, 3);
-    let nodes = cluster.slurm("sinfo", &["-h", "-N", "-o", "%N %T"]);
+    let nodes = cluster.slurm("sinfo", &["-h", "-N", "-p", "main", "-o", "%N %T"]);
     assert_eq!(nodes.lines().collect::<Vec<_>>(), ["node1 idle", "node2 idle", "node3 idle"], "{nodes}");
     let pids = cluster.pids();
     // munged, slurmctld and one slurmd a node, each alive.

@@ -247,7 +247,7 @@ stop() {
 
 status() {
     export SLURM_CONF="$DIR/slurm.conf"
-    sinfo -N
+    sinfo -N -p main
     squeue
 }
 
