@@ -333,7 +333,7 @@ impl Plugin {
         let module = &self.modules[index];
         let (Err(broken), Some(script)) = (&module.running, &module.script) else { return };
         let now = reload::fingerprint(script);
-        if now == broken.fingerprint || broken.fingerprint == 0 && now == 0 {
+        if now == broken.fingerprint {
             return;
         }
         let running = self.start(&module.name, Some(script));
