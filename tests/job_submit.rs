@@ -106,6 +106,15 @@ impl Drop for Cluster {
     }
 }
 
+/// Waits up to 10 s for `done`, failing with `why`.
+fn wait_for(done: impl Fn() -> bool, why: impl Fn() -> String) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", why());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn id_of(answer: &str) -> String {
     answer.trim().rsplit(' ').next().unwrap().to_owned()
 }
@@ -149,11 +158,16 @@ fn hooks_in_lua_and_python_decide_real_submissions() {
     let python_bridge = support::python_bridge();
     let cluster = Cluster::start("hooks", |dir| {
         std::fs::write(dir.join("job_submit.lua"), LUA).unwrap();
+        // A candidate for the Lua policy, which would word the comment otherwise.
+        std::fs::write(dir.join("candidate.lua"), LUA.replace("lua saw uid", "candidate saw uid")).unwrap();
         // The Python hook is broken when slurmctld starts.
         std::fs::write(dir.join("job_submit.py"), "def slurm_job_submit(job_desc,\n").unwrap();
         let manifest = serde_json::json!({"libraries": [
             {"file": lua_bridge, "modules": [{"name": "lua_policy", "symbol": "org_modhost_lua",
-                "parameters": [{"key": "script", "value": "job_submit.lua"}, {"key": "timeout_ms", "value": "300"}]}]},
+                "parameters": [{"key": "script", "value": "job_submit.lua"}, {"key": "timeout_ms", "value": "300"}]},
+                {"name": "lua_candidate", "symbol": "org_modhost_lua", "parameters": [
+                    {"key": "script", "value": "candidate.lua"}, {"key": "timeout_ms", "value": "300"},
+                    {"key": "shadow_of", "value": "lua_policy"}]}]},
             {"file": python_bridge, "modules": [{"name": "py_policy", "symbol": "org_modhost_python",
                 "parameters": [{"key": "script", "value": "job_submit.py"}]}]}
         ]});
@@ -175,6 +189,11 @@ fn hooks_in_lua_and_python_decide_real_submissions() {
     assert_eq!(cluster.job(&plain, "%l"), "7:00");
     assert_eq!(cluster.job(&plain, "%P"), "main");
     assert!(cluster.log().contains("[lua_policy] submit from uid 0, name plain"), "{}", cluster.log());
+    // The shadow saw the same job; only the active policy's comment was applied, and the log
+    // says where the candidate differs.
+    let shadowed = "[lua_candidate (shadow)] decides otherwise on job 'plain' from uid 0: \
+                    comment \"lua saw uid 0\" vs \"candidate saw uid 0\"";
+    wait_for(|| cluster.log().contains(shadowed), || format!("no {shadowed:?} in\n{}", cluster.log()));
 
     let (ok, said) = cluster.sbatch("to-short");
     assert!(ok, "{said}");
@@ -210,13 +229,15 @@ fn hooks_in_lua_and_python_decide_real_submissions() {
 
     // A syntax error saved over the running script: the old version keeps deciding, and the
     // log says why, with the line.
-    std::fs::write(cluster.dir.join("job_submit.lua"), "function slurm_job_submit(\n").unwrap();
-    cluster.submit_until_log("keeps running", Some("lua saw uid 0, python too"));
+    // (The shadow's script, in the same folder, is reloaded too: its own messages name it.)
+    let script = cluster.dir.join("job_submit.lua");
+    std::fs::write(&script, "function slurm_job_submit(\n").unwrap();
+    cluster.submit_until_log(&format!("reload of '{}' refused", script.display()), Some("lua saw uid 0, python too"));
     assert!(cluster.log().contains("job_submit.lua:2:"), "{}", cluster.log());
 
     // Fixed: the new version decides from the next submission on.
     std::fs::write(cluster.dir.join("job_submit.lua"), LUA.replace("lua saw uid", "lua v2 saw uid")).unwrap();
-    cluster.submit_until_log("reloaded", None);
+    cluster.submit_until_log(&format!("reloaded '{}'", script.display()), None);
     let (ok, said) = cluster.sbatch("fixed");
     assert!(ok, "{said}");
     assert_eq!(cluster.job(&id_of(&said), "%k"), "lua v2 saw uid 0, python too");

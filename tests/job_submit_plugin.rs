@@ -4,6 +4,7 @@
 mod support;
 
 use std::path::PathBuf;
+use std::sync::{Mutex, Once};
 
 use modhost_slurm::{Field, FieldKind, Outcome, Plugin, Schema, Settings, Value};
 
@@ -66,6 +67,28 @@ fn conf(name: &str, scripts: &[Script<'_>]) -> PathBuf {
     let manifest = serde_json::json!({ "libraries": libraries });
     std::fs::write(dir.join("job_submit_modhost.json"), manifest.to_string()).unwrap();
     dir
+}
+
+/// What the plugin logged so far, in every test of this binary (the `log` crate has one
+/// logger per process).
+fn logged() -> Vec<String> {
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    struct Capture;
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            LINES.lock().unwrap().push(record.args().to_string());
+        }
+        fn flush(&self) {}
+    }
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&Capture).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Info);
+    });
+    LINES.lock().unwrap().clone()
 }
 
 fn check(dir: PathBuf) -> Outcome {
@@ -174,6 +197,19 @@ fn a_manifest_that_cannot_be_used_refuses_every_submission_with_why() {
 
     let dir = conf("on-error", &[("p.lua", "", &[("on_error", "sometimes")])]);
     refused_with(&check(dir), -1, &["module 'm0'", "on_error=sometimes", "expected refuse or accept"]);
+
+    let dir = conf("shadow-of-nothing", &[("p.lua", "", &[]), ("s.lua", "", &[("shadow_of", "p")])]);
+    refused_with(&check(dir), -1, &["module 'm1'", "shadow_of=p", "no module of the chain has that name", "m0"]);
+
+    let dir = conf(
+        "shadow-of-shadow",
+        &[("p.lua", "", &[]), ("s.lua", "", &[("shadow_of", "m2")]), ("t.lua", "", &[("shadow_of", "m0")])],
+    );
+    refused_with(&check(dir), -1, &["module 'm1'", "shadow_of=m2", "no module of the chain"]);
+
+    let dir =
+        conf("shadow-on-error", &[("p.lua", "", &[]), ("s.lua", "", &[("shadow_of", "m0"), ("on_error", "accept")])]);
+    refused_with(&check(dir), -1, &["module 'm1'", "on_error=accept", "a shadow decides nothing"]);
 }
 
 #[test]
@@ -184,4 +220,62 @@ fn a_script_broken_at_start_refuses_until_fixed() {
     std::fs::write(dir.join("b.lua"), "function slurm_job_submit(j) j.comment = 'fixed' return 0 end\n").unwrap();
     let outcome = plugin.submit(&job(), 0);
     assert_eq!(outcome.changes, vec![(0, Some(Value::Text("fixed".into())))], "{outcome:?}");
+}
+
+#[test]
+fn shadows_see_every_call_and_their_differences_are_logged_and_counted_never_applied() {
+    logged();
+    let active = "function slurm_job_submit(j) j.comment = 'active' j.time_limit = 5 return 0 end\n";
+    let other = "function slurm_job_submit(j) j.comment = 'candidate' j.time_limit = 5 return 0 end\n\
+                 function slurm_job_modify(j, rec) return slurm.ESLURM_INVALID_TIME_LIMIT end\n";
+    let failing = "function slurm_job_submit(j) error('the candidate broke') end\n";
+    let dir = conf(
+        "shadows",
+        &[
+            ("active.lua", active, &[]),
+            ("same.lua", active, &[("shadow_of", "m0")]),
+            ("other.lua", other, &[("shadow_of", "m0")]),
+            ("failing.lua", failing, &[("shadow_of", "m0")]),
+        ],
+    );
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut plugin = Plugin::open(schema(), &Settings { conf_dir: dir, state_dir: Some(state.clone()) });
+    let applied = vec![(0, Some(Value::Text("active".into()))), (1, Some(Value::Number(5)))];
+    for _ in 0..3 {
+        assert_eq!(plugin.submit(&job(), 0), Outcome { rc: 0, changes: applied.clone(), user_msg: None });
+    }
+    assert_eq!(plugin.modify(&job(), 42, 7), Outcome::default());
+    // Stopping the plugin waits for the shadows, then writes the counters.
+    drop(plugin);
+
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("job_submit_modhost.stats.json")).unwrap()).unwrap();
+    assert_eq!((stats["calls"].as_u64(), stats["errors"].as_u64()), (Some(4), Some(0)), "{stats}");
+    // Three shadows of four calls; 'other' differs on the three submissions and the update,
+    // 'failing' fails the three submissions; 'same' agrees throughout.
+    assert_eq!(
+        stats["shadow"],
+        serde_json::json!({"calls": 12, "differences": 7, "errors": 3, "dropped": 0}),
+        "{:#?}",
+        logged()
+    );
+    let lines = logged();
+    let said = |words: &[&str]| lines.iter().any(|l| words.iter().all(|w| l.contains(w)));
+    assert!(
+        said(&["[m2 (shadow)] decides otherwise on job 'job' from uid 0", "comment \"active\" vs \"candidate\""]),
+        "{lines:#?}"
+    );
+    assert!(
+        said(&[
+            "[m2 (shadow)] decides otherwise on the update of job 42 by uid 7",
+            "returns SUCCESS vs ESLURM_INVALID_TIME_LIMIT"
+        ]),
+        "{lines:#?}"
+    );
+    assert!(
+        said(&["[m3 (shadow)]", "the module returns SUCCESS, the shadow failed", "the candidate broke"]),
+        "{lines:#?}"
+    );
+    assert!(!said(&["[m1 (shadow)] decides otherwise"]), "{lines:#?}");
 }

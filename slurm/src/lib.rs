@@ -16,6 +16,7 @@
 mod ffi;
 pub mod plugin;
 mod prelude;
+mod shadow;
 mod stats;
 
 pub use plugin::{Field, FieldKind, Outcome, Plugin, Schema, Settings, Value};

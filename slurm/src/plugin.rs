@@ -1,16 +1,20 @@
 //! The plugin without Slurm: a chain of modules run over a job description given as values,
 //! answering with a return code, the fields to change and the message for the submitter.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use modhost::manifest::{self, Manifest};
 use modhost::script::{VmTransport, reload};
 use modhost::{Kind, ModuleManager};
 use modhost_abi::Parameter;
+use modhost_abi::packed::Writer;
 use serde_json::{Map, Value as Json};
 
 use crate::prelude;
+use crate::shadow::{Decision, Shadows};
 use crate::stats::Stats;
 
 /// The manifest's name, in the directory of slurm.conf (where job_submit/lua finds
@@ -51,6 +55,14 @@ pub struct Schema {
 impl Schema {
     fn constant(&self, name: &str) -> i64 {
         self.constants.iter().find(|(n, _)| n == name).map_or(-1, |(_, v)| *v)
+    }
+
+    /// A return code as a script names it (`SUCCESS`, `ERROR`, an `ESLURM_*`), or its number.
+    pub(crate) fn code_name(&self, rc: i32) -> String {
+        let named = |prefix: &str| {
+            self.constants.iter().find(|(n, v)| n.starts_with(prefix) && *v == i64::from(rc)).map(|(n, _)| n.clone())
+        };
+        ["SUCCESS", "ERROR", "ESLURM_"].iter().find_map(|p| named(p)).unwrap_or_else(|| rc.to_string())
     }
 }
 
@@ -93,10 +105,10 @@ enum OnError {
     Accept,
 }
 
-/// One module of the chain: running, or not loaded yet (with why, and the script's
-/// fingerprint when that was found, so that a fixed save is picked up).
-struct Module {
-    name: String,
+/// One module of the chain (or a shadow): running, or not loaded yet (with why, and the
+/// script's fingerprint when that was found, so that a fixed save is picked up).
+pub(crate) struct Module {
+    pub(crate) name: String,
     on_error: OnError,
     script: Option<PathBuf>,
     running: Result<VmTransport, Broken>,
@@ -107,11 +119,66 @@ struct Broken {
     fingerprint: u64,
 }
 
-/// The plugin: the manifest's modules in order, and its counters.
+impl Module {
+    fn new(manager: &ModuleManager, name: String, on_error: OnError, script: Option<PathBuf>) -> Module {
+        let running = if manager.contains(&name, Kind::Vm) {
+            start(manager, &name, script.as_deref())
+        } else {
+            Err(Broken {
+                why: format!("module '{name}' is not a Vm module: native job submit modules are not supported yet"),
+                fingerprint: 0,
+            })
+        };
+        if let Err(broken) = &running {
+            log::error!("{}", broken.why);
+        }
+        Module { name, on_error, script, running }
+    }
+
+    /// A module that could not start is tried again once its script changed.
+    pub(crate) fn retry(&mut self, manager: &ModuleManager) {
+        let (Err(broken), Some(script)) = (&self.running, &self.script) else { return };
+        if reload::fingerprint(script) == broken.fingerprint {
+            return;
+        }
+        self.running = start(manager, &self.name, Some(script));
+        match &self.running {
+            Ok(_) => log::info!("[{}] '{}' loaded: the module decides from now on", self.name, script.display()),
+            Err(broken) => log::error!("{}", broken.why),
+        }
+    }
+
+    /// Runs a wrapper of the running version (a saved change comes in first): its answer,
+    /// checked against the schema, or why there is none.
+    pub(crate) fn call(&mut self, schema: &Schema, function: &str, message: &[u8]) -> Result<Answer, String> {
+        match &mut self.running {
+            Ok(transport) => {
+                transport.reload_with(|_| Ok(()));
+                transport
+                    .call_packed(function, message)
+                    .map_err(|e| e.to_string())
+                    .and_then(|answer| Answer::read(schema, &answer))
+            }
+            Err(broken) => Err(broken.why.clone()),
+        }
+    }
+}
+
+fn start(manager: &ModuleManager, name: &str, script: Option<&Path>) -> Result<VmTransport, Broken> {
+    let fingerprint = script.map_or(0, reload::fingerprint);
+    VmTransport::new(manager, name, WRAPPERS).map_err(|e| Broken {
+        why: format!("module '{name}' cannot start, it decides by its on_error until its script is fixed: {e}"),
+        fingerprint,
+    })
+}
+
+/// The plugin: the manifest's modules in order, the shadows beside them, and its counters.
 pub struct Plugin {
     schema: Schema,
-    manager: ModuleManager,
+    manager: Arc<ModuleManager>,
     modules: Vec<Module>,
+    /// Candidates that see what a module of the chain sees, on a thread of their own.
+    shadows: Option<Shadows>,
     /// Set when the manifest itself could not be used: every call is refused with it.
     broken: Option<String>,
     stats: Stats,
@@ -128,8 +195,9 @@ impl Plugin {
     pub fn open(schema: Schema, settings: &Settings) -> Plugin {
         reload::watch_by_default(true);
         let mut plugin = Plugin {
-            manager: ModuleManager::new(),
+            manager: Arc::new(ModuleManager::new()),
             modules: Vec::new(),
+            shadows: None,
             broken: None,
             stats: Stats::new(settings.state_dir.as_deref()),
             schema,
@@ -155,45 +223,65 @@ impl Plugin {
         for warning in &manifest.warnings {
             log::warn!("{}: {warning}", path.display());
         }
-        self.prepare(&mut manifest, conf_dir)?;
+        let shadow_of = self.prepare(&mut manifest, conf_dir)?;
         self.manager.load(&manifest).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Each entry, checked before any module starts: a manifest that cannot be used starts
+        // nothing.
+        let mut entries = Vec::new();
         for library in &manifest.libraries {
             for entry in &library.modules {
                 let name = entry.name.clone();
                 let parameter = |key: &str| entry.parameters.iter().find(|p| p.key == key).map(|p| p.value.clone());
+                let bad = |key: &str, value: &str, why: &str| {
+                    format!("{}: module '{name}': parameter {key}={value}: {why}", path.display())
+                };
                 let on_error = match parameter("on_error").as_deref() {
                     None | Some("refuse") => OnError::Refuse,
                     Some("accept") => OnError::Accept,
-                    Some(other) => {
-                        return Err(format!(
-                            "{}: module '{name}': parameter on_error={other}: expected refuse or accept",
-                            path.display()
-                        ));
-                    }
+                    Some(other) => return Err(bad("on_error", other, "expected refuse or accept")),
                 };
-                let script = parameter("script").map(PathBuf::from);
-                let running = if self.manager.contains(&name, Kind::Vm) {
-                    self.start(&name, script.as_deref())
-                } else {
-                    Err(Broken {
-                        why: format!(
-                            "module '{name}' is not a Vm module: native job submit modules are not supported yet"
-                        ),
-                        fingerprint: 0,
-                    })
-                };
-                if let Err(broken) = &running {
-                    log::error!("{}", broken.why);
+                let shadow_of = shadow_of.get(&name).cloned();
+                if let (Some(_), Some(on_error)) = (&shadow_of, parameter("on_error")) {
+                    return Err(bad("on_error", &on_error, "a shadow decides nothing, so it has no on_error"));
                 }
-                self.modules.push(Module { name, on_error, script, running });
+                entries.push((name, on_error, parameter("script").map(PathBuf::from), shadow_of));
             }
+        }
+        let chain: Vec<&str> = entries.iter().filter(|e| e.3.is_none()).map(|(name, ..)| name.as_str()).collect();
+        let mut targets = Vec::new();
+        for (name, _, _, shadow_of) in &entries {
+            let Some(target) = shadow_of else { continue };
+            let index = chain.iter().position(|n| n == target).ok_or_else(|| {
+                format!(
+                    "{}: module '{name}': parameter shadow_of={target}: no module of the chain has that name \
+                     (the chain: {})",
+                    path.display(),
+                    chain.join(", ")
+                )
+            })?;
+            targets.push(index);
+        }
+        let mut shadows = Vec::new();
+        for (name, on_error, script, shadow_of) in entries {
+            let module = Module::new(&self.manager, name, on_error, script);
+            match shadow_of {
+                None => self.modules.push(module),
+                Some(_) => shadows.push(module),
+            }
+        }
+        if !shadows.is_empty() {
+            let pairs = shadows.into_iter().zip(targets).collect();
+            self.shadows = Some(Shadows::start(self.schema.clone(), Arc::clone(&self.manager), pairs));
+            self.stats.shadow = self.shadows.as_ref().map(Shadows::counters);
         }
         Ok(())
     }
 
-    /// Makes the manifest's relative paths relative to the configuration directory, and gives
-    /// each script the `slurm` table of its language.
-    fn prepare(&self, manifest: &mut Manifest, conf_dir: &Path) -> Result<(), String> {
+    /// Makes the manifest's relative paths relative to the configuration directory, gives
+    /// each script the `slurm` table of its language, and takes out the plugin's own
+    /// parameter `shadow_of` (the modules' bridges do not know it): by module name.
+    fn prepare(&self, manifest: &mut Manifest, conf_dir: &Path) -> Result<BTreeMap<String, String>, String> {
+        let mut shadow_of = BTreeMap::new();
         let origin = manifest.origin.to_string();
         let absolute = |value: &str| {
             if Path::new(value).is_absolute() { value.to_owned() } else { conf_dir.join(value).display().to_string() }
@@ -203,8 +291,12 @@ impl Plugin {
                 *file = absolute(file);
             }
             for module in &mut library.modules {
+                if let Some(at) = module.parameters.iter().position(|p| p.key == "shadow_of") {
+                    shadow_of.insert(module.name.clone(), module.parameters.remove(at).value);
+                }
                 let Some(script) = module.parameters.iter_mut().find(|p| p.key == "script") else { continue };
                 script.value = absolute(&script.value);
+                let lua = Path::new(&script.value).extension().is_some_and(|e| e == "lua");
                 let text = match Path::new(&script.value).extension().and_then(|e| e.to_str()) {
                     Some("lua") => prelude::lua(&self.schema),
                     Some("py") => prelude::python(&self.schema),
@@ -223,17 +315,15 @@ impl Plugin {
                     ));
                 }
                 module.parameters.push(Parameter { key: "prelude".into(), value: text });
+                // A Lua script reads a job description as a view, a field when it asks for
+                // it, rather than as a table of every field built for each call (the manifest
+                // may still say messages=tables).
+                if lua && !module.parameters.iter().any(|p| p.key == "messages") {
+                    module.parameters.push(Parameter { key: "messages".into(), value: "views".into() });
+                }
             }
         }
-        Ok(())
-    }
-
-    fn start(&self, name: &str, script: Option<&Path>) -> Result<VmTransport, Broken> {
-        let fingerprint = script.map_or(0, reload::fingerprint);
-        VmTransport::new(&self.manager, name, WRAPPERS).map_err(|e| Broken {
-            why: format!("module '{name}' cannot start, it decides by its on_error until its script is fixed: {e}"),
-            fingerprint,
-        })
+        Ok(shadow_of)
     }
 
     /// Runs `slurm_job_submit` of every module, in order.
@@ -270,22 +360,20 @@ impl Plugin {
         if let Some(why) = &self.broken {
             return refusal(self.schema.constant("ERROR"), format!("job_submit/modhost is not working: {why}"));
         }
+        let label = self.shadows.as_ref().map(|_| label(&self.schema, desc, extra));
         let mut current = desc.to_vec();
         let mut messages = Vec::new();
         for index in 0..self.modules.len() {
-            self.retry(index);
             let module = &mut self.modules[index];
-            let answer = match &mut module.running {
-                Ok(transport) => {
-                    transport.reload_with(|_| Ok(()));
-                    let message = message(&self.schema, &current, extra);
-                    transport
-                        .call_packed(function, &message)
-                        .map_err(|e| e.to_string())
-                        .and_then(|answer| Answer::read(&self.schema, &answer))
+            module.retry(&self.manager);
+            let message = message(&self.schema, &current, extra);
+            let answer = module.call(&self.schema, function, &message);
+            if let (Some(shadows), Some(label)) = (&self.shadows, &label) {
+                if shadows.watch(index) {
+                    let decision = answer.as_ref().map(|a| Decision::of(a, &current)).map_err(Clone::clone);
+                    shadows.send(index, function, label, &current, message, decision);
                 }
-                Err(broken) => Err(broken.why.clone()),
-            };
+            }
             let answer = match answer {
                 Ok(answer) => answer,
                 Err(error) => {
@@ -305,14 +393,7 @@ impl Plugin {
                     }
                 }
             };
-            for (level, line) in &answer.logs {
-                match level.as_str() {
-                    "error" => log::error!("[{}] {line}", module.name),
-                    "info" => log::info!("[{}] {line}", module.name),
-                    "verbose" => log::debug!("[{}] {line}", module.name),
-                    _ => log::trace!("[{}] {line}", module.name),
-                }
-            }
+            answer.log(&module.name);
             messages.extend(answer.user_msg);
             if answer.rc != 0 {
                 self.stats.refusals += 1;
@@ -327,57 +408,99 @@ impl Plugin {
             current.into_iter().enumerate().filter(|(i, value)| desc[*i] != *value).collect::<Vec<(usize, _)>>();
         Outcome { rc: 0, changes, user_msg: (!messages.is_empty()).then(|| messages.join("\n")) }
     }
+}
 
-    /// A module that could not start is tried again once its script changed.
-    fn retry(&mut self, index: usize) {
-        let module = &self.modules[index];
-        let (Err(broken), Some(script)) = (&module.running, &module.script) else { return };
-        let now = reload::fingerprint(script);
-        if now == broken.fingerprint {
-            return;
-        }
-        let running = self.start(&module.name, Some(script));
-        match &running {
-            Ok(_) => log::info!("[{}] '{}' loaded: the module decides from now on", module.name, script.display()),
-            Err(broken) => log::error!("{}", broken.why),
-        }
-        self.modules[index].running = running;
+/// How a shadow's log names a call: the job's name and submitter, or the job id and who
+/// updates it.
+fn label(schema: &Schema, desc: &[Option<Value>], extra: &[(&str, Json)]) -> String {
+    let of = |key: &str| extra.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+    if let (Some(job_rec), Some(uid)) = (of("job_rec"), of("modify_uid")) {
+        return format!("the update of job {} by uid {uid}", job_rec["job_id"]);
     }
+    let name = schema.fields.iter().position(|f| f.name == "name").and_then(|i| desc.get(i).cloned().flatten());
+    let name = match name {
+        Some(Value::Text(name)) => format!("'{name}'"),
+        _ => "(no name)".to_owned(),
+    };
+    format!("job {name} from uid {}", of("submit_uid").unwrap_or_default())
 }
 
 fn refusal(code: i64, text: String) -> Outcome {
     Outcome { rc: i32::try_from(code).unwrap_or(-1), changes: Vec::new(), user_msg: Some(text) }
 }
 
+/// The value an unsigned field of `width` bytes holds when unset: Slurm's NO_VAL of that
+/// width (NO_VAL8, NO_VAL16, NO_VAL, NO_VAL64; 64-bit values as their bits).
+pub(crate) fn no_val(width: u8) -> Option<i64> {
+    match width {
+        1 => Some(0xfe),
+        2 => Some(0xfffe),
+        4 => Some(0xffff_fffe),
+        8 => Some(-2),
+        _ => None,
+    }
+}
+
 /// The packed message a wrapper gets: the job description's set fields, an empty partition
-/// list, and the call's own values.
+/// list, and the call's own values. An unsigned field that holds its width's NO_VAL is left
+/// out (the preludes read such a field as that NO_VAL): most of a job description is unset,
+/// and each field sent is a value the script's side must build, wanted or not.
 fn message(schema: &Schema, desc: &[Option<Value>], extra: &[(&str, Json)]) -> Vec<u8> {
-    let mut fields = Map::new();
+    let mut out = Vec::with_capacity(2048);
+    let mut writer = Writer::new(&mut out);
+    let packing = "a message of strings without NUL, numbers and small objects packs";
+    let top = writer.open_object();
+    writer.key("job_desc").expect(packing);
+    let fields = writer.open_object();
+    let mut count = 0;
     for (field, value) in schema.fields.iter().zip(desc) {
-        match value {
-            Some(Value::Text(text)) => fields.insert(field.name.clone(), Json::from(text.as_str())),
-            Some(Value::Number(n)) => fields.insert(field.name.clone(), Json::from(*n)),
-            None => None,
-        };
+        match (value, field.kind) {
+            (None, _) => continue,
+            (Some(Value::Number(n)), FieldKind::Unsigned(width)) if no_val(width) == Some(*n) => continue,
+            (Some(Value::Number(n)), _) => {
+                writer.key(&field.name).expect(packing);
+                writer.integer(*n);
+            }
+            (Some(Value::Text(text)), _) => {
+                writer.key(&field.name).expect(packing);
+                writer.string(text).expect(packing);
+            }
+        }
+        count += 1;
     }
-    let mut message = Map::new();
-    message.insert("job_desc".into(), Json::Object(fields));
-    message.insert("part_list".into(), Json::Object(Map::new()));
+    writer.close(fields, count).expect(packing);
+    writer.key("part_list").expect(packing);
+    let parts = writer.open_object();
+    writer.close(parts, 0).expect(packing);
     for (key, value) in extra {
-        message.insert((*key).to_owned(), value.clone());
+        writer.key(key).expect(packing);
+        writer.walked_values(&modhost_abi::packed::to_vec(value).expect(packing));
     }
-    modhost_abi::packed::to_vec(&Json::Object(message)).expect("a JSON object packs")
+    writer.close(top, 2 + extra.len()).expect(packing);
+    out
 }
 
 /// A wrapper's answer, checked against the schema.
-struct Answer {
-    rc: i32,
-    changes: Vec<(usize, Option<Value>)>,
-    user_msg: Option<String>,
+pub(crate) struct Answer {
+    pub(crate) rc: i32,
+    pub(crate) changes: Vec<(usize, Option<Value>)>,
+    pub(crate) user_msg: Option<String>,
     logs: Vec<(String, String)>,
 }
 
 impl Answer {
+    /// Writes what the script logged to slurmctld's log, each line tagged with `tag`.
+    pub(crate) fn log(&self, tag: &str) {
+        for (level, line) in &self.logs {
+            match level.as_str() {
+                "error" => log::error!("[{tag}] {line}"),
+                "info" => log::info!("[{tag}] {line}"),
+                "verbose" => log::debug!("[{tag}] {line}"),
+                _ => log::trace!("[{tag}] {line}"),
+            }
+        }
+    }
+
     fn read(schema: &Schema, bytes: &[u8]) -> Result<Answer, String> {
         let value: Json = modhost_abi::packed::from_slice(bytes).map_err(|e| format!("unreadable answer: {e}"))?;
         let rc = value.get("rc").and_then(Json::as_i64).unwrap_or(0);

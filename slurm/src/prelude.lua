@@ -57,7 +57,12 @@ local UNSET = false
 
 local function read(values, changes, name)
     local value = changes[name]
-    if value == nil then return values[name] end
+    if value == nil then
+        value = values[name]
+        -- An unsigned field left out of the message holds its NO_VAL (FIELDS has it).
+        if value == nil and math.type(FIELDS[name]) == "integer" then return FIELDS[name] end
+        return value
+    end
     if value == UNSET then return nil end
     return value
 end

@@ -49,6 +49,9 @@ class _JobDesc:
         if key not in _FIELDS:
             raise KeyError(key)
         value = self._changes.get(key, self._values.get(key))
+        if value is None:
+            # An unsigned field left out of the message holds its NO_VAL.
+            value = _UNSET_NUMBER.get(key)
         if value is False:
             return None
         if _FIELDS[key] == "u64" and value is not None:

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::plugin::{FieldKind, Schema};
+use crate::plugin::{FieldKind, Schema, no_val};
 
 /// Constants whose value is a 64-bit unsigned number (Python shows them unsigned; Lua keeps the
 /// bits, which its integers compare and mask alike).
@@ -16,9 +16,16 @@ pub(crate) fn lua(schema: &Schema) -> String {
         let _ = writeln!(tables, "    {name} = {value},");
     }
     tables.push_str("}\nlocal FIELDS = {\n");
+    // "s" for text, "n" for a signed number, and an unsigned one's NO_VAL: the value it
+    // reads when the message leaves it out.
     for field in &schema.fields {
-        let kind = if field.kind == FieldKind::Text { "s" } else { "n" };
-        let _ = writeln!(tables, "    {} = \"{kind}\",", field.name);
+        let _ = match field.kind {
+            FieldKind::Text => writeln!(tables, "    {} = \"s\",", field.name),
+            FieldKind::Unsigned(width) if no_val(width).is_some() => {
+                writeln!(tables, "    {} = {},", field.name, no_val(width).unwrap_or_default())
+            }
+            _ => writeln!(tables, "    {} = \"n\",", field.name),
+        };
     }
     tables.push_str("}\nlocal WRITABLE = {\n");
     for field in schema.fields.iter().filter(|f| f.writable) {
@@ -43,6 +50,20 @@ pub(crate) fn python(schema: &Schema) -> String {
             _ => "int",
         };
         let _ = writeln!(tables, "    {:?}: {kind:?},", field.name);
+    }
+    // An unsigned field's NO_VAL: the value it reads when the message leaves it out.
+    tables.push_str("}\n_UNSET_NUMBER = {\n");
+    for field in &schema.fields {
+        if let FieldKind::Unsigned(width) = field.kind {
+            if let Some(value) = no_val(width) {
+                let _ = writeln!(
+                    tables,
+                    "    {:?}: {},",
+                    field.name,
+                    value as u64 & (u64::MAX >> (64 - 8 * u32::from(width)))
+                );
+            }
+        }
     }
     tables.push_str("}\n_WRITABLE = frozenset((\n");
     for field in schema.fields.iter().filter(|f| f.writable) {

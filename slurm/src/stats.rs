@@ -1,9 +1,12 @@
-//! The plugin's counters: calls, refusals, errors, timeouts, reloads and the latency of a
-//! call (p50, p99), written as JSON to `job_submit_modhost.stats.json` in slurmctld's
+//! The plugin's counters: calls, refusals, errors, timeouts, reloads, the latency of a call
+//! (p50, p99, mean) and what the shadows did, written as JSON to `job_submit_modhost.stats.json` in slurmctld's
 //! StateSaveLocation at most once a second, so that they can be read while slurmctld runs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::shadow::Counters;
 
 /// Latency buckets: 1 us to about 17 s, four per power of two.
 const BUCKETS: usize = 4 * 24;
@@ -15,7 +18,11 @@ pub(crate) struct Stats {
     pub(crate) timeouts: u64,
     pub(crate) reloads: u64,
     pub(crate) reloads_failed: u64,
+    /// The shadows' counters, when the manifest has shadows.
+    pub(crate) shadow: Option<Arc<Counters>>,
     histogram: [u64; BUCKETS],
+    /// The calls' summed time, for their mean.
+    total: Duration,
     path: Option<PathBuf>,
     written: Option<Instant>,
 }
@@ -40,7 +47,9 @@ impl Stats {
             timeouts: 0,
             reloads: 0,
             reloads_failed: 0,
+            shadow: None,
             histogram: [0; BUCKETS],
+            total: Duration::ZERO,
             path: state_dir.map(|d| d.join("job_submit_modhost.stats.json")),
             written: None,
         }
@@ -50,6 +59,7 @@ impl Stats {
     pub(crate) fn record(&mut self, latency: Duration) {
         self.calls += 1;
         self.histogram[bucket(latency)] += 1;
+        self.total += latency;
         if self.written.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
             self.written = Some(Instant::now());
             self.write();
@@ -72,7 +82,8 @@ impl Stats {
     }
 
     pub(crate) fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mean = if self.calls == 0 { 0.0 } else { self.total.as_secs_f64() * 1e6 / self.calls as f64 };
+        let mut json = serde_json::json!({
             "calls": self.calls,
             "refusals": self.refusals,
             "errors": self.errors,
@@ -81,7 +92,12 @@ impl Stats {
             "reloads_failed": self.reloads_failed,
             "latency_p50_us": self.quantile(0.5),
             "latency_p99_us": self.quantile(0.99),
-        })
+            "latency_mean_us": mean,
+        });
+        if let Some(shadow) = &self.shadow {
+            json["shadow"] = shadow.to_json();
+        }
+        json
     }
 
     /// Writes the file beside, then renames it over: a reader never sees half of it.
