@@ -15,11 +15,12 @@
 # `main` (the default) and `short` (MaxTime=30), both over every node.
 # MODHOST_SLURM_PLUGIN_DIR puts a directory before Slurm's own in PluginDir (where a
 # job_submit_modhost.so is found), and MODHOST_SLURM_CONF_EXTRA is appended to slurm.conf
-# (for instance "JobSubmitPlugins=modhost").
+# (for instance "JobSubmitPlugins=modhost"; a SchedulerParameters line there replaces the
+# cluster's own "batch_sched_delay=0").
 set -euo pipefail
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -173,7 +174,12 @@ start() {
         echo "MailProg=/bin/true"
         echo "ReturnToService=2"
         echo "SchedulerType=sched/backfill"
-        echo "SchedulerParameters=batch_sched_delay=0"
+        # A SchedulerParameters line of MODHOST_SLURM_CONF_EXTRA replaces this one (Slurm
+        # complains of a key given twice).
+        case "${MODHOST_SLURM_CONF_EXTRA:-}" in
+        *SchedulerParameters=*) ;;
+        *) echo "SchedulerParameters=batch_sched_delay=0" ;;
+        esac
         echo "SlurmdParameters=config_overrides"
         echo "TreeWidth=65533"
         local i

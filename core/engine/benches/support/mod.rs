@@ -14,6 +14,11 @@ pub fn profile_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
 }
 
+/// The workspace's root directory.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
 /// The newest copy of a workspace cdylib (`cargo build` puts it in target/<profile>,
 /// `cargo bench` in deps/).
 pub fn library(file: &str) -> PathBuf {
