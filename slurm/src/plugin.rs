@@ -10,7 +10,7 @@ use modhost::manifest::{self, Manifest};
 use modhost::script::{VmTransport, reload};
 use modhost::{Kind, ModuleManager};
 use modhost_abi::Parameter;
-use modhost_abi::packed::Writer;
+use modhost_abi::packed::{self, Item, Writer};
 use serde_json::{Map, Value as Json};
 
 use crate::prelude;
@@ -361,7 +361,7 @@ impl Plugin {
             return refusal(self.schema.constant("ERROR"), format!("job_submit/modhost is not working: {why}"));
         }
         let label = self.shadows.as_ref().map(|_| label(&self.schema, desc, extra));
-        let mut current = desc.to_vec();
+        let mut current = Current { desc, changes: BTreeMap::new() };
         let mut messages = Vec::new();
         for index in 0..self.modules.len() {
             let module = &mut self.modules[index];
@@ -370,8 +370,9 @@ impl Plugin {
             let answer = module.call(&self.schema, function, &message);
             if let (Some(shadows), Some(label)) = (&self.shadows, &label) {
                 if shadows.watch(index) {
-                    let decision = answer.as_ref().map(|a| Decision::of(a, &current)).map_err(Clone::clone);
-                    shadows.send(index, function, label, &current, message, decision);
+                    let input = current.to_vec();
+                    let decision = answer.as_ref().map(|a| Decision::of(a, &input)).map_err(Clone::clone);
+                    shadows.send(index, function, label, input, message, decision);
                 }
             }
             let answer = match answer {
@@ -400,13 +401,28 @@ impl Plugin {
                 let text = (!messages.is_empty()).then(|| messages.join("\n"));
                 return Outcome { rc: answer.rc, changes: Vec::new(), user_msg: text };
             }
-            for (field, value) in answer.changes {
-                current[field] = value;
-            }
+            current.changes.extend(answer.changes);
         }
-        let changes =
-            current.into_iter().enumerate().filter(|(i, value)| desc[*i] != *value).collect::<Vec<(usize, _)>>();
+        // What differs from the description slurmctld gave, in field order.
+        let changes = current.changes.into_iter().filter(|(field, value)| desc[*field] != *value).collect();
         Outcome { rc: 0, changes, user_msg: (!messages.is_empty()).then(|| messages.join("\n")) }
+    }
+}
+
+/// A job description as the next module sees it: slurmctld's, with the changes made so far
+/// (a field a module set back to slurmctld's value included: the end leaves those out).
+struct Current<'a> {
+    desc: &'a [Option<Value>],
+    changes: BTreeMap<usize, Option<Value>>,
+}
+
+impl Current<'_> {
+    fn get(&self, field: usize) -> &Option<Value> {
+        self.changes.get(&field).unwrap_or(&self.desc[field])
+    }
+
+    fn to_vec(&self) -> Vec<Option<Value>> {
+        (0..self.desc.len()).map(|field| self.get(field).clone()).collect()
     }
 }
 
@@ -429,53 +445,45 @@ fn refusal(code: i64, text: String) -> Outcome {
     Outcome { rc: i32::try_from(code).unwrap_or(-1), changes: Vec::new(), user_msg: Some(text) }
 }
 
-/// The value an unsigned field of `width` bytes holds when unset: Slurm's NO_VAL of that
-/// width (NO_VAL8, NO_VAL16, NO_VAL, NO_VAL64; 64-bit values as their bits).
-pub(crate) fn no_val(width: u8) -> Option<i64> {
-    match width {
-        1 => Some(0xfe),
-        2 => Some(0xfffe),
-        4 => Some(0xffff_fffe),
-        8 => Some(-2),
-        _ => None,
-    }
-}
-
-/// The packed message a wrapper gets: the job description's set fields, an empty partition
-/// list, and the call's own values. An unsigned field that holds its width's NO_VAL is left
-/// out (the preludes read such a field as that NO_VAL): most of a job description is unset,
-/// and each field sent is a value the script's side must build, wanted or not.
-fn message(schema: &Schema, desc: &[Option<Value>], extra: &[(&str, Json)]) -> Vec<u8> {
+/// The packed message a wrapper gets: the job description as `numbers`, every number field's
+/// value in the schema's order (a list: no key to make for each), and `texts`, the set text
+/// fields by name; then the call's own values. The preludes read a field through the index
+/// they were given for it, and give the script an empty partition list.
+fn message(schema: &Schema, current: &Current<'_>, extra: &[(&str, Json)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(2048);
     let mut writer = Writer::new(&mut out);
     let packing = "a message of strings without NUL, numbers and small objects packs";
     let top = writer.open_object();
-    writer.key("job_desc").expect(packing);
-    let fields = writer.open_object();
-    let mut count = 0;
-    for (field, value) in schema.fields.iter().zip(desc) {
-        match (value, field.kind) {
-            (None, _) => continue,
-            (Some(Value::Number(n)), FieldKind::Unsigned(width)) if no_val(width) == Some(*n) => continue,
-            (Some(Value::Number(n)), _) => {
-                writer.key(&field.name).expect(packing);
-                writer.integer(*n);
-            }
-            (Some(Value::Text(text)), _) => {
-                writer.key(&field.name).expect(packing);
-                writer.string(text).expect(packing);
-            }
-        }
-        count += 1;
-    }
-    writer.close(fields, count).expect(packing);
-    writer.key("part_list").expect(packing);
-    let parts = writer.open_object();
-    writer.close(parts, 0).expect(packing);
+    // The long list of numbers goes last: a reader looking for a key after it would have to
+    // walk it.
     for (key, value) in extra {
         writer.key(key).expect(packing);
         writer.walked_values(&modhost_abi::packed::to_vec(value).expect(packing));
     }
+    writer.key("texts").expect(packing);
+    let texts = writer.open_object();
+    let mut count = 0;
+    for (index, field) in schema.fields.iter().enumerate() {
+        if let (FieldKind::Text, Some(Value::Text(text))) = (field.kind, current.get(index)) {
+            writer.key(&field.name).expect(packing);
+            writer.string(text).expect(packing);
+            count += 1;
+        }
+    }
+    writer.close(texts, count).expect(packing);
+    writer.key("numbers").expect(packing);
+    let numbers = writer.open_list();
+    let mut count = 0;
+    for (index, field) in schema.fields.iter().enumerate() {
+        if field.kind != FieldKind::Text {
+            match current.get(index) {
+                Some(Value::Number(n)) => writer.integer(*n),
+                _ => writer.null(),
+            }
+            count += 1;
+        }
+    }
+    writer.close(numbers, count).expect(packing);
     writer.close(top, 2 + extra.len()).expect(packing);
     out
 }
@@ -501,36 +509,87 @@ impl Answer {
         }
     }
 
+    /// Reads the answer in place, key by key: `rc`, `changes`, `user_msg` and `logs`; other
+    /// keys are ignored.
     fn read(schema: &Schema, bytes: &[u8]) -> Result<Answer, String> {
-        let value: Json = modhost_abi::packed::from_slice(bytes).map_err(|e| format!("unreadable answer: {e}"))?;
-        let rc = value.get("rc").and_then(Json::as_i64).unwrap_or(0);
-        let rc = i32::try_from(rc).map_err(|_| format!("return code {rc} is not a Slurm error code"))?;
-        let user_msg = value.get("user_msg").and_then(Json::as_str).map(str::to_owned);
-        let logs = value
-            .get("logs")
-            .and_then(Json::as_array)
-            .map(|lines| {
-                lines
-                    .iter()
-                    .filter_map(|l| Some((l.get(0)?.as_str()?.to_owned(), l.get(1)?.as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut changes = Vec::new();
-        if let Some(map) = value.get("changes").and_then(Json::as_object) {
-            for (name, value) in map {
-                let Some(index) = schema.fields.iter().position(|f| f.name == *name) else {
-                    return Err(format!("job_desc has no field '{name}'"));
-                };
-                let field = &schema.fields[index];
-                if !field.writable {
-                    return Err(format!("job_desc.{name} cannot be set"));
+        let unreadable = |e: packed::Error| format!("unreadable answer: {e}");
+        let mut answer = Answer { rc: 0, changes: Vec::new(), user_msg: None, logs: Vec::new() };
+        for (key, at) in entries(bytes, 0).map_err(unreadable)? {
+            let item = packed::read(bytes, at).map_err(unreadable)?;
+            match key {
+                b"rc" => {
+                    let rc = match item {
+                        Item::Int(rc) => rc,
+                        Item::Null => 0,
+                        _ => return Err("the return code is not an integer".into()),
+                    };
+                    answer.rc = i32::try_from(rc).map_err(|_| format!("return code {rc} is not a Slurm error code"))?;
                 }
-                changes.push((index, change(field, value)?));
+                b"user_msg" => {
+                    if let Item::Str(text) = item {
+                        answer.user_msg = Some(String::from_utf8_lossy(text).into_owned());
+                    }
+                }
+                b"logs" => {
+                    let Item::List { count, first } = item else { continue };
+                    let mut at = first;
+                    for _ in 0..count {
+                        if let Item::List { count: 2, first: level } = packed::read(bytes, at).map_err(unreadable)? {
+                            let text_at = packed::skip(bytes, level).map_err(unreadable)?;
+                            let text = |at| match packed::read(bytes, at) {
+                                Ok(Item::Str(text)) => Some(String::from_utf8_lossy(text).into_owned()),
+                                _ => None,
+                            };
+                            if let (Some(level), Some(line)) = (text(level), text(text_at)) {
+                                answer.logs.push((level, line));
+                            }
+                        }
+                        at = packed::skip(bytes, at).map_err(unreadable)?;
+                    }
+                }
+                b"changes" => {
+                    for (name, at) in entries(bytes, at).map_err(unreadable)? {
+                        let name = String::from_utf8_lossy(name);
+                        let Some(index) = schema.fields.iter().position(|f| f.name == name) else {
+                            return Err(format!("job_desc has no field '{name}'"));
+                        };
+                        let field = &schema.fields[index];
+                        if !field.writable {
+                            return Err(format!("job_desc.{name} cannot be set"));
+                        }
+                        let value = match packed::read(bytes, at).map_err(unreadable)? {
+                            Item::Null => Json::Null,
+                            Item::Bool(b) => Json::Bool(b),
+                            Item::Int(n) => Json::from(n),
+                            Item::UInt(n) => Json::from(n),
+                            Item::Float(x) => Json::from(x),
+                            Item::Str(text) => Json::from(String::from_utf8_lossy(text).into_owned()),
+                            _ => Json::from("a table"),
+                        };
+                        answer.changes.push((index, change(field, &value)?));
+                    }
+                }
+                _ => {}
             }
         }
-        Ok(Answer { rc, changes, user_msg, logs })
+        Ok(answer)
     }
+}
+
+/// The entries of the object at `at` (an empty list counts as an empty object, as Lua's
+/// empty table packs as one), each key with where its value starts.
+fn entries(bytes: &[u8], at: usize) -> Result<Vec<(&[u8], usize)>, packed::Error> {
+    let (count, mut at) = match packed::read(bytes, at)? {
+        Item::Object { count, first } => (count, first),
+        _ => return Ok(Vec::new()),
+    };
+    let mut found = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (key, value) = packed::read_key(bytes, at)?;
+        found.push((key, value));
+        at = packed::skip(bytes, value)?;
+    }
+    Ok(found)
 }
 
 /// A field's new value from a script, refused when it does not fit the field.

@@ -54,68 +54,72 @@ if table.getn == nil then table.getn = function(t) return #t end end
 local ALIAS = { gres = "tres_per_node", oversubscribe = "shared", ntasks_per_gpu = "ntasks_per_tres",
                 pack_job_offset = "het_job_offset" }
 local UNSET = false
+local NUMBERS, TEXTS, CHANGES = {}, {}, {}
 
-local function read(values, changes, name)
-    local value = changes[name]
-    if value == nil then
-        value = values[name]
-        -- An unsigned field left out of the message holds its NO_VAL (FIELDS has it).
-        if value == nil and math.type(FIELDS[name]) == "integer" then return FIELDS[name] end
+-- A job description is a table holding, under keys no script can name, the message's numbers
+-- and texts and the changes made; one metatable serves them all, so a call makes no closures.
+-- Those keys are in the table itself, so reading them (self[CHANGES]) takes no metamethod.
+local function field(self, key)
+    local value = self[CHANGES][key]
+    if value ~= nil then
+        if value == UNSET then return nil end
         return value
     end
-    if value == UNSET then return nil end
-    return value
+    local at = NUMBER[key]
+    if at ~= nil then return self[NUMBERS][at] end
+    return self[TEXTS][key]
 end
 
-local function job_desc(values, changes)
-    return setmetatable({}, {
-        __index = function(_, key)
-            key = ALIAS[key] or key
-            if key == "min_mem_per_cpu" or key == "min_mem_per_node" then
-                local memory = read(values, changes, "pn_min_memory")
-                if memory == nil or memory == slurm.NO_VAL64 then return nil end
-                local per_cpu = memory & slurm.MEM_PER_CPU ~= 0
-                if key == "min_mem_per_cpu" and per_cpu then return memory & ~slurm.MEM_PER_CPU end
-                if key == "min_mem_per_node" and not per_cpu then return memory end
-                return nil
+local JOB_DESC = {
+    __index = function(self, key)
+        if FIELDS[key] ~= nil then return field(self, key) end
+        if ALIAS[key] ~= nil then return field(self, ALIAS[key]) end
+        if key == "min_mem_per_cpu" or key == "min_mem_per_node" then
+            local memory = field(self, "pn_min_memory")
+            if memory == nil or memory == slurm.NO_VAL64 then return nil end
+            local per_cpu = memory & slurm.MEM_PER_CPU ~= 0
+            if key == "min_mem_per_cpu" and per_cpu then return memory & ~slurm.MEM_PER_CPU end
+            if key == "min_mem_per_node" and not per_cpu then return memory end
+        end
+        return nil
+    end,
+    __newindex = function(self, key, value)
+        key = ALIAS[key] or key
+        local kind = FIELDS[key]
+        if key == "min_mem_per_cpu" or key == "min_mem_per_node" then
+            kind = "n"
+        elseif kind == nil then
+            error(format("job_desc has no field '%s'", tostring(key)), 2)
+        elseif not WRITABLE[key] then
+            error(format("job_desc.%s cannot be set", key), 2)
+        end
+        if kind == "s" then
+            if value == nil or value == "" then value = UNSET
+            elseif type(value) == "number" then value = tostring(value)
+            elseif type(value) ~= "string" then
+                error(format("job_desc.%s: expected a string, got %s", key, type(value)), 2)
             end
-            return read(values, changes, key)
-        end,
-        __newindex = function(_, key, value)
-            key = ALIAS[key] or key
-            local kind = FIELDS[key]
-            if key == "min_mem_per_cpu" or key == "min_mem_per_node" then
-                kind = "n"
-            elseif kind == nil then
-                error(format("job_desc has no field '%s'", tostring(key)), 2)
-            elseif not WRITABLE[key] then
-                error(format("job_desc.%s cannot be set", key), 2)
-            end
-            if kind == "s" then
-                if value == nil or value == "" then value = UNSET
-                elseif type(value) == "number" then value = tostring(value)
-                elseif type(value) ~= "string" then
-                    error(format("job_desc.%s: expected a string, got %s", key, type(value)), 2)
-                end
-            else
-                local n = tonumber(value)
-                if n == nil then error(format("job_desc.%s: expected a number, got %s", key, type(value)), 2) end
-                value = math.tointeger(n) or math.tointeger(n < 0 and math.ceil(n) or math.floor(n))
-                if value == nil then error(format("job_desc.%s: %s does not fit an integer", key, tostring(n)), 2) end
-            end
-            if key == "min_mem_per_cpu" then key, value = "pn_min_memory", value | slurm.MEM_PER_CPU
-            elseif key == "min_mem_per_node" then key = "pn_min_memory" end
-            changes[key] = value
-        end,
-    })
-end
+        elseif math.type(value) ~= "integer" then
+            local n = tonumber(value)
+            if n == nil then error(format("job_desc.%s: expected a number, got %s", key, type(value)), 2) end
+            value = math.tointeger(n) or math.tointeger(n < 0 and math.ceil(n) or math.floor(n))
+            if value == nil then error(format("job_desc.%s: %s does not fit an integer", key, tostring(n)), 2) end
+        end
+        if key == "min_mem_per_cpu" then key, value = "pn_min_memory", value | slurm.MEM_PER_CPU
+        elseif key == "min_mem_per_node" then key = "pn_min_memory" end
+        self[CHANGES][key] = value
+    end,
+}
+
+local NO_LOGS = {}
 
 local function run(hook, msg, ...)
-    user_msgs = {}
+    if #user_msgs > 0 then user_msgs = {} end
     local changes = {}
     local rc = slurm.SUCCESS
     if hook ~= nil then
-        rc = hook(job_desc(msg.job_desc, changes), ...)
+        local desc = { [NUMBERS] = msg.numbers, [TEXTS] = msg.texts, [CHANGES] = changes }
+        rc = hook(setmetatable(desc, JOB_DESC), ...)
         if math.type(rc) == "float" then
             rc = math.tointeger(rc) or slurm.ERROR
         elseif math.type(rc) == nil then
@@ -124,16 +128,16 @@ local function run(hook, msg, ...)
         end
     end
     -- What the script logged since the last call (at load, too) goes with this answer.
-    local logged = logs
-    logs = {}
+    local logged = NO_LOGS
+    if #logs > 0 then logged, logs = logs, {} end
     return { rc = rc, changes = changes, logs = logged,
              user_msg = #user_msgs > 0 and concat(user_msgs, "\n") or nil }
 end
 
 function modhost_slurm_job_submit(msg)
-    return run(slurm_job_submit, msg, msg.part_list, msg.submit_uid)
+    return run(slurm_job_submit, msg, {}, msg.submit_uid)
 end
 
 function modhost_slurm_job_modify(msg)
-    return run(slurm_job_modify, msg, msg.job_rec, msg.part_list, msg.modify_uid)
+    return run(slurm_job_modify, msg, msg.job_rec, {}, msg.modify_uid)
 end

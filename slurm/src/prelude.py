@@ -38,20 +38,22 @@ class _JobDesc:
     """A job description: read and assigned by key. Unset: None for text, slurm.NO_VAL (of the
     field's width) for numbers. 64-bit fields read as unsigned, as Slurm has them."""
 
-    __slots__ = ("_values", "_changes")
+    __slots__ = ("_numbers", "_texts", "_changes")
 
-    def __init__(self, values):
-        self._values = values
+    def __init__(self, numbers, texts):
+        self._numbers = numbers
+        self._texts = texts
         self._changes = {}
 
     def __getitem__(self, key):
         key = _ALIAS.get(key, key)
         if key not in _FIELDS:
             raise KeyError(key)
-        value = self._changes.get(key, self._values.get(key))
-        if value is None:
-            # An unsigned field left out of the message holds its NO_VAL.
-            value = _UNSET_NUMBER.get(key)
+        if key in self._changes:
+            value = self._changes[key]
+        else:
+            at = _NUMBER.get(key)
+            value = self._texts.get(key) if at is None else self._numbers[at]
         if value is False:
             return None
         if _FIELDS[key] == "u64" and value is not None:
@@ -99,7 +101,7 @@ class _JobDesc:
 
 def _run(hook, msg, *args):
     del _user_msgs[:]
-    desc = _JobDesc(msg["job_desc"])
+    desc = _JobDesc(msg["numbers"], msg["texts"])
     rc = slurm.SUCCESS
     if hook is not None:
         rc = hook(desc, *args)
@@ -115,8 +117,8 @@ def _run(hook, msg, *args):
 
 
 def modhost_slurm_job_submit(msg):
-    return _run(globals().get("slurm_job_submit"), msg, msg["part_list"], msg["submit_uid"])
+    return _run(globals().get("slurm_job_submit"), msg, {}, msg["submit_uid"])
 
 
 def modhost_slurm_job_modify(msg):
-    return _run(globals().get("slurm_job_modify"), msg, msg["job_rec"], msg["part_list"], msg["modify_uid"])
+    return _run(globals().get("slurm_job_modify"), msg, msg["job_rec"], {}, msg["modify_uid"])

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::plugin::{FieldKind, Schema, no_val};
+use crate::plugin::{FieldKind, Schema};
 
 /// Constants whose value is a 64-bit unsigned number (Python shows them unsigned; Lua keeps the
 /// bits, which its integers compare and mask alike).
@@ -16,16 +16,15 @@ pub(crate) fn lua(schema: &Schema) -> String {
         let _ = writeln!(tables, "    {name} = {value},");
     }
     tables.push_str("}\nlocal FIELDS = {\n");
-    // "s" for text, "n" for a signed number, and an unsigned one's NO_VAL: the value it
-    // reads when the message leaves it out.
+    // "s" for text, "n" for a number.
     for field in &schema.fields {
-        let _ = match field.kind {
-            FieldKind::Text => writeln!(tables, "    {} = \"s\",", field.name),
-            FieldKind::Unsigned(width) if no_val(width).is_some() => {
-                writeln!(tables, "    {} = {},", field.name, no_val(width).unwrap_or_default())
-            }
-            _ => writeln!(tables, "    {} = \"n\",", field.name),
-        };
+        let kind = if field.kind == FieldKind::Text { "s" } else { "n" };
+        let _ = writeln!(tables, "    {} = \"{kind}\",", field.name);
+    }
+    // A number field's place in the message's list of numbers.
+    tables.push_str("}\nlocal NUMBER = {\n");
+    for (i, field) in schema.fields.iter().filter(|f| f.kind != FieldKind::Text).enumerate() {
+        let _ = writeln!(tables, "    {} = {},", field.name, i + 1);
     }
     tables.push_str("}\nlocal WRITABLE = {\n");
     for field in schema.fields.iter().filter(|f| f.writable) {
@@ -51,19 +50,10 @@ pub(crate) fn python(schema: &Schema) -> String {
         };
         let _ = writeln!(tables, "    {:?}: {kind:?},", field.name);
     }
-    // An unsigned field's NO_VAL: the value it reads when the message leaves it out.
-    tables.push_str("}\n_UNSET_NUMBER = {\n");
-    for field in &schema.fields {
-        if let FieldKind::Unsigned(width) = field.kind {
-            if let Some(value) = no_val(width) {
-                let _ = writeln!(
-                    tables,
-                    "    {:?}: {},",
-                    field.name,
-                    value as u64 & (u64::MAX >> (64 - 8 * u32::from(width)))
-                );
-            }
-        }
+    // A number field's place in the message's list of numbers.
+    tables.push_str("}\n_NUMBER = {\n");
+    for (i, field) in schema.fields.iter().filter(|f| f.kind != FieldKind::Text).enumerate() {
+        let _ = writeln!(tables, "    {:?}: {i},", field.name);
     }
     tables.push_str("}\n_WRITABLE = frozenset((\n");
     for field in schema.fields.iter().filter(|f| f.writable) {

@@ -129,12 +129,12 @@ impl Shadows {
         active: usize,
         function: &'static str,
         label: &str,
-        input: &[Option<Value>],
+        input: Vec<Option<Value>>,
         message: Vec<u8>,
         decision: Result<Decision, String>,
     ) {
         let Some(queue) = &self.queue else { return };
-        let job = Job { active, function, label: label.to_owned(), input: input.to_vec(), message, decision };
+        let job = Job { active, function, label: label.to_owned(), input, message, decision };
         match queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
