@@ -8,7 +8,8 @@
 //! `slurm_job_modify(job_desc, job_rec, part_list, modify_uid)`, and finds the `slurm` table
 //! (Lua) or module (Python) that job_submit/lua gives. What job_submit/lua lacks comes from
 //! modhost: a deadline per call, the bridges' sandbox and memory limit, validated hot reload,
-//! a script that is broken at start never stopping slurmctld, and counters.
+//! a script that is broken at start never stopping slurmctld, shadow modules that try a
+//! candidate on every call without letting it decide, and counters.
 //!
 //! This crate depends on the module system (`modhost`), never on the engine or the command
 //! line.
