@@ -2,9 +2,10 @@
 //! sets a job's comment, time limit and partition; a Python hook after it refuses a job with a
 //! message sbatch prints; job_modify refuses a time limit past a maximum; a script that loops
 //! is cut at its deadline while slurmctld keeps serving; a broken save keeps the running
-//! version and a fixed one comes in; and a script broken when slurmctld starts neither stops
-//! slurmctld nor decides until it is fixed. And the same job_submit.lua gives the same jobs
-//! under Slurm's job_submit/lua and under job_submit/modhost.
+//! version and a fixed one comes in; a script broken when slurmctld starts neither stops
+//! slurmctld nor decides until it is fixed; and a shadow of the Lua hook sees each job and
+//! its differences reach slurmctld's log. And the same job_submit.lua gives the same jobs
+//! under Slurm's job_submit/lua and under job_submit/modhost, as does its Python twin.
 
 mod support;
 
@@ -251,14 +252,19 @@ const SAME_JOBS: [&[&str]; 4] = [
     &["-J", "short-long", "-p", "short", "-t", "60"],
 ];
 
-/// What sbatch said (accepted or the refusal's text) and what Slurm recorded of each job.
-fn same_jobs_under(plugin: &str, name: &str) -> Vec<String> {
-    let policy = std::fs::read_to_string(support::workspace().join("scripts/slurm/job_submit.lua")).unwrap();
-    let lua_bridge = support::lua_bridge();
+/// What sbatch said (accepted or the refusal's text) and what Slurm recorded of each job, with
+/// the site policy `script` (scripts/slurm/job_submit.lua or its Python twin job_submit.py).
+fn same_jobs_under(plugin: &str, name: &str, script: &str) -> Vec<String> {
+    let policy = std::fs::read_to_string(support::workspace().join("scripts/slurm").join(script)).unwrap();
+    let (bridge, symbol) = if script.ends_with(".py") {
+        (support::python_bridge(), "org_modhost_python")
+    } else {
+        (support::lua_bridge(), "org_modhost_lua")
+    };
     let cluster = Cluster::start_with(name, plugin, |dir| {
-        std::fs::write(dir.join("job_submit.lua"), &policy).unwrap();
-        let manifest = serde_json::json!({"libraries": [{"file": lua_bridge, "modules": [{"name": "site_policy",
-            "symbol": "org_modhost_lua", "parameters": [{"key": "script", "value": "job_submit.lua"}]}]}]});
+        std::fs::write(dir.join(script), &policy).unwrap();
+        let manifest = serde_json::json!({"libraries": [{"file": bridge, "modules": [{"name": "site_policy",
+            "symbol": symbol, "parameters": [{"key": "script", "value": script}]}]}]});
         std::fs::write(dir.join("job_submit_modhost.json"), manifest.to_string()).unwrap();
     });
     SAME_JOBS
@@ -278,10 +284,13 @@ fn same_jobs_under(plugin: &str, name: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_job_submit_lua_decides_the_same_under_slurms_plugin_and_ours() {
-    let slurm = same_jobs_under("lua", "same-under-lua");
-    let ours = same_jobs_under("modhost", "same-under-modhost");
+fn a_job_submit_lua_decides_the_same_under_slurms_plugin_and_ours_and_in_python() {
+    let slurm = same_jobs_under("lua", "same-under-lua", "job_submit.lua");
+    let ours = same_jobs_under("modhost", "same-under-modhost", "job_submit.lua");
     assert_eq!(ours, slurm);
+    // The policy's Python twin decides the same under ours.
+    let python = same_jobs_under("modhost", "same-under-modhost-python", "job_submit.py");
+    assert_eq!(python, slurm);
     // The policy did something to each: a default time limit, a comment, a refusal.
     assert!(slurm[0].starts_with("accepted: plain|main|10:00|checked by the site policy"), "{slurm:?}");
     assert!(slurm[1].ends_with("|mine"), "{slurm:?}");
