@@ -270,6 +270,9 @@ impl Plugin {
             }
         }
         if !shadows.is_empty() {
+            let named: Vec<String> =
+                shadows.iter().zip(&targets).map(|(m, t)| format!("{} of {}", m.name, self.modules[*t].name)).collect();
+            log::info!("{}: {} shadow(s): {}", path.display(), named.len(), named.join(", "));
             let pairs = shadows.into_iter().zip(targets).collect();
             self.shadows = Some(Shadows::start(self.schema.clone(), Arc::clone(&self.manager), pairs));
             self.stats.shadow = self.shadows.as_ref().map(Shadows::counters);
