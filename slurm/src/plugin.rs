@@ -448,46 +448,30 @@ fn refusal(code: i64, text: String) -> Outcome {
     Outcome { rc: i32::try_from(code).unwrap_or(-1), changes: Vec::new(), user_msg: Some(text) }
 }
 
-/// The packed message a wrapper gets: the job description as `numbers`, every number field's
-/// value in the schema's order (a list: no key to make for each), and `texts`, the set text
-/// fields by name; then the call's own values. The preludes read a field through the index
-/// they were given for it, and give the script an empty partition list.
+/// The packed message a wrapper gets: the call's own values, then `fields`, the job
+/// description as a list in the schema's order (`null` for an unset text): no key to make
+/// for each field, and last, so that no key lookup walks it. The preludes read a field
+/// through its place, and give the script an empty partition list.
 fn message(schema: &Schema, current: &Current<'_>, extra: &[(&str, Json)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(2048);
     let mut writer = Writer::new(&mut out);
     let packing = "a message of strings without NUL, numbers and small objects packs";
     let top = writer.open_object();
-    // The long list of numbers goes last: a reader looking for a key after it would have to
-    // walk it.
     for (key, value) in extra {
         writer.key(key).expect(packing);
         writer.walked_values(&modhost_abi::packed::to_vec(value).expect(packing));
     }
-    writer.key("texts").expect(packing);
-    let texts = writer.open_object();
-    let mut count = 0;
-    for (index, field) in schema.fields.iter().enumerate() {
-        if let (FieldKind::Text, Some(Value::Text(text))) = (field.kind, current.get(index)) {
-            writer.key(&field.name).expect(packing);
-            writer.string(text).expect(packing);
-            count += 1;
+    writer.key("fields").expect(packing);
+    let fields = writer.open_list();
+    for index in 0..schema.fields.len() {
+        match current.get(index) {
+            Some(Value::Number(n)) => writer.integer(*n),
+            Some(Value::Text(text)) => writer.string(text).expect(packing),
+            None => writer.null(),
         }
     }
-    writer.close(texts, count).expect(packing);
-    writer.key("numbers").expect(packing);
-    let numbers = writer.open_list();
-    let mut count = 0;
-    for (index, field) in schema.fields.iter().enumerate() {
-        if field.kind != FieldKind::Text {
-            match current.get(index) {
-                Some(Value::Number(n)) => writer.integer(*n),
-                _ => writer.null(),
-            }
-            count += 1;
-        }
-    }
-    writer.close(numbers, count).expect(packing);
-    writer.close(top, 2 + extra.len()).expect(packing);
+    writer.close(fields, schema.fields.len()).expect(packing);
+    writer.close(top, 1 + extra.len()).expect(packing);
     out
 }
 

@@ -54,38 +54,37 @@ if table.getn == nil then table.getn = function(t) return #t end end
 local ALIAS = { gres = "tres_per_node", oversubscribe = "shared", ntasks_per_gpu = "ntasks_per_tres",
                 pack_job_offset = "het_job_offset" }
 local UNSET = false
-local NUMBERS, TEXTS, CHANGES = {}, {}, {}
+local VALUES, CHANGES = {}, {}
 
--- A job description is a table holding, under keys no script can name, the message's numbers
--- and texts and the changes made; one metatable serves them all, so a call makes no closures.
+-- A job description is a table holding, under keys no script can name, the message's fields
+-- and the changes made; one metatable serves them all, so a call makes no closures.
 -- Those keys are in the table itself, so reading them (self[CHANGES]) takes no metamethod.
-local function field(self, key)
-    local value = self[CHANGES][key]
-    if value ~= nil then
-        if value == UNSET then return nil end
-        return value
-    end
-    local at = NUMBER[key]
-    if at ~= nil then return self[NUMBERS][at] end
-    return self[TEXTS][key]
-end
-
+-- FIELDS gives a field's place in the message's list of fields.
 local JOB_DESC = {
     __index = function(self, key)
-        if FIELDS[key] ~= nil then return field(self, key) end
-        if ALIAS[key] ~= nil then return field(self, ALIAS[key]) end
-        if key == "min_mem_per_cpu" or key == "min_mem_per_node" then
-            local memory = field(self, "pn_min_memory")
-            if memory == nil or memory == slurm.NO_VAL64 then return nil end
-            local per_cpu = memory & slurm.MEM_PER_CPU ~= 0
-            if key == "min_mem_per_cpu" and per_cpu then return memory & ~slurm.MEM_PER_CPU end
-            if key == "min_mem_per_node" and not per_cpu then return memory end
+        local place = FIELDS[key]
+        if place == nil then
+            local alias = ALIAS[key]
+            if alias ~= nil then return self[alias] end
+            if key == "min_mem_per_cpu" or key == "min_mem_per_node" then
+                local memory = self.pn_min_memory
+                if memory == nil or memory == slurm.NO_VAL64 then return nil end
+                local per_cpu = memory & slurm.MEM_PER_CPU ~= 0
+                if key == "min_mem_per_cpu" and per_cpu then return memory & ~slurm.MEM_PER_CPU end
+                if key == "min_mem_per_node" and not per_cpu then return memory end
+            end
+            return nil
         end
-        return nil
+        local value = self[CHANGES][key]
+        if value ~= nil then
+            if value == UNSET then return nil end
+            return value
+        end
+        return self[VALUES][place]
     end,
     __newindex = function(self, key, value)
         key = ALIAS[key] or key
-        local kind = FIELDS[key]
+        local kind = TEXT[key] and "s" or FIELDS[key]
         if key == "min_mem_per_cpu" or key == "min_mem_per_node" then
             kind = "n"
         elseif kind == nil then
@@ -111,14 +110,12 @@ local JOB_DESC = {
     end,
 }
 
-local NO_LOGS = {}
-
 local function run(hook, msg, ...)
     if #user_msgs > 0 then user_msgs = {} end
     local changes = {}
     local rc = slurm.SUCCESS
     if hook ~= nil then
-        local desc = { [NUMBERS] = msg.numbers, [TEXTS] = msg.texts, [CHANGES] = changes }
+        local desc = { [VALUES] = msg.fields, [CHANGES] = changes }
         rc = hook(setmetatable(desc, JOB_DESC), ...)
         if math.type(rc) == "float" then
             rc = math.tointeger(rc) or slurm.ERROR
@@ -128,7 +125,7 @@ local function run(hook, msg, ...)
         end
     end
     -- What the script logged since the last call (at load, too) goes with this answer.
-    local logged = NO_LOGS
+    local logged = nil
     if #logs > 0 then logged, logs = logs, {} end
     return { rc = rc, changes = changes, logs = logged,
              user_msg = #user_msgs > 0 and concat(user_msgs, "\n") or nil }

@@ -38,11 +38,10 @@ class _JobDesc:
     """A job description: read and assigned by key. Unset: None for text, slurm.NO_VAL (of the
     field's width) for numbers. 64-bit fields read as unsigned, as Slurm has them."""
 
-    __slots__ = ("_numbers", "_texts", "_changes")
+    __slots__ = ("_fields", "_changes")
 
-    def __init__(self, numbers, texts):
-        self._numbers = numbers
-        self._texts = texts
+    def __init__(self, fields):
+        self._fields = fields
         self._changes = {}
 
     def __getitem__(self, key):
@@ -52,8 +51,7 @@ class _JobDesc:
         if key in self._changes:
             value = self._changes[key]
         else:
-            at = _NUMBER.get(key)
-            value = self._texts.get(key) if at is None else self._numbers[at]
+            value = self._fields[_PLACE[key]]
         if value is False:
             return None
         if _FIELDS[key] == "u64" and value is not None:
@@ -101,7 +99,7 @@ class _JobDesc:
 
 def _run(hook, msg, *args):
     del _user_msgs[:]
-    desc = _JobDesc(msg["numbers"], msg["texts"])
+    desc = _JobDesc(msg["fields"])
     rc = slurm.SUCCESS
     if hook is not None:
         rc = hook(desc, *args)

@@ -15,16 +15,14 @@ pub(crate) fn lua(schema: &Schema) -> String {
     for (name, value) in &schema.constants {
         let _ = writeln!(tables, "    {name} = {value},");
     }
+    // Each field's place in the message's list of fields; the text fields again in TEXT.
     tables.push_str("}\nlocal FIELDS = {\n");
-    // "s" for text, "n" for a number.
-    for field in &schema.fields {
-        let kind = if field.kind == FieldKind::Text { "s" } else { "n" };
-        let _ = writeln!(tables, "    {} = \"{kind}\",", field.name);
+    for (place, field) in schema.fields.iter().enumerate() {
+        let _ = writeln!(tables, "    {} = {},", field.name, place + 1);
     }
-    // A number field's place in the message's list of numbers.
-    tables.push_str("}\nlocal NUMBER = {\n");
-    for (i, field) in schema.fields.iter().filter(|f| f.kind != FieldKind::Text).enumerate() {
-        let _ = writeln!(tables, "    {} = {},", field.name, i + 1);
+    tables.push_str("}\nlocal TEXT = {\n");
+    for field in schema.fields.iter().filter(|f| f.kind == FieldKind::Text) {
+        let _ = writeln!(tables, "    {} = true,", field.name);
     }
     tables.push_str("}\nlocal WRITABLE = {\n");
     for field in schema.fields.iter().filter(|f| f.writable) {
@@ -50,10 +48,10 @@ pub(crate) fn python(schema: &Schema) -> String {
         };
         let _ = writeln!(tables, "    {:?}: {kind:?},", field.name);
     }
-    // A number field's place in the message's list of numbers.
-    tables.push_str("}\n_NUMBER = {\n");
-    for (i, field) in schema.fields.iter().filter(|f| f.kind != FieldKind::Text).enumerate() {
-        let _ = writeln!(tables, "    {:?}: {i},", field.name);
+    // Each field's place in the message's list of fields.
+    tables.push_str("}\n_PLACE = {\n");
+    for (place, field) in schema.fields.iter().enumerate() {
+        let _ = writeln!(tables, "    {:?}: {place},", field.name);
     }
     tables.push_str("}\n_WRITABLE = frozenset((\n");
     for field in schema.fields.iter().filter(|f| f.writable) {
