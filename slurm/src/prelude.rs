@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::plugin::{FieldKind, Schema};
+use crate::plugin::{Field, FieldKind, Schema};
 
 /// Constants whose value is a 64-bit unsigned number (Python shows them unsigned; Lua keeps the
 /// bits, which its integers compare and mask alike).
@@ -20,16 +20,19 @@ pub(crate) fn lua(schema: &Schema) -> String {
     for (place, field) in schema.fields.iter().enumerate() {
         let _ = writeln!(tables, "    {} = {},", field.name, place + 1);
     }
-    tables.push_str("}\nlocal TEXT = {\n");
-    for field in schema.fields.iter().filter(|f| f.kind == FieldKind::Text) {
-        let _ = writeln!(tables, "    {} = true,", field.name);
-    }
-    tables.push_str("}\nlocal WRITABLE = {\n");
-    for field in schema.fields.iter().filter(|f| f.writable) {
+    tables.push('}');
+    lua_set(&mut tables, "TEXT", schema, |f| f.kind == FieldKind::Text);
+    lua_set(&mut tables, "WRITABLE", schema, |f| f.writable);
+    include_str!("prelude.lua").replace("--@TABLES@", &tables)
+}
+
+/// Appends `local NAME = { field = true, ... }` of the fields `keep` selects.
+fn lua_set(tables: &mut String, name: &str, schema: &Schema, keep: impl Fn(&Field) -> bool) {
+    let _ = writeln!(tables, "\nlocal {name} = {{");
+    for field in schema.fields.iter().filter(|f| keep(f)) {
         let _ = writeln!(tables, "    {} = true,", field.name);
     }
     tables.push('}');
-    include_str!("prelude.lua").replace("--@TABLES@", &tables)
 }
 
 /// The Python prelude.
