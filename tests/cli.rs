@@ -75,7 +75,7 @@ fn json_output_carries_metadata_and_verdicts() {
     assert_eq!(modules[0]["verdict"], "ok");
     assert_eq!(modules[0]["module"]["kind"], "TestModule");
     assert_eq!(modules[0]["module"]["author_email"], "modules@mesos.apache.org");
-    assert_eq!(modules[0]["module"]["abi"], "1.1");
+    assert_eq!(modules[0]["module"]["abi"], "1.2");
     assert_eq!(modules[1]["verdict"], "error");
     assert!(modules[1]["error"].as_str().unwrap().contains("missing field 'author_email'"));
     assert_eq!(report["host_version"], modhost::host_version().to_string());
@@ -87,7 +87,7 @@ fn every_bad_fixture_gets_a_clear_error_and_a_clean_exit() {
     let cases: &[(&str, &str)] = &[
         ("broken_wrong_magic", "not a modhost module descriptor"),
         ("broken_abi_major", "host has 1, module was built for 2"),
-        ("broken_abi_minor_newer", "module was built for 1.2"),
+        ("broken_abi_minor_newer", "module was built for 1.3"),
         ("broken_too_small", "descriptor size 40"),
         ("broken_unknown_kind", "unknown module kind 99"),
         ("broken_version_newer", "module was built for version 99.0.0"),
@@ -194,7 +194,7 @@ fn inspect_lists_a_librarys_descriptors_without_a_manifest() {
         ("org_modhost_ResourceAccountingIsolator", "Isolator"),
     ] {
         let line = stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}:\n{stdout}"));
-        assert!(line.contains(kind) && line.contains("1.1") && line.trim_end().ends_with("ok"), "{line}");
+        assert!(line.contains(kind) && line.contains("1.2") && line.trim_end().ends_with("ok"), "{line}");
     }
     assert!(stdout.contains("4 descriptor(s): 4 accepted, 0 refused"), "{stdout}");
 

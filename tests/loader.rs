@@ -45,8 +45,8 @@ fn broken_cases() -> Vec<Case> {
         ),
         (
             "broken_abi_minor_newer",
-            |e| matches!(e, E::AbiMinorTooNew { found: 2, .. }),
-            &["host has 1.1, module was built for 1.2"],
+            |e| matches!(e, E::AbiMinorTooNew { host_minor: 2, found: 3, .. }),
+            &["host has 1.2, module was built for 1.3"],
         ),
         (
             "broken_too_small",

@@ -515,6 +515,20 @@ fn a_malformed_hook_answer_names_the_script_and_counts_as_an_error() {
     assert_eq!(status.versions.iter().map(|v| v.errors).sum::<u64>(), 1);
 }
 
+/// A policy that keeps no quota (no update_quota, as one not built on cluster.lua) refuses a
+/// quota instead of ignoring it, and the refusal leaves the script's state as it was.
+#[test]
+fn a_policy_without_update_quota_refuses_quota() {
+    let path = support::script("no_quota.lua", "function allocate(request) return {} end");
+    let manager = support::lua_manager(&[("no_quota", &path, &[])]);
+    let mut allocator = script::create_allocator(&manager, "no_quota").unwrap();
+    cluster(allocator.as_mut());
+    let quota = modhost_abi::UpdateQuota { role: "eng".into(), ..modhost_abi::UpdateQuota::default() };
+    let error = allocator.update_quota(&quota).unwrap_err().to_string();
+    assert!(error.contains("no_quota.lua") && error.contains("defines no update_quota"), "{error}");
+    assert!(allocator.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap().is_empty());
+}
+
 #[test]
 fn a_failing_allocate_makes_no_offers_or_falls_back_to_the_built_in() {
     let path = support::script("broken.lua", "function allocate(request) error('the policy is broken') end");

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use modhost::kinds::{AnonymousHandle, HookHandle, TestModuleHandle, VmHandle};
+use modhost::kinds::{AllocatorHandle, AnonymousHandle, HookHandle, TestModuleHandle, VmHandle};
 use modhost::manifest::{self, Manifest, Origin};
 use modhost::{CreateError, Kind, LoadError, ModuleManager};
 use modhost_abi::{CallError, Parameter, Parameters, TestModule};
@@ -65,6 +65,26 @@ fn a_vm_built_for_abi_1_0_is_called_in_json() {
     support::check_vm_answer(&mut vm, "other", "{}", Err("the C Vm defines only 'echo'"));
 }
 
+/// ABI 1.2 appended `update_quota` to the Allocator vtable: an allocator built for 1.1 (the C
+/// fixture's, whose vtable ends before it) still loads and works, and a quota is refused for
+/// it rather than silently ignored.
+#[test]
+fn an_allocator_built_for_abi_1_1_refuses_quota() {
+    use modhost_abi::messages::{AgentInfo, AllocatorOptions, Resources};
+    use modhost_abi::{AddAgent, Allocate, Allocator, UpdateQuota};
+    let manager = loaded(&support::c_module(), &[("org_modhost_c_Allocator_1_1", &[])]);
+    assert_eq!(manager.get("org_modhost_c_Allocator_1_1").unwrap().abi, "1.1");
+    let mut allocator: AllocatorHandle = manager.create("org_modhost_c_Allocator_1_1", None).unwrap();
+    allocator.initialize(&AllocatorOptions::default()).unwrap();
+    let agent = AgentInfo { id: "a0".into(), resources: Resources::new().with("cpus", 1.0), ..AgentInfo::default() };
+    allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
+    let quota =
+        UpdateQuota { role: "eng".into(), limits: Resources::new().with("cpus", 1.0), ..UpdateQuota::default() };
+    let error = allocator.update_quota(&quota).unwrap_err();
+    assert!(error.to_string().contains("does not support quota"), "{error}");
+    assert!(allocator.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap().is_empty());
+}
+
 /// A module whose descriptor lacks FLAG_PACKED_MESSAGES (the C hook) is sent JSON, and its
 /// JSON answers are read; Rust modules, which have the flag, are sent packed values (every
 /// other hook test).
@@ -113,7 +133,7 @@ fn listing_contains_find_and_unload() {
     assert_eq!(info.kind, Kind::TestModule);
     assert_eq!((info.author_name.as_str(), info.author_email.as_str()), ("Apache Mesos", "modules@mesos.apache.org"));
     assert_eq!(info.description, "This is a test module.");
-    assert_eq!(info.abi, "1.1");
+    assert_eq!(info.abi, "1.2");
     assert_eq!(info.built_for, modhost::host_version().to_string());
     assert_eq!(info.path, lib);
     assert_eq!(manager.modules().len(), 3);

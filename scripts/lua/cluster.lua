@@ -30,11 +30,17 @@
 --   cluster.names        resource names in the order first seen; cluster.total[name] the
 --                        cluster's total; cluster.fair[name] false for the names the options
 --                        leave out of fairness (fairness_excluded_resource_names)
+--   cluster.quotas       top-level role name -> { role = (its entry in cluster.roles), guarantees,
+--                        limits }: amounts by resource name; a name without a limit has none. A
+--                        role's quota covers its subtree: what the role's tree_allocated holds is
+--                        what it consumes. cluster.quota_of(f) is the quota over framework f.
 --   cluster.now, cluster.options
--- A framework's `allocations` counts the offers it was made (DRF breaks ties with it).
+-- A framework's `allocations` counts the offers it was made (DRF breaks ties with it). Offers
+-- to the same framework on the same agent in one round are one offer (cluster.offer merges
+-- them), counted once.
 
 local cluster = {
-  agents = {}, frameworks = {}, roles = {}, roots = {}, names = {}, total = {}, fair = {}, now = 0,
+  agents = {}, frameworks = {}, roles = {}, roots = {}, names = {}, total = {}, fair = {}, quotas = {}, now = 0,
   options = { allocation_interval = 1, min_allocatable_resources = {}, fairness_excluded_resource_names = {} },
 }
 local order = {}             -- the agents, in the order they were added
@@ -43,6 +49,7 @@ local order = {}             -- the agents, in the order they were added
 -- add_framework adopts one; it is never offered anything. (The host tells each usage once.)
 local waiting = {}
 local paused, rng, tracking = false, 0, false
+local made = {}              -- this round's offers by framework and agent id
 
 -- A round's time is a sum of float intervals: compare clock times with this slack.
 local SLACK = 1e-6
@@ -128,7 +135,7 @@ function cluster.begin(request)
   if not tracking then
     error("cluster.lua sees no allocator calls: call cluster.track(_ENV) at the top of the policy", 2)
   end
-  cluster.now = request.now
+  cluster.now, made = request.now, {}
   if paused then return false end
   for _, f in pairs(cluster.frameworks) do
     -- A filter holds through the round at its expiry time (Mesos, MESOS-4302).
@@ -147,15 +154,40 @@ local function next_random()
   return z ~ (z >> 31)
 end
 
--- The active agents, in the order they were added, shuffled as the built-in shuffles them.
-function cluster.shuffled_agents()
-  local list = {}
-  for _, a in ipairs(order) do if a.active then list[#list + 1] = a end end
+-- Shuffles `list` in place, as the built-in shuffles with the same seed.
+function cluster.shuffle(list)
   for i = #list, 2, -1 do
     local j = (next_random() >> 11) % i + 1
     list[i], list[j] = list[j], list[i]
   end
   return list
+end
+
+-- The active agents, in the order they were added, shuffled as the built-in shuffles them.
+function cluster.shuffled_agents()
+  local list = {}
+  for _, a in ipairs(order) do if a.active then list[#list + 1] = a end end
+  return cluster.shuffle(list)
+end
+
+-- The quota over framework f: its top-level role's, or nil.
+function cluster.quota_of(f)
+  return cluster.quotas[f.role:match("^[^/]*")]
+end
+
+-- The quota headroom at the start of a round (Mesos's): `required`, what the unmet guarantees
+-- of all quotas add up to, and `available`, what the cluster has unallocated, by name.
+function cluster.headroom()
+  local required, available = {}, {}
+  for _, name in ipairs(cluster.names) do
+    local need, allocated = 0, 0
+    for _, q in pairs(cluster.quotas) do
+      need = round(need + math.max(0, (q.guarantees[name] or 0) - (q.role.tree_allocated[name] or 0)))
+    end
+    for _, a in ipairs(order) do allocated = round(allocated + (a.allocated[name] or 0)) end
+    required[name], available[name] = need, math.max(0, round(cluster.total[name] - allocated))
+  end
+  return { required = required, available = available }
 end
 
 -- What agent a has free, per resource name (none of a resource it holds more of than its
@@ -190,14 +222,22 @@ function cluster.eligible(f, a, free)
 end
 
 -- Offers `free` on agent a to framework f: counted as allocated from now on. Returns the
--- offer, for allocate's answer.
+-- offer, for allocate's answer; nil when f already has an offer on a this round, which the
+-- amounts are added to instead.
 function cluster.offer(f, a, free)
+  account(f, a, free, 1)
+  local key = f.id .. "\0" .. a.id
+  local earlier = made[key]
+  if earlier then
+    add(earlier.resources, free, 1)
+    return nil
+  end
   local resources = {}
   for name, amount in pairs(free) do if amount > 0 then resources[name] = amount end end
-  account(f, a, free, 1)
   f.allocations = f.allocations + 1
   role_count(cluster.roles[f.role], 1)
-  return { framework_id = f.id, agent_id = a.id, resources = resources }
+  made[key] = { framework_id = f.id, agent_id = a.id, resources = resources }
+  return made[key]
 end
 
 -- allocate's answer. A dry run (a shadow round) decides, then keeps nothing of it.
@@ -318,6 +358,20 @@ function calls.update_weights(request)
     if not (w.weight > 0 and w.weight < math.huge) then error("weight of role '" .. w.role .. "' must be positive") end
   end
   for _, w in ipairs(request.weights) do role(w.role).weight = w.weight end
+end
+
+function calls.update_quota(request)
+  -- The host checked it: a top-level role, amounts not negative, guarantees within limits.
+  local set = false
+  for _ in pairs(request.guarantees) do set = true end
+  for _ in pairs(request.limits) do set = true end
+  if not set then
+    cluster.quotas[request.role] = nil
+  else
+    learn(request.guarantees)
+    learn(request.limits)
+    cluster.quotas[request.role] = { role = role(request.role), guarantees = request.guarantees, limits = request.limits }
+  end
 end
 
 function calls.recover_resources(request)

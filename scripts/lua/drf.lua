@@ -8,13 +8,17 @@
 -- Roles are a tree (eng/ml is a child of eng): siblings are taken by their whole subtree's
 -- share, level by level, and a role's own frameworks sit among its children at weight 1.
 --
--- cluster.lua keeps the books (agents, frameworks, what each holds, refusal filters); this
--- file is only the deciding.
+-- With quota (Mesos 1.9's two stages; a top-level role's quota covers its subtree): roles
+-- with unmet guarantees are offered first what meets them, and every offer stays within its
+-- role's limits and leaves the headroom that unmet guarantees need.
+--
+-- cluster.lua keeps the books (agents, frameworks, what each holds, refusal filters, quotas
+-- and their headroom); this file is only the deciding.
 
 local cluster = require "cluster"
 cluster.track(_ENV)
 
-local names, total, fair, max = cluster.names, cluster.total, cluster.fair, math.max
+local names, total, fair, max, min = cluster.names, cluster.total, cluster.fair, math.max, math.min
 
 -- A dominant share: the largest fraction of the cluster's total of any resource that counts
 -- for fairness, divided by the weight.
@@ -62,11 +66,11 @@ local function pop(heap)
   return top
 end
 
--- The first framework in DRF order under `heap` (a heap of role entries) that may take
--- `free` on agent a. An entry is a role's own frameworks (a leaf, or `own`), searched in
--- order, or an inner role, searched in turn. What is passed over goes back; the entries on
--- the way to the chosen framework are added to `path`, to go back once their shares change.
-local function choose(heap, a, free, path)
+-- The first framework in DRF order under `heap` (a heap of role entries) that `accept`s. An
+-- entry is a role's own frameworks (a leaf, or `own`), searched in order, or an inner role,
+-- searched in turn. What is passed over goes back; the entries on the way to the chosen
+-- framework are added to `path`, to go back once their shares change.
+local function choose(heap, accept, path)
   local passed, chosen = {}, nil
   while #heap > 0 and not chosen do
     local e = pop(heap)
@@ -75,11 +79,11 @@ local function choose(heap, a, free, path)
       local skipped = {}
       while #r.heap > 0 and not chosen do
         local f = pop(r.heap)
-        if cluster.eligible(f, a, free) then chosen = f else skipped[#skipped + 1] = f end
+        if accept(f) then chosen = f else skipped[#skipped + 1] = f end
       end
       for _, f in ipairs(skipped) do push(r.heap, f) end
     else
-      chosen = choose(r.entries, a, free, path)
+      chosen = choose(r.entries, accept, path)
     end
     if chosen then path[#path + 1] = { heap, e } else passed[#passed + 1] = e end
   end
@@ -96,6 +100,87 @@ local function refresh(e)
     e.share, e.allocations = share(r.tree_allocated, r.weight), r.tree_allocations
   end
   return e
+end
+
+-- After framework f was offered something: its key and those on the path to it go back into
+-- their heaps with their new shares.
+local function settle(f, path)
+  f.share = share(f.allocated, 1)
+  push(cluster.roles[f.role].heap, f)
+  for _, step in ipairs(path) do push(step[1], refresh(step[2])) end
+end
+
+local function round(x)
+  if x >= 0 then return math.floor(x * 1000 + 0.5) / 1000 end
+  return -math.floor(-x * 1000 + 0.5) / 1000
+end
+
+-- What to offer from `free` to a framework under quota q (or none) in `stage`: in stage 1,
+-- what meets q's unmet guarantees (nothing if none of it does) and as much more as q's limits
+-- and the headroom left over the required one allow; in stage 2, `free` cut to the limits and
+-- that headroom. Returns the offer and the part of it meeting guarantees, or nil.
+local function quota_offer(stage, q, free, headroom)
+  local required, available = headroom.required, headroom.available
+  local held_back = false
+  for _, name in ipairs(names) do if required[name] > 0 then held_back = true end end
+  local offer, granted, any = {}, {}, false
+  if stage == 1 then
+    if not q then return nil end
+    local consumed = q.role.tree_allocated
+    for _, name in ipairs(names) do
+      local unmet = max(0, round((q.guarantees[name] or 0) - (consumed[name] or 0)))
+      granted[name] = min(free[name] or 0, unmet)
+      if granted[name] > 0 then any = true end
+    end
+    if not any then return nil end
+  else
+    for _, name in ipairs(names) do granted[name] = 0 end
+  end
+  any = false
+  for _, name in ipairs(names) do
+    local more = round((free[name] or 0) - granted[name])
+    if q and q.limits[name] then
+      more = min(more, max(0, round(q.limits[name] - (q.role.tree_allocated[name] or 0) - granted[name])))
+    end
+    if held_back then more = min(more, max(0, round(available[name] - required[name]))) end
+    local amount = round(granted[name] + more)
+    if amount > 0 then offer[name], any = amount, true end
+  end
+  if any then return offer, granted end
+end
+
+-- A round when some role has quota: stage 1 (if any quota has a guarantee) offers to roles
+-- whose guarantees are unmet, stage 2 (over the agents shuffled again) to everyone; an agent
+-- is offered until nothing allocatable is left of it.
+local function quota_round(agents, top)
+  local headroom = cluster.headroom()
+  local guaranteed = false
+  for _, q in pairs(cluster.quotas) do
+    for _, amount in pairs(q.guarantees) do if amount > 0 then guaranteed = true end end
+  end
+  local offers = {}
+  for stage = guaranteed and 1 or 2, 2 do
+    if stage == 2 and guaranteed then cluster.shuffle(agents) end
+    for _, a in ipairs(agents) do
+      while true do
+        local free = cluster.free(a)
+        if not cluster.allocatable(free) then break end
+        local path, offer, granted = {}, nil, nil
+        local f = choose(top, function(f)
+          offer, granted = quota_offer(stage, cluster.quota_of(f), free, headroom)
+          return offer ~= nil and cluster.allocatable(offer) and cluster.eligible(f, a, offer)
+        end, path)
+        if not f then break end
+        offers[#offers + 1] = cluster.offer(f, a, offer)
+        settle(f, path)
+        for _, name in ipairs(names) do
+          headroom.required[name] = max(0, round(headroom.required[name] - granted[name]))
+          headroom.available[name] = max(0, round(headroom.available[name] - (offer[name] or 0)))
+        end
+      end
+    end
+  end
+  return offers
 end
 
 function allocate(request)
@@ -125,17 +210,16 @@ function allocate(request)
     end
   end
 
+  if next(cluster.quotas) then return cluster.finish(request, quota_round(agents, top)) end
   local offers = {}
   for _, a in ipairs(agents) do
     local free = cluster.free(a)
     if cluster.allocatable(free) then
       local path = {}
-      local f = choose(top, a, free, path)
+      local f = choose(top, function(f) return cluster.eligible(f, a, free) end, path)
       if f then
         offers[#offers + 1] = cluster.offer(f, a, free)
-        f.share = share(f.allocated, 1)
-        push(cluster.roles[f.role].heap, f)
-        for _, step in ipairs(path) do push(step[1], refresh(step[2])) end
+        settle(f, path)
       end
     end
   end

@@ -27,8 +27,14 @@ What a policy may read (and change only through the functions below):
     roots        the top-level roles, in the order first seen
     names        resource names in the order first seen; total[name] the cluster's total;
                  fair[name] False for the names the options leave out of fairness
+    quotas       top-level role name -> {role: (its entry in roles), guarantees, limits}: amounts
+                 by resource name; a name without a limit has none. A role's quota covers its
+                 subtree: what the role's tree_allocated holds is what it consumes.
+                 quota_of(f) is the quota over framework f.
     options
-A framework's `allocations` counts the offers it was made (DRF breaks ties with it). Each
+A framework's `allocations` counts the offers it was made (DRF breaks ties with it). Offers to
+the same framework on the same agent in one round are one offer (offer() merges them), counted
+once. Each
 script imports its own copy of this file (the bridge imports a script's helpers afresh for
 it), so two policies never share these books.
 """
@@ -40,6 +46,7 @@ total = {}
 fair = {}
 agents, frameworks, roles = {}, {}, {}
 roots = []
+quotas = {}
 options = {"allocation_interval": 1.0, "min_allocatable_resources": [], "fairness_excluded_resource_names": []}
 _order = []  # the agents, in the order they were added
 # Frameworks an agent reported usage for before they were added (after a failover agents and
@@ -48,6 +55,7 @@ _order = []  # the agents, in the order they were added
 _waiting = {}
 SLACK = 1e-6  # a round's time is a sum of float intervals: clock times compare with this slack
 _state = {"now": 0.0, "paused": False, "rng": 0, "tracking": False}
+_made = {}  # this round's offers by (framework id, agent id)
 
 
 def rounded(x):
@@ -126,6 +134,7 @@ def begin(request):
     if not _state["tracking"]:
         raise RuntimeError("cluster.py sees no allocator calls: call cluster.track(globals()) at the top of the policy")
     now = _state["now"] = request["now"]
+    _made.clear()
     if _state["paused"]:
         return False
     for f in frameworks.values():
@@ -143,13 +152,37 @@ def _next_random():
     return z ^ (z >> 31)
 
 
-def shuffled_agents():
-    """The active agents, in the order they were added, shuffled as the built-in shuffles them."""
-    items = [a for a in _order if a["active"]]
+def shuffle(items):
+    """Shuffles `items` in place, as the built-in shuffles with the same seed."""
     for i in range(len(items) - 1, 0, -1):
         j = (_next_random() >> 11) % (i + 1)
         items[i], items[j] = items[j], items[i]
     return items
+
+
+def shuffled_agents():
+    """The active agents, in the order they were added, shuffled as the built-in shuffles them."""
+    return shuffle([a for a in _order if a["active"]])
+
+
+def quota_of(f):
+    """The quota over framework f: its top-level role's, or None."""
+    return quotas.get(f["role"].split("/", 1)[0])
+
+
+def headroom():
+    """The quota headroom at the start of a round (Mesos's): `required`, what the unmet
+    guarantees of all quotas add up to, and `available`, what the cluster has unallocated, by
+    name."""
+    required, available = {}, {}
+    for name in names:
+        need = allocated = 0.0
+        for q in quotas.values():
+            need = rounded(need + max(0.0, q["guarantees"].get(name, 0.0) - q["role"]["tree_allocated"].get(name, 0.0)))
+        for a in _order:
+            allocated = rounded(allocated + a["allocated"].get(name, 0.0))
+        required[name], available[name] = need, max(0.0, rounded(total[name] - allocated))
+    return {"required": required, "available": available}
 
 
 def free(a):
@@ -178,11 +211,18 @@ def eligible(f, a, free):
 
 def offer(f, a, free):
     """Offers `free` on agent a to framework f: counted as allocated from now on. Returns the
-    offer, for allocate's answer."""
+    offer, for allocate's answer; None when f already has an offer on a this round, which the
+    amounts are added to instead."""
     _account(f, a, free, 1)
+    earlier = _made.get((f["id"], a["id"]))
+    if earlier is not None:
+        _add(earlier["resources"], free, 1)
+        return None
     f["allocations"] += 1
     _role_count(roles[f["role"]], 1)
-    return {"framework_id": f["id"], "agent_id": a["id"], "resources": {n: v for n, v in free.items() if v > 0}}
+    made = {"framework_id": f["id"], "agent_id": a["id"], "resources": {n: v for n, v in free.items() if v > 0}}
+    _made[(f["id"], a["id"])] = made
+    return made
 
 
 def finish(request, offers):
@@ -302,6 +342,17 @@ def update_weights(request):
         _role(w["role"])["weight"] = w["weight"]
 
 
+def update_quota(request):
+    # The host checked it: a top-level role, amounts not negative, guarantees within limits.
+    if not request["guarantees"] and not request["limits"]:
+        quotas.pop(request["role"], None)
+    else:
+        _learn(request["guarantees"])
+        _learn(request["limits"])
+        quotas[request["role"]] = {"role": _role(request["role"]), "guarantees": dict(request["guarantees"]),
+                                   "limits": dict(request["limits"])}
+
+
 def recover_resources(request):
     f, a = frameworks.get(request["framework_id"]), agents.get(request["agent_id"])
     early = _waiting.get(request["framework_id"])
@@ -369,7 +420,8 @@ def import_state(saved):
 
 _CALLS = [initialize, add_agent, remove_agent, update_agent, add_framework, remove_framework, update_framework,
           activate_framework, deactivate_framework, activate_agent, deactivate_agent, suppress_offers, pause,
-          resume, revive_offers, update_weights, recover_resources, offers_made, export_state, import_state]
+          resume, revive_offers, update_weights, update_quota, recover_resources, offers_made, export_state,
+          import_state]
 
 
 def track(namespace):

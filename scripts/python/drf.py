@@ -8,8 +8,12 @@ allocations, then to the name. Roles are a tree (eng/ml is a child of eng): sibl
 by their whole subtree's share, level by level, and a role's own frameworks sit among its
 children at weight 1.
 
-cluster.py keeps the books (agents, frameworks, what each holds, refusal filters); this file
-is only the deciding.
+With quota (Mesos 1.9's two stages; a top-level role's quota covers its subtree): roles with
+unmet guarantees are offered first what meets them, and every offer stays within its role's
+limits and leaves the headroom that unmet guarantees need.
+
+cluster.py keeps the books (agents, frameworks, what each holds, refusal filters, quotas and
+their headroom); this file is only the deciding.
 """
 import heapq
 
@@ -18,6 +22,7 @@ import cluster
 cluster.track(globals())
 
 names, total, fair, frameworks, roles = cluster.names, cluster.total, cluster.fair, cluster.frameworks, cluster.roles
+rounded = cluster.rounded
 
 
 def _share(allocated, weight):
@@ -38,9 +43,8 @@ def _entry(r, own):
     return (_share(r["tree_allocated"], r["weight"]), r["tree_allocations"], r["name"], False)
 
 
-def _choose(heap, entries, framework_heaps, a, free, path):
-    """The first framework in DRF order under `heap` (a heap of role keys) that may take `free`
-    on agent a. A key is a role's own frameworks (a leaf, or `own`), searched in order, or an
+def _choose(heap, entries, framework_heaps, accept, path):
+    """The first framework in DRF order under `heap` (a heap of role keys) that `accept`s. A key is a role's own frameworks (a leaf, or `own`), searched in order, or an
     inner role, searched in turn. What is passed over goes back; the keys on the way to the
     chosen framework are added to `path`, to go back once their shares change."""
     passed, chosen = [], None
@@ -51,14 +55,14 @@ def _choose(heap, entries, framework_heaps, a, free, path):
             fheap, skipped = framework_heaps[r["name"]], []
             while fheap and chosen is None:
                 fkey = heapq.heappop(fheap)
-                if cluster.eligible(frameworks[fkey[2]], a, free):
+                if accept(frameworks[fkey[2]]):
                     chosen = frameworks[fkey[2]]
                 else:
                     skipped.append(fkey)
             for fkey in skipped:
                 heapq.heappush(fheap, fkey)
         else:
-            chosen = _choose(entries[r["name"]], entries, framework_heaps, a, free, path)
+            chosen = _choose(entries[r["name"]], entries, framework_heaps, accept, path)
         if chosen is None:
             passed.append(key)
         else:
@@ -66,6 +70,85 @@ def _choose(heap, entries, framework_heaps, a, free, path):
     for key in passed:
         heapq.heappush(heap, key)
     return chosen
+
+
+def _settle(f, path, framework_heaps):
+    """After framework f was offered something: its key and those on the path to it go back
+    into their heaps with their new shares."""
+    heapq.heappush(framework_heaps[f["role"]], (_share(f["allocated"], 1.0), f["allocations"], f["id"]))
+    for heap, r, own in path:
+        heapq.heappush(heap, _entry(r, own))
+
+
+def _quota_offer(stage, q, free, headroom):
+    """What to offer from `free` to a framework under quota q (or None) in `stage`: in stage 1,
+    what meets q's unmet guarantees (nothing if none of it does) and as much more as q's limits
+    and the headroom left over the required one allow; in stage 2, `free` cut to the limits and
+    that headroom. Returns (offer, the part of it meeting guarantees), or None."""
+    required, available = headroom["required"], headroom["available"]
+    held_back = any(required[name] > 0 for name in names)
+    if stage == 1:
+        if q is None:
+            return None
+        consumed = q["role"]["tree_allocated"]
+        granted = {name: min(free.get(name, 0.0), max(0.0, rounded(q["guarantees"].get(name, 0.0)
+                                                                   - consumed.get(name, 0.0))))
+                   for name in names}
+        if not any(amount > 0 for amount in granted.values()):
+            return None
+    else:
+        granted = dict.fromkeys(names, 0.0)
+    offer = {}
+    for name in names:
+        more = rounded(free.get(name, 0.0) - granted[name])
+        if q is not None and name in q["limits"]:
+            consumed = q["role"]["tree_allocated"].get(name, 0.0)
+            more = min(more, max(0.0, rounded(q["limits"][name] - consumed - granted[name])))
+        if held_back:
+            more = min(more, max(0.0, rounded(available[name] - required[name])))
+        amount = rounded(granted[name] + more)
+        if amount > 0:
+            offer[name] = amount
+    return (offer, granted) if offer else None
+
+
+def _quota_round(agents, top, entries, framework_heaps):
+    """A round when some role has quota: stage 1 (if any quota has a guarantee) offers to roles
+    whose guarantees are unmet, stage 2 (over the agents shuffled again) to everyone; an agent
+    is offered until nothing allocatable is left of it."""
+    headroom = cluster.headroom()
+    guaranteed = any(amount > 0 for q in cluster.quotas.values() for amount in q["guarantees"].values())
+    offers = []
+    for stage in (1, 2) if guaranteed else (2,):
+        if stage == 2 and guaranteed:
+            cluster.shuffle(agents)
+        for a in agents:
+            while True:
+                free = cluster.free(a)
+                if not cluster.allocatable(free):
+                    break
+                weighed = {}
+
+                def accept(f):
+                    weighed["it"] = _quota_offer(stage, cluster.quota_of(f), free, headroom)
+                    if weighed["it"] is None:
+                        return False
+                    offer = weighed["it"][0]
+                    return cluster.allocatable(offer) and cluster.eligible(f, a, offer)
+
+                path = []
+                f = _choose(top, entries, framework_heaps, accept, path)
+                if f is None:
+                    break
+                offer, granted = weighed["it"]
+                made = cluster.offer(f, a, offer)
+                if made is not None:
+                    offers.append(made)
+                _settle(f, path, framework_heaps)
+                for name in names:
+                    headroom["required"][name] = max(0.0, rounded(headroom["required"][name] - granted[name]))
+                    headroom["available"][name] = max(0.0, rounded(headroom["available"][name] - offer.get(name, 0.0)))
+    return offers
 
 
 def allocate(request):
@@ -91,17 +174,17 @@ def allocate(request):
             heapq.heappush(entries[parent["name"]] if parent is not None else top, _entry(node, False))
             node = parent
 
+    if cluster.quotas:
+        return cluster.finish(request, _quota_round(agents, top, entries, framework_heaps))
     offers = []
     for a in agents:
         free = cluster.free(a)
         if not cluster.allocatable(free):
             continue
         path = []
-        f = _choose(top, entries, framework_heaps, a, free, path)
+        f = _choose(top, entries, framework_heaps, lambda f: cluster.eligible(f, a, free), path)
         if f is None:
             continue
         offers.append(cluster.offer(f, a, free))
-        heapq.heappush(framework_heaps[f["role"]], (_share(f["allocated"], 1.0), f["allocations"], f["id"]))
-        for heap, r, own in path:
-            heapq.heappush(heap, _entry(r, own))
+        _settle(f, path, framework_heaps)
     return cluster.finish(request, offers)

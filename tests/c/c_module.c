@@ -275,3 +275,66 @@ const modhost_descriptor org_modhost_c_JsonHook = {
     .compatible = NULL,
     .create = hook_create,
 };
+
+/*
+ * An Allocator as a module built for ABI 1.1 has it: its vtable ends before update_quota
+ * (appended in ABI 1.2), so the host refuses quota for it. It speaks JSON, keeps nothing and
+ * offers nothing: every notification answers "null", allocate an empty packed offers list.
+ */
+static modhost_status allocate_nothing(void *self, modhost_bytes input, modhost_buffer *output,
+                                       modhost_buffer *error) {
+    (void)self;
+    (void)input;
+    (void)error;
+    static const char no_offers[8] = {'M', 'H', 'O', 'F', 0, 0, 0, 0};
+    fill(output, no_offers, sizeof no_offers);
+    return MODHOST_OK;
+}
+
+static const modhost_allocator_vtable ALLOCATOR_VTABLE_1_1 = {
+    .size = offsetof(modhost_allocator_vtable, update_quota),
+    .destroy = destroy_nothing,
+    .initialize = hook_no_change,
+    .add_framework = hook_no_change,
+    .remove_framework = hook_no_change,
+    .activate_framework = hook_no_change,
+    .deactivate_framework = hook_no_change,
+    .update_framework = hook_no_change,
+    .add_agent = hook_no_change,
+    .remove_agent = hook_no_change,
+    .update_agent = hook_no_change,
+    .activate_agent = hook_no_change,
+    .deactivate_agent = hook_no_change,
+    .recover_resources = hook_no_change,
+    .suppress_offers = hook_no_change,
+    .revive_offers = hook_no_change,
+    .update_weights = hook_no_change,
+    .pause = hook_no_change,
+    .resume = hook_no_change,
+    .allocate = allocate_nothing,
+    .offers_made = hook_no_change,
+    .update_quota = NULL,
+};
+
+static modhost_status allocator_create(const modhost_parameter *params, size_t n, modhost_instance *out,
+                                       modhost_buffer *error) {
+    (void)params;
+    (void)n;
+    (void)error;
+    return create_stateless(&ALLOCATOR_VTABLE_1_1, out);
+}
+
+const modhost_descriptor org_modhost_c_Allocator_1_1 = {
+    .magic = MODHOST_MAGIC,
+    .abi_major = MODHOST_ABI_MAJOR,
+    .abi_minor = 1,
+    .size = sizeof(modhost_descriptor),
+    .flags = 0,
+    .kind = MODHOST_KIND_ALLOCATOR,
+    .host_version = MODHOST_VERSION,
+    .author_name = "modhost",
+    .author_email = "modhost@example.invalid",
+    .description = "An allocator that offers nothing, written in C as a module built for ABI 1.1 is (no update_quota).",
+    .compatible = NULL,
+    .create = allocator_create,
+};

@@ -27,7 +27,7 @@ extern "C" {
 
 #define MODHOST_MAGIC "MODHOST\x01" /* 8 bytes, no terminator is stored */
 #define MODHOST_ABI_MAJOR 1
-#define MODHOST_ABI_MINOR 1
+#define MODHOST_ABI_MINOR 2
 /* The modhost-abi version this header belongs to; put it in host_version. */
 #define MODHOST_VERSION "0.1.0"
 
@@ -155,6 +155,10 @@ typedef struct modhost_allocator_vtable {
                                   * str agent_id, u32 n, n x (str name, f64 amount);
                                   * str = u32 length + UTF-8 bytes */
     modhost_message_fn offers_made; /* {"offers":[...]} after a {"now","dry_run":true} round */
+    /* ABI 1.2: {"role","guarantees":{name:amount},"limits":{name:amount}}. An allocator built
+     * for ABI 1.1 sets `size` to offsetof(modhost_allocator_vtable, update_quota); the host
+     * then refuses quota for it. */
+    modhost_message_fn update_quota;
 } modhost_allocator_vtable;
 
 typedef struct modhost_hook_vtable {

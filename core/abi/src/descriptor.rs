@@ -13,8 +13,9 @@ pub const ABI_MAJOR: u16 = 1;
 
 /// ABI minor version. Fields and vtable entries are only ever appended within a major; a host
 /// loads modules whose minor is not newer than its own. 1.1 appended `call_packed` to the Vm
-/// vtable and added [`FLAG_PACKED_MESSAGES`].
-pub const ABI_MINOR: u16 = 1;
+/// vtable and added [`FLAG_PACKED_MESSAGES`]; 1.2 appended `update_quota` to the Allocator
+/// vtable.
+pub const ABI_MINOR: u16 = 2;
 
 /// The size of the descriptor as first published in ABI 1.0. A descriptor is never smaller.
 pub const DESCRIPTOR_SIZE_V1_0: u32 = 72;

@@ -84,7 +84,7 @@ pub use error::CallError;
 pub use kinds::allocator::{
     ALLOCATOR_METHODS, AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorGlue,
     AllocatorVtable, Empty, FrameworkRequest, OffersMade, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework,
-    UpdateWeights,
+    UpdateQuota, UpdateWeights,
 };
 pub use kinds::anonymous::{Anonymous, AnonymousGlue, AnonymousVtable};
 pub use kinds::codec::{Codec, Values};

@@ -5,7 +5,7 @@
 //! The host uses it as its built-in allocator, and `modhost-examples` exports the very same
 //! type as a module, so that the cost of the module boundary is measured on real work.
 //!
-//! One allocation round, as in Mesos's stage 2 (there is no quota stage here):
+//! One allocation round, as Mesos's stage 2 when no role has quota:
 //! 1. the active agents are shuffled (SplitMix64 seeded from `AllocatorOptions::seed`);
 //! 2. for each agent, its free resources (total minus allocated) are offered, if they hold at
 //!    least one of the minimum allocatable resources, to the first eligible framework: roles
@@ -23,6 +23,20 @@
 //! excluded from fairness, divided by the role's weight for roles), then the number of
 //! allocations made to the client, then its name. Ties therefore break the same way on every
 //! run.
+//!
+//! With quota (Mesos 1.9's semantics; a quota sits on a top-level role and covers its
+//! subtree, whose allocation is what the role consumes), a round has Mesos's two stages:
+//! - the *required headroom* is the sum of every quota's unmet guarantees, the *available
+//!   headroom* what the cluster has unallocated; both are kept up to date through the round;
+//! - stage 1 (when some quota has a guarantee): for each agent in shuffled order, frameworks
+//!   in DRF order whose role's quota has unmet guarantees are offered what of the agent meets
+//!   them, plus the rest of the agent as far as the role's limits and the headroom left over
+//!   the required one allow; a framework offered nothing towards its guarantees is passed;
+//! - stage 2: the agents are shuffled again (only when stage 1 ran), and each agent's free
+//!   resources go in DRF order, each offer cut to its role's limits and to the headroom left
+//!   over the required one;
+//! - an agent is offered until nothing allocatable is left of it; offers to the same
+//!   framework on the same agent in one round are one offer.
 
 mod rng;
 mod rows;
@@ -142,6 +156,22 @@ impl Ord for Key {
     }
 }
 
+/// A round's DRF orders: of each node's children (the root's at `roles.len()`), and of each
+/// role's frameworks.
+struct Orders {
+    role: Vec<BTreeSet<Key>>,
+    framework: Vec<BTreeSet<Key>>,
+}
+
+/// The stages of a round with quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Offers to roles with unmet guarantees.
+    Guarantees,
+    /// Offers to everyone, in DRF order.
+    Fair,
+}
+
 /// The hierarchical DRF allocator.
 #[derive(Debug)]
 pub struct HierarchicalDrf {
@@ -175,6 +205,28 @@ pub struct HierarchicalDrf {
     unplaced: HashMap<(String, String), Resources>,
     roles: Vec<Role>,
     role_index: HashMap<String, usize>,
+    /// The quotas set, each on a top-level role.
+    quotas: Vec<Quota>,
+}
+
+/// A top-level role's quota, as amounts by interned name.
+#[derive(Debug)]
+struct Quota {
+    role: usize,
+    guarantees: Amounts,
+    /// `f64::INFINITY` for a name without a limit.
+    limits: Amounts,
+}
+
+/// The round's headroom when quota is set (Mesos's `requiredHeadroom` and
+/// `availableHeadroom`), and the scratch amounts of the offer being weighed.
+#[derive(Debug)]
+struct Headroom {
+    required: Amounts,
+    available: Amounts,
+    /// The offer weighed last, and the part of it that meets guarantees.
+    offer: Amounts,
+    granted: Amounts,
 }
 
 impl Default for HierarchicalDrf {
@@ -249,6 +301,49 @@ pub fn filter_holds(expires: f64, now: f64) -> bool {
     now <= expires + CLOCK_SLACK
 }
 
+/// Checks a quota as Mesos's master does before it reaches the allocator: a valid role that
+/// is not nested (Mesos refuses quota on nested roles, MESOS-7402; a top-level role's quota
+/// covers its subtree), amounts that are finite and not negative, and guarantees within the
+/// limits. The script adapter and the workload format apply the same rule.
+///
+/// ```
+/// use modhost_abi::{UpdateQuota, messages::Resources};
+/// let quota = |role: &str, guarantees: Resources, limits: Resources| UpdateQuota { role: role.into(), guarantees, limits };
+/// let cpus = |n: f64| Resources::new().with("cpus", n);
+/// assert!(modhost_drf::check_quota(&quota("eng", cpus(2.0), cpus(4.0))).is_ok());
+/// assert!(modhost_drf::check_quota(&quota("eng", cpus(4.0), cpus(2.0))).unwrap_err().to_string().contains("limits"));
+/// assert!(modhost_drf::check_quota(&quota("eng/ml", cpus(1.0), cpus(1.0))).unwrap_err().to_string().contains("nested"));
+/// ```
+pub fn check_quota(quota: &modhost_abi::UpdateQuota) -> Result<(), CallError> {
+    let role = &quota.role;
+    check_role(role)?;
+    if role.contains('/') {
+        return Err(CallError::failed(format!(
+            "role '{role}': quota on a nested role is not supported (nor is it in Mesos, MESOS-7402); \
+             set it on '{}', whose quota covers its whole subtree",
+            role.split('/').next().unwrap_or(role)
+        )));
+    }
+    for (what, amounts) in [("guarantee", &quota.guarantees), ("limit", &quota.limits)] {
+        if let Some((name, amount)) = amounts.0.iter().find(|(_, amount)| !(amount.is_finite() && **amount >= 0.0)) {
+            return Err(CallError::failed(format!(
+                "role '{role}': the {what} of {name} must be a non-negative number, not {amount}"
+            )));
+        }
+    }
+    if let Some((name, limit)) =
+        quota.limits.0.iter().find(|(name, limit)| round_scalar(quota.guarantees.get(name) - **limit) > 0.0)
+    {
+        return Err(CallError::failed(format!(
+            "role '{role}': the guarantees {} are not within the limits {} ({name}: {} > {limit})",
+            quota.guarantees,
+            quota.limits,
+            quota.guarantees.get(name)
+        )));
+    }
+    Ok(())
+}
+
 impl HierarchicalDrf {
     /// An allocator with `options` (also settable later through `initialize`).
     pub fn new(options: AllocatorOptions) -> Self {
@@ -276,6 +371,7 @@ impl HierarchicalDrf {
             unplaced: HashMap::new(),
             roles: Vec::new(),
             role_index: HashMap::new(),
+            quotas: Vec::new(),
         };
         allocator.apply_options(options);
         allocator
@@ -318,6 +414,10 @@ impl HierarchicalDrf {
         }
         for min in &mut self.min_allocatable {
             min.push(0.0);
+        }
+        for quota in &mut self.quotas {
+            quota.guarantees.push(0.0);
+            quota.limits.push(f64::INFINITY);
         }
         index
     }
@@ -527,24 +627,23 @@ impl HierarchicalDrf {
         Key { share, allocations: r.allocations, name: r.own_name.clone(), index: index | OWN }
     }
 
-    /// The first eligible framework in DRF order under the node `set` (a role, or the root
-    /// at `roles.len()`): its children in order, each a role whose frameworks are looked at
-    /// (a leaf, or a role's own frameworks) or whose subtree is searched in turn.
+    /// The first framework in DRF order under the node `set` (a role, or the root at
+    /// `roles.len()`) that `accept`s: its children in order, each a role whose frameworks are
+    /// looked at (a leaf, or a role's own frameworks) or whose subtree is searched in turn.
     fn pick(
         &self,
         set: usize,
         order: &[BTreeSet<Key>],
         framework_order: &[BTreeSet<Key>],
-        agent: usize,
-        free: &[f64],
+        accept: &mut impl FnMut(usize) -> bool,
     ) -> Option<(usize, Key, Key)> {
         order[set].iter().find_map(|key| {
             let role = key.of();
             let (role, framework) = if key.own() || self.roles[role].children.is_empty() {
-                let framework = framework_order[role].iter().find(|f| self.eligible(f.index, agent, free))?;
+                let framework = framework_order[role].iter().find(|f| accept(f.index))?;
                 (role, framework.clone())
             } else {
-                let (role, framework, _) = self.pick(role, order, framework_order, agent, free)?;
+                let (role, framework, _) = self.pick(role, order, framework_order, accept)?;
                 (role, framework)
             };
             // With the key it was found under here: the caller takes that key out as it is.
@@ -613,33 +712,210 @@ impl HierarchicalDrf {
                 role_order[role].insert(self.own_key(role));
             }
         }
+        let mut orders = Orders { role: role_order, framework: framework_order };
+        if !self.quotas.is_empty() {
+            return self.quota_round(order, &mut orders);
+        }
 
         let mut offers = Offers::with_capacity(order.len());
         let mut free = std::mem::take(&mut self.free);
         for agent in order {
-            free.clear();
-            let (total, allocated) = (self.agent_total.row(agent), self.agent_allocated.row(agent));
-            // What an agent holds may pass its total (it shrank, or reported more in use than
-            // it has): nothing of that resource is free then, as Mesos's subtraction gives.
-            free.extend(total.iter().zip(allocated).map(|(total, allocated)| round_scalar(total - allocated).max(0.0)));
+            self.free_on(agent, &mut free);
             if !self.allocatable(&free) {
                 continue;
             }
-            let Some((role, framework_key, top)) = self.pick(roles, &role_order, &framework_order, agent, &free) else {
+            let mut accept = |framework| self.eligible(framework, agent, &free);
+            let Some(picked) = self.pick(roles, &orders.role, &orders.framework, &mut accept) else {
                 continue;
             };
-            let framework = framework_key.index;
-            self.place(&mut role_order, role, Some(&top));
-            framework_order[role].remove(&framework_key);
-            self.account(framework, agent, &free, 1.0);
-            self.frameworks[framework].allocations += 1;
-            self.role_count(role, 1);
-            framework_order[role].insert(self.framework_key(framework));
-            self.place(&mut role_order, role, None);
+            let framework = self.give(&mut orders, picked, agent, &free, true);
             offers.push(&self.frameworks[framework].id, &self.agents[agent].id, self.named(&free));
         }
         self.free = free;
         offers
+    }
+
+    /// What is free on `agent`, into `free`. What an agent holds may pass its total (it
+    /// shrank, or reported more in use than it has): nothing of that resource is free then,
+    /// as Mesos's subtraction gives.
+    fn free_on(&self, agent: usize, free: &mut Amounts) {
+        free.clear();
+        let (total, allocated) = (self.agent_total.row(agent), self.agent_allocated.row(agent));
+        free.extend(total.iter().zip(allocated).map(|(total, allocated)| round_scalar(total - allocated).max(0.0)));
+    }
+
+    /// Allocates `amounts` on `agent` to the framework `pick` found, and puts its keys back in
+    /// DRF order with their new shares. `counted`: a new offer, which counts among the
+    /// framework's and its roles' allocations (not more of one it already has this round).
+    /// Returns the framework.
+    fn give(
+        &mut self,
+        orders: &mut Orders,
+        (role, framework_key, top): (usize, Key, Key),
+        agent: usize,
+        amounts: &[f64],
+        counted: bool,
+    ) -> usize {
+        let framework = framework_key.index;
+        self.place(&mut orders.role, role, Some(&top));
+        orders.framework[role].remove(&framework_key);
+        self.account(framework, agent, amounts, 1.0);
+        if counted {
+            self.frameworks[framework].allocations += 1;
+            self.role_count(role, 1);
+        }
+        orders.framework[role].insert(self.framework_key(framework));
+        self.place(&mut orders.role, role, None);
+        framework
+    }
+
+    /// What a role's whole subtree holds: what a top-level role with quota consumes.
+    fn consumed(&self, role: usize) -> &[f64] {
+        if self.roles[role].children.is_empty() { self.role_allocated.row(role) } else { self.tree_allocated.row(role) }
+    }
+
+    /// The top-level role of `role`.
+    fn top(&self, mut role: usize) -> usize {
+        while let Some(parent) = self.roles[role].parent {
+            role = parent;
+        }
+        role
+    }
+
+    /// A round when some role has quota: Mesos's two stages (see the crate's docs).
+    fn quota_round(&mut self, mut order: Vec<usize>, orders: &mut Orders) -> Offers {
+        let width = self.names.len();
+        // Each role's quota: that of its top-level role.
+        let mut quota_of = vec![None; self.roles.len()];
+        for (index, quota) in self.quotas.iter().enumerate() {
+            quota_of[quota.role] = Some(index);
+        }
+        for role in 0..self.roles.len() {
+            quota_of[role] = quota_of[self.top(role)];
+        }
+        let mut headroom = Headroom {
+            required: vec![0.0; width],
+            available: self.total.clone(),
+            offer: vec![0.0; width],
+            granted: vec![0.0; width],
+        };
+        for quota in &self.quotas {
+            let consumed = self.consumed(quota.role);
+            for (name, required) in headroom.required.iter_mut().enumerate() {
+                *required = round_scalar(*required + (quota.guarantees[name] - consumed[name]).max(0.0));
+            }
+        }
+        for agent in (0..self.agents.len()).filter(|&a| !self.agents[a].removed) {
+            for (available, allocated) in headroom.available.iter_mut().zip(self.agent_allocated.row(agent)) {
+                *available = round_scalar(*available - allocated);
+            }
+        }
+        for available in &mut headroom.available {
+            *available = available.max(0.0);
+        }
+
+        // Offers by (framework, agent), in the order first made: a framework offered part of
+        // an agent in both stages has one offer of it.
+        let mut made: Vec<(usize, usize, Amounts)> = Vec::new();
+        let mut place: HashMap<(usize, usize), usize> = HashMap::new();
+        let guaranteed = self.quotas.iter().any(|q| q.guarantees.iter().any(|amount| *amount > 0.0));
+        let mut free = std::mem::take(&mut self.free);
+        for stage in [Stage::Guarantees, Stage::Fair] {
+            match stage {
+                Stage::Guarantees if !guaranteed => continue,
+                Stage::Fair if guaranteed => self.rng.shuffle(&mut order),
+                _ => {}
+            }
+            for &agent in &order {
+                loop {
+                    self.free_on(agent, &mut free);
+                    if !self.allocatable(&free) {
+                        break;
+                    }
+                    let mut accept = |framework: usize| {
+                        let quota = self.frameworks[framework].role.and_then(|role| quota_of[role]);
+                        self.quota_offer(stage, quota, &free, &mut headroom)
+                            && self.allocatable(&headroom.offer)
+                            && self.eligible(framework, agent, &headroom.offer)
+                    };
+                    let Some(picked) = self.pick(self.roles.len(), &orders.role, &orders.framework, &mut accept) else {
+                        break;
+                    };
+                    let offer = headroom.offer.clone();
+                    let framework = picked.1.index;
+                    let earlier = place.get(&(framework, agent)).copied();
+                    self.give(orders, picked, agent, &offer, earlier.is_none());
+                    match earlier {
+                        Some(at) => {
+                            for (slot, amount) in made[at].2.iter_mut().zip(&offer) {
+                                *slot = round_scalar(*slot + amount);
+                            }
+                        }
+                        None => {
+                            place.insert((framework, agent), made.len());
+                            made.push((framework, agent, offer));
+                        }
+                    }
+                    for name in 0..width {
+                        headroom.required[name] =
+                            round_scalar(headroom.required[name] - headroom.granted[name]).max(0.0);
+                        headroom.available[name] =
+                            round_scalar(headroom.available[name] - headroom.offer[name]).max(0.0);
+                    }
+                }
+            }
+        }
+        self.free = free;
+        let mut offers = Offers::with_capacity(made.len());
+        for (framework, agent, amounts) in &made {
+            offers.push(&self.frameworks[*framework].id, &self.agents[*agent].id, self.named(amounts));
+        }
+        offers
+    }
+
+    /// Weighs offering `free` to a framework whose role has the quota `quota` (an index into
+    /// `quotas`) in `stage`, into `headroom.offer` (and the part meeting guarantees into
+    /// `headroom.granted`). Whether there is anything to offer.
+    fn quota_offer(&self, stage: Stage, quota: Option<usize>, free: &[f64], headroom: &mut Headroom) -> bool {
+        let quota = quota.map(|q| &self.quotas[q]);
+        let consumed = quota.map(|q| self.consumed(q.role));
+        let Headroom { required, available, offer, granted } = headroom;
+        let held_back = required.iter().any(|amount| *amount > 0.0);
+        match (stage, quota, consumed) {
+            (Stage::Guarantees, Some(quota), Some(consumed)) => {
+                // Only what brings the role closer to its guarantees makes it an offer here.
+                for name in 0..free.len() {
+                    let unmet = round_scalar(quota.guarantees[name] - consumed[name]).max(0.0);
+                    granted[name] = free[name].min(unmet);
+                }
+                if granted.iter().all(|amount| *amount <= 0.0) {
+                    return false;
+                }
+                for name in 0..free.len() {
+                    let mut more = round_scalar(free[name] - granted[name]);
+                    more = more.min(round_scalar(quota.limits[name] - consumed[name] - granted[name]).max(0.0));
+                    if held_back {
+                        more = more.min(round_scalar(available[name] - required[name]).max(0.0));
+                    }
+                    offer[name] = round_scalar(granted[name] + more);
+                }
+            }
+            (Stage::Guarantees, _, _) => return false,
+            (Stage::Fair, quota, consumed) => {
+                granted.fill(0.0);
+                for name in 0..free.len() {
+                    let mut more = free[name];
+                    if let (Some(quota), Some(consumed)) = (quota, consumed) {
+                        more = more.min(round_scalar(quota.limits[name] - consumed[name]).max(0.0));
+                    }
+                    if held_back {
+                        more = more.min(round_scalar(available[name] - required[name]).max(0.0));
+                    }
+                    offer[name] = more;
+                }
+            }
+        }
+        offer.iter().any(|amount| *amount > 0.0)
     }
 
     /// Accounts offers as allocated (`sign` 1) or takes them back (`sign` -1), with the
@@ -900,6 +1176,27 @@ impl Allocator for HierarchicalDrf {
             let role = self.role(&weight.role);
             self.roles[role].weight = weight.weight;
         }
+        Ok(())
+    }
+
+    fn update_quota(&mut self, request: &modhost_abi::UpdateQuota) -> Result<(), CallError> {
+        check_quota(request)?;
+        let role = self.role(&request.role);
+        self.quotas.retain(|quota| quota.role != role);
+        if request.guarantees.0.is_empty() && request.limits.0.is_empty() {
+            // Mesos's DEFAULT_QUOTA: none.
+            return Ok(());
+        }
+        for name in request.limits.0.keys() {
+            self.intern(name);
+        }
+        let guarantees = self.amounts(&request.guarantees);
+        let mut limits = vec![f64::INFINITY; self.names.len()];
+        for (name, limit) in &request.limits.0 {
+            limits[self.name_index[&**name]] = *limit;
+        }
+        self.quotas.push(Quota { role, guarantees, limits });
+        self.quotas.sort_by_key(|quota| quota.role);
         Ok(())
     }
 

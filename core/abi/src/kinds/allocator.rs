@@ -9,8 +9,9 @@
 //! Left out of Mesos's interface, because they have no meaning in modhost: inverse offers and
 //! maintenance (`updateUnavailability`, `updateInverseOffer`, `getInverseOfferStatuses`),
 //! reservations and operations (`updateAllocation`, `updateAvailable`,
-//! `addResourceProvider`), quota (`updateQuota`), `recover` after master failover,
-//! `updateWhitelist` and `requestResources`. Frameworks have one role.
+//! `addResourceProvider`), `recover` after master failover, `updateWhitelist` and
+//! `requestResources`. Frameworks have one role. Quota (`updateQuota`) is
+//! [`Allocator::update_quota`], appended to the vtable in ABI 1.2.
 
 use serde::{Deserialize, Serialize};
 
@@ -115,6 +116,24 @@ pub struct UpdateWeights {
     pub weights: Vec<WeightInfo>,
 }
 
+/// Request of [`Allocator::update_quota`]: a role's quota, as Mesos's `Quota` (1.9 on).
+///
+/// Amounts are quantities of scalar resources by name. A guarantee is what the role's subtree
+/// is given before any role gets more than its fair share; a limit is what it is never given
+/// more than (a name left out of `limits` has no limit; a limit of 0 allows none). Both empty
+/// is Mesos's `DEFAULT_QUOTA`: the role has no quota any more.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateQuota {
+    /// The role: a top-level role, whose quota covers its whole subtree.
+    pub role: String,
+    /// What the role is guaranteed.
+    #[serde(default)]
+    pub guarantees: Resources,
+    /// What the role may hold at most.
+    #[serde(default)]
+    pub limits: Resources,
+}
+
 /// Request of [`Allocator::allocate`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Allocate {
@@ -156,10 +175,18 @@ pub struct Empty {}
 ///   Mesos's rules; DRF sorts siblings by their whole subtree's share over their weight, and
 ///   a role's own frameworks sit among its children at weight 1 (Mesos's virtual leaf).
 /// - A call that is refused changes nothing.
+/// - Quota (ABI 1.2) is set on top-level roles and covers their whole subtree: what a role
+///   and its descendants hold is what it consumes. Each round first offers to roles whose
+///   guarantees are not met (only what brings them closer, and no more than their limits),
+///   then to everyone in DRF order; no offer takes a role past a limit, and outside a role's
+///   own guarantees no offer takes from the headroom that the unmet guarantees of all roles
+///   need (Mesos 1.9's two stages). Mesos refuses quota on nested roles (MESOS-7402) and
+///   does not hold a child to its parent's limit yet; modhost refuses the same roles and
+///   does hold children to it, as Mesos meant to.
 ///
 /// Left out, as having no meaning here yet: inverse offers (maintenance windows), resource
-/// providers, and offer operations; quota, reservations and frameworks in several roles are
-/// not in the interface yet.
+/// providers, and offer operations; reservations and frameworks in several roles are not in
+/// the interface yet.
 pub trait Allocator: Send {
     /// Called once, before anything else.
     fn initialize(&mut self, options: &AllocatorOptions) -> Result<(), CallError> {
@@ -253,6 +280,15 @@ pub trait Allocator: Send {
         let _ = request;
         Ok(())
     }
+    /// A role's quota changed (ABI 1.2). An allocator that keeps no quota refuses it, so that
+    /// a quota is never silently ignored; so does the host for a module built for ABI 1.1,
+    /// whose vtable has no such entry.
+    fn update_quota(&mut self, request: &UpdateQuota) -> Result<(), CallError> {
+        Err(CallError::failed(format!(
+            "role '{}': this allocator does not support quota (it has no update_quota)",
+            request.role
+        )))
+    }
     /// One allocation round: the offers to make now. (Across the boundary the offers travel
     /// in their own packed layout, described at [`Offers`], not as a message.)
     fn allocate(&mut self, request: &Allocate) -> Result<Offers, CallError>;
@@ -305,5 +341,7 @@ message_kind! {
         allocate(Allocate) -> Offers as crate::kinds::codec::PackedOffers;
         /// See [`Allocator::offers_made`].
         offers_made(OffersMade) -> ();
+        /// See [`Allocator::update_quota`] (ABI 1.2).
+        update_quota(UpdateQuota) -> ();
     }
 }

@@ -128,6 +128,29 @@ impl RawInstance {
         Ok(self.vtable.cast())
     }
 
+    /// A copy of the kind's message vtable `T`, of which the module must have at least the
+    /// first `oldest` bytes (the vtable as the kind was first published), checked as
+    /// [`RawInstance::vtable`] checks a whole one, with the number of bytes the module has.
+    /// Entries a later ABI minor appended and the module lacks hold [`missing_method`]; the
+    /// caller must not call them (the count says which they are).
+    fn message_vtable_copy<T>(&self, kind: Kind, oldest: usize) -> Result<(Box<T>, usize), String> {
+        let whole = size_of::<T>();
+        let have = self.vtable_size.min(whole);
+        self.vtable_prefix::<T>(kind, oldest.max(have - have % size_of::<usize>()))?;
+        let stub: modhost_abi::MessageFn = missing_method;
+        let mut words = vec![stub as usize; whole / size_of::<usize>()];
+        // SAFETY: the module's vtable has at least `have` readable bytes (its declared size,
+        // at least `oldest`, checked above), and `words` has room for all of `T`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.vtable.cast::<u8>(), words.as_mut_ptr().cast::<u8>(), have);
+        }
+        // SAFETY: a message vtable is `size` then pointer-sized function pointers (repr(C)),
+        // each word now a checked non-null entry of the module's or `missing_method`; the
+        // vector is aligned for `usize`, as `T` is.
+        let copy = unsafe { words.as_ptr().cast::<T>().read() };
+        Ok((Box::new(copy), have))
+    }
+
     /// The function pointer at byte `offset` of the vtable, as a word, if the module's
     /// vtable reaches that far and the entry is not null: an entry a later ABI minor
     /// appended, which a module built for an earlier one does not have.
@@ -149,6 +172,18 @@ impl Drop for RawInstance {
             live.store(false, Ordering::Release);
         }
     }
+}
+
+/// What fills a message vtable's entries that the module, built for an earlier ABI minor,
+/// lacks. Never called: the transport answers for such methods itself. Should it be, it
+/// reports an error with no text rather than jump to nowhere.
+unsafe extern "C" fn missing_method(
+    _this: *mut c_void,
+    _input: modhost_abi::Bytes,
+    _output: *mut Buffer,
+    _error: *mut Buffer,
+) -> Status {
+    Status::ERROR
 }
 
 /// Turns a status and its error buffer into a result.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use modhost_abi::messages::round_scalar;
 use modhost_abi::messages::{
     AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer, Offers, Resources, WeightInfo,
 };
@@ -11,7 +12,7 @@ use modhost_abi::packed;
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorVtable, Answer, CallError, Empty,
     FrameworkRequest, MessageFn, MessageTransport, OffersMade, RecoverResources, Remote, RolesRequest, UpdateAgent,
-    UpdateFramework, UpdateWeights,
+    UpdateFramework, UpdateQuota, UpdateWeights,
 };
 use modhost_drf::HierarchicalDrf;
 use serde::Serialize;
@@ -60,6 +61,8 @@ pub struct ClusterState {
     agents: BTreeMap<String, AgentState>,
     frameworks: BTreeMap<String, FrameworkState>,
     weights: BTreeMap<String, f64>,
+    /// Quotas by (top-level) role.
+    quotas: BTreeMap<String, UpdateQuota>,
     paused: bool,
     /// The clock of the latest round.
     now: f64,
@@ -89,6 +92,60 @@ impl ClusterState {
     fn hold(&mut self, framework: &str, agent: &str, resources: &Resources) {
         if let Some(a) = self.agents.get_mut(agent) {
             a.held.entry(framework.to_owned()).or_default().add(resources);
+        }
+    }
+
+    /// What each top-level role with a quota limit holds with its whole subtree (its quota
+    /// consumption), for checking a round's offers against the limits; empty without limits.
+    fn consumed(&self) -> BTreeMap<String, Resources> {
+        let mut consumed: BTreeMap<String, Resources> = BTreeMap::new();
+        if self.quotas.values().all(|quota| quota.limits.0.is_empty()) {
+            return consumed;
+        }
+        for agent in self.agents.values() {
+            for (framework, held) in &agent.held {
+                if let Some(top) = self.limited_role_of(framework) {
+                    consumed.entry(top.to_owned()).or_default().add(held);
+                }
+            }
+        }
+        consumed
+    }
+
+    /// The top-level role of `framework`'s role, if it has a quota with limits.
+    fn limited_role_of(&self, framework: &str) -> Option<&str> {
+        let role = &self.frameworks.get(framework)?.info.role;
+        let top = role.split('/').next().unwrap_or(role);
+        self.quotas.get_key_value(top).filter(|(_, quota)| !quota.limits.0.is_empty()).map(|(top, _)| top.as_str())
+    }
+
+    /// Checks that `offer` keeps its role within its quota's limits, given what the roles
+    /// `consumed`; once it is accepted, [`ClusterState::consume`] counts it.
+    fn within_limits(&self, offer: &Offer, consumed: &BTreeMap<String, Resources>) -> Result<(), String> {
+        let Some(top) = self.limited_role_of(&offer.framework_id) else {
+            return Ok(());
+        };
+        let quota = &self.quotas[top];
+        let none = Resources::new();
+        let held = consumed.get(top).unwrap_or(&none);
+        // A role may hold more than its limit (usage reported after a failover, a limit
+        // lowered): then an offer may not add to it.
+        for (name, limit) in &quota.limits.0 {
+            let more = offer.resources.get(name);
+            if more > 0.0 && round_scalar(held.get(name) + more - limit) > 0.0 {
+                return Err(format!(
+                    "offers {} on agent '{}' to '{}', but role '{top}' holds {held} and its quota limits it to {}",
+                    offer.resources, offer.agent_id, offer.framework_id, quota.limits
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts an accepted offer in its role's quota consumption.
+    fn consume(&self, offer: &Offer, consumed: &mut BTreeMap<String, Resources>) {
+        if let Some(top) = self.limited_role_of(&offer.framework_id) {
+            consumed.entry(top.to_owned()).or_default().add(&offer.resources);
         }
     }
 
@@ -137,6 +194,9 @@ impl ClusterState {
         let weights =
             self.weights.iter().map(|(role, weight)| WeightInfo { role: role.clone(), weight: *weight }).collect();
         allocator.update_weights(&UpdateWeights { weights })?;
+        for quota in self.quotas.values() {
+            allocator.update_quota(quota)?;
+        }
         for f in self.frameworks.values() {
             allocator.add_framework(&AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active })?;
             if f.suppressed {
@@ -524,6 +584,27 @@ impl Allocator for ScriptedAllocator {
         self.notify("update_weights", &request)
     }
 
+    fn update_quota(&mut self, request: &UpdateQuota) -> Result<(), CallError> {
+        self.reload();
+        modhost_drf::check_quota(request)?;
+        // A script that keeps no quota refuses one, as a native allocator without
+        // update_quota does: a quota is never silently ignored.
+        if !self.transport.defines("update_quota") {
+            return Err(CallError::failed(format!(
+                "role '{}': script '{}' does not support quota (it defines no update_quota; \
+                 cluster.track defines one for a policy built on cluster.lua or cluster.py)",
+                request.role,
+                self.transport.script()
+            )));
+        }
+        if request.guarantees.0.is_empty() && request.limits.0.is_empty() {
+            self.state.quotas.remove(&request.role);
+        } else {
+            self.state.quotas.insert(request.role.clone(), request.clone());
+        }
+        self.notify("update_quota", &request)
+    }
+
     fn pause(&mut self, request: &Empty) -> Result<(), CallError> {
         self.reload();
         self.state.paused = true;
@@ -572,10 +653,14 @@ impl Allocator for ScriptedAllocator {
         // A dry run is checked against a copy: nothing it offers stays allocated.
         let mut scratch = request.dry_run.then(|| self.state.clone());
         let mut accepted = Offers::with_capacity(proposed.len());
+        let mut consumed = self.state.consumed();
         for offer in proposed {
             let state = scratch.as_mut().unwrap_or(&mut self.state);
-            match state.accept(&offer) {
-                Ok(()) => accepted.push_offer(&offer),
+            match state.within_limits(&offer, &consumed).and_then(|()| state.accept(&offer)) {
+                Ok(()) => {
+                    state.consume(&offer, &mut consumed);
+                    accepted.push_offer(&offer);
+                }
                 Err(reason) => {
                     self.rejected_offers += 1;
                     self.transport.count_refused_offer();
