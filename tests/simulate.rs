@@ -202,6 +202,27 @@ fn malformed_or_impossible_workloads_are_refused_with_the_field() {
             "frameworks[0].role",
             "role 'eng//ml': a role cannot contain two adjacent slashes",
         ),
+        (
+            base(
+                agent,
+                framework,
+                r#"{"type":"quota_change","at":5,"role":"r","guarantees":{"cpus":2},"limits":{"cpus":1}}"#,
+            ),
+            "events[0]",
+            "role 'r': the guarantees cpus:2 are not within the limits cpus:1",
+        ),
+        (
+            base(agent, framework, "")
+                .replace(r#"{"agents""#, r#"{"roles":{"r/x":{"quota":{"limits":{"cpus":1}}}},"agents""#),
+            "roles.r/x.quota",
+            "quota on a nested role is not supported",
+        ),
+        (
+            base(agent, framework, "")
+                .replace(r#"{"agents""#, r#"{"roles":{"r":{"quota":{"guarantees":{"cpus":-1}}}},"agents""#),
+            "roles.r.quota",
+            "the guarantee of cpus must be a non-negative number",
+        ),
     ];
     for (text, field, reason) in cases {
         match Workload::parse(text, "test") {
@@ -311,6 +332,40 @@ fn no_resource_is_offered_twice_or_lost_over_random_workloads() {
     }
     // Most random workloads must run to completion, or the property says little.
     assert!(completed >= 40, "only {completed} of 60 random workloads ran to completion");
+}
+
+/// A role's quota holds in a run and the report shows it: a limited role never uses more than
+/// its limit while many tasks wait, a raised limit lets it use more, and a guaranteed role
+/// reaches its guarantee while two others want the whole cluster.
+#[test]
+fn quotas_hold_in_a_run_and_are_reported() {
+    let w = workload(
+        r#"{"agents":[{"count":8,"resources":{"cpus":4,"mem":4096}}],
+            "roles":{"capped":{"quota":{"limits":{"cpus":6}}},"sure":{"quota":{"guarantees":{"cpus":8,"mem":8192}}}},
+            "frameworks":[
+              {"name":"greedy","role":"capped","tasks":40,"task_resources":{"cpus":1,"mem":512},
+               "duration":{"distribution":"constant","seconds":20},"tasks_per_offer":40},
+              {"name":"heavy","role":"other","tasks":40,"task_resources":{"cpus":1,"mem":512},
+               "duration":{"distribution":"constant","seconds":20},"tasks_per_offer":40},
+              {"name":"light","role":"sure","tasks":8,"task_resources":{"cpus":1,"mem":1024},
+               "duration":{"distribution":"constant","seconds":20},"tasks_per_offer":1}],
+            "events":[{"type":"quota_change","at":30,"role":"capped","limits":{"cpus":12}}]}"#,
+    );
+    let r = run(&w, built_in(), HookChain::default(), Isolators::default(), 1);
+    assert_eq!(r.stopped, "every task has ended");
+    let quota = |name: &str| r.roles.iter().find(|x| x.role == name).unwrap().quota.clone().unwrap();
+    let capped = quota("capped");
+    assert_eq!(capped.limits.get("cpus"), 12.0, "the limit raised at t=30");
+    assert_eq!(capped.used_peak.get("cpus"), 12.0, "{capped:?}");
+    let index = r.frameworks.iter().position(|f| f.id == "greedy").unwrap();
+    let before: Vec<_> = r.series.iter().filter(|round| round.t < 30.0).collect();
+    let share = |round: &modhost_engine::sim::report::RoundRecord| f64::from(round.framework_shares[index]);
+    assert!(before.iter().all(|round| share(round) <= 6.0 / 32.0 + 1e-6), "6 of 32 cpus at most before t=30");
+    assert!(r.series.iter().any(|round| share(round) > 6.0 / 32.0 + 1e-6), "more once the limit is raised");
+    assert_eq!(quota("sure").used_peak.get("cpus"), 8.0);
+    let rows = r.quota_rows();
+    let row = rows.iter().find(|row| row.role == "capped" && row.resource == "cpus").unwrap();
+    assert_eq!((row.guarantee, row.limit, row.peak), (None, Some(12.0), 12.0));
 }
 
 /// In a tree of roles the report's shares are a role's whole subtree's, as DRF sorts them: an

@@ -11,19 +11,56 @@
 //! back-to-back pairs, each round starting from empty caches: that ratio is the round itself
 //! (the boundary included), and the noise of this machine moves it least.
 //!
-//! `cargo bench -p modhost --bench allocator` (set MODHOST_BENCH_AGENTS / _FRAMEWORKS to
-//! change the shape).
+//! Then, in the same run, Mesos's quota shape (`BENCHMARK_HierarchicalAllocator_WithQuotaParam.
+//! LargeAndSmallQuota/2`: 2,500 roles with a small quota and 500 with a large one, a framework
+//! each, on 3,000 agents): as Mesos measures it, the first round, which meets every quota, and
+//! the second, which has nothing left to offer within the limits; each from a freshly
+//! populated allocator.
+//!
+//! `cargo bench -p modhost-engine --bench allocator` (set MODHOST_BENCH_AGENTS / _FRAMEWORKS to
+//! change the plain shape, MODHOST_BENCH_QUOTA=SMALLxLARGE the quota one).
 
 mod support;
 
 use criterion::Criterion;
 use modhost::kinds::AllocatorHandle;
 use modhost::{ModuleManager, manifest};
+use modhost_abi::{Allocate, Allocator};
 use modhost_drf::HierarchicalDrf;
+use std::time::Instant;
 
 fn shape() -> (usize, usize) {
     let get = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     (get("MODHOST_BENCH_AGENTS", 10_000), get("MODHOST_BENCH_FRAMEWORKS", 1_000))
+}
+
+fn quota_shape() -> (usize, usize) {
+    std::env::var("MODHOST_BENCH_QUOTA")
+        .ok()
+        .and_then(|v| v.split_once('x').and_then(|(s, l)| Some((s.parse().ok()?, l.parse().ok()?))))
+        .unwrap_or((2_500, 500))
+}
+
+/// Mesos's quota shape, `samples` times from a fresh allocator each: the median time of the
+/// round that meets every quota and of the one after it, in ms, and the offers each made.
+fn quota_rounds<'m>(make: &mut dyn FnMut() -> Box<dyn Allocator + 'm>, samples: usize) -> ([f64; 2], [usize; 2]) {
+    let (small, large) = quota_shape();
+    let (mut first, mut second, mut offers) = (Vec::new(), Vec::new(), [0, 0]);
+    for _ in 0..samples {
+        let mut allocator = make();
+        support::populate_quota(allocator.as_mut(), small, large);
+        for (round, times) in [&mut first, &mut second].into_iter().enumerate() {
+            let started = Instant::now();
+            let made = allocator.allocate(&Allocate { now: round as f64, dry_run: false }).unwrap();
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+            offers[round] = made.len();
+        }
+    }
+    let median = |times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    ([median(&mut first), median(&mut second)], offers)
 }
 
 fn main() {
@@ -59,4 +96,20 @@ fn main() {
         "{group_name}: module / built-in, 60 paired rounds from empty caches: median {median:.3}x \
          (quartiles {low:.3}x to {high:.3}x)"
     );
+
+    let (small, large) = quota_shape();
+    let ([meet, after], offers) = quota_rounds(&mut || Box::new(HierarchicalDrf::default()), 5);
+    println!(
+        "\nquota {small}x{large} ({} agents, {} roles with quota), built-in, median of 5: \
+         round meeting every quota {meet:.2} ms ({} offers), the round after {after:.2} ms ({} offers)",
+        small / 5 + large * 5,
+        small + large,
+        offers[0],
+        offers[1]
+    );
+    let ([meet, after], _) = quota_rounds(
+        &mut || Box::new(manager.create::<AllocatorHandle>("org_modhost_HierarchicalDRF", None).unwrap()),
+        5,
+    );
+    println!("quota {small}x{large}, module: round meeting every quota {meet:.2} ms, the round after {after:.2} ms");
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use modhost_abi::messages::{AgentInfo, AllocatorOptions, FrameworkInfo, Resources};
-use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, RecoverResources};
+use modhost_abi::{AddAgent, AddFramework, Allocate, Allocator, RecoverResources, UpdateQuota};
 
 /// `target/<profile>`, from the bench binary's path (`target/<profile>/deps/<bench>-*`).
 pub fn profile_dir() -> PathBuf {
@@ -51,6 +51,28 @@ pub fn populate(allocator: &mut dyn Allocator, agents: usize, frameworks: usize)
         let framework =
             FrameworkInfo { id: format!("framework-{i}"), name: format!("framework-{i}"), role: format!("role-{i}") };
         allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
+    }
+}
+
+/// Mesos's `LargeAndSmallQuota` shape: `small` roles with a quota of cpus 1 / mem 1024 /
+/// disk 1024 and `large` roles with cpus 4 / mem 4096 / disk 4096 (guarantees and limits
+/// alike), one framework each, on `small / 5 + large * 5` agents of cpus 2 / mem 2048 /
+/// disk 2048.
+pub fn populate_quota(allocator: &mut dyn Allocator, small: usize, large: usize) {
+    allocator.initialize(&AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
+    let amounts = |n: f64| Resources::new().with("cpus", n).with("mem", 1024.0 * n).with("disk", 1024.0 * n);
+    for i in 0..small / 5 + large * 5 {
+        let agent = AgentInfo { id: format!("agent-{i}"), resources: amounts(2.0), ..AgentInfo::default() };
+        allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
+    }
+    for (kind, count, size) in [("small", small, 1.0), ("large", large, 4.0)] {
+        for i in 0..count {
+            let role = format!("{kind}-{i}");
+            let quota = UpdateQuota { role: role.clone(), guarantees: amounts(size), limits: amounts(size) };
+            allocator.update_quota(&quota).unwrap();
+            let framework = FrameworkInfo { id: format!("framework-{role}"), name: role.clone(), role };
+            allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
+        }
     }
 }
 

@@ -213,6 +213,25 @@ fn print_report(report: &Report) {
             percent(role.share_final)
         );
     }
+    let quota = report.quota_rows();
+    if !quota.is_empty() {
+        let amount = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        println!(
+            "\n{:<20} {:<9} {:>10} {:>10} {:>10} {:>10}",
+            "QUOTA ROLE", "RESOURCE", "GUARANTEE", "LIMIT", "USED", "PEAK USED"
+        );
+        for row in quota {
+            println!(
+                "{:<20} {:<9} {:>10} {:>10} {:>10} {:>10}",
+                row.role,
+                row.resource,
+                amount(row.guarantee),
+                amount(row.limit),
+                row.used,
+                row.peak
+            );
+        }
+    }
     let shown = 15;
     let frameworks = report.frameworks_by_share();
     println!(

@@ -18,6 +18,16 @@ pub enum WorkloadAction {
         #[arg(long, default_value_t = 1_000)]
         frameworks: usize,
     },
+    /// Print Mesos's LargeAndSmallQuota benchmark shape as a workload file: roles with a
+    /// small and a large quota, a framework each, on `small / 5 + large * 5` agents.
+    LargeAndSmallQuota {
+        /// Roles with a quota of cpus 1, mem 1024, disk 1024.
+        #[arg(long, default_value_t = 2_500)]
+        small: usize,
+        /// Roles with a quota of cpus 4, mem 4096, disk 4096.
+        #[arg(long, default_value_t = 500)]
+        large: usize,
+    },
     /// Check a workload file and summarise it.
     Check {
         /// The file.
@@ -33,14 +43,21 @@ pub fn run(action: WorkloadAction) -> anyhow::Result<ExitCode> {
             }
             println!("{}", serde_json::to_string_pretty(&workload::decline_offers(agents, frameworks))?);
         }
+        WorkloadAction::LargeAndSmallQuota { small, large } => {
+            if small / 5 + large * 5 == 0 {
+                anyhow::bail!("--small and --large give no agent (small / 5 + large * 5 must be at least 1)");
+            }
+            println!("{}", serde_json::to_string_pretty(&workload::large_and_small_quota(small, large))?);
+        }
         WorkloadAction::Check { file } => {
             let w = Workload::from_file(&file)?;
             println!(
-                "workload '{}': {} agents, {} frameworks, {} tasks, {} events: ok",
+                "workload '{}': {} agents, {} frameworks, {} tasks, {} quotas, {} events: ok",
                 w.name,
                 w.agents.len(),
                 w.frameworks.len(),
                 w.total_tasks(),
+                w.quotas.len(),
                 w.events.len()
             );
         }

@@ -182,6 +182,29 @@ pub fn html(report: &Report) -> Result<String, String> {
             percent(role.share_final)
         ));
     }
+    let quota_rows = report.quota_rows();
+    let quota_html = if quota_rows.is_empty() {
+        String::new()
+    } else {
+        let amount = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        let rows: String = quota_rows
+            .iter()
+            .map(|row| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    escape(row.role),
+                    escape(row.resource),
+                    amount(row.guarantee),
+                    amount(row.limit),
+                    row.used,
+                    row.peak
+                )
+            })
+            .collect();
+        format!(
+            "<h2>Quota</h2>\n<p>What each role with a quota is guaranteed and limited to, and what its whole subtree used: at the end, and at most in a round.</p>\n<table><tr><th>role</th><th>resource</th><th>guarantee</th><th>limit</th><th>used</th><th>peak used</th></tr>\n{rows}</table>"
+        )
+    };
     // Frameworks as the terminal lists them: by mean share, largest first.
     let frameworks = report.frameworks_by_share();
     let framework_rows: String = frameworks
@@ -233,6 +256,7 @@ Allocator time per round: median {median:.1} µs, p99 {p99:.1} µs. Task wait: m
 <h2>Roles</h2>
 <table><tr><th>role</th><th>weight</th><th>frameworks</th><th>tasks launched</th><th>mean share</th><th>peak share</th><th>final share</th></tr>
 {rows}</table>
+{quota_html}
 <h2>Frameworks</h2>
 <table><tr><th>framework</th><th>role</th><th>launched/tasks</th><th>finished</th><th>mean share</th><th>peak share</th><th>mean wait</th></tr>
 {framework_rows}</table>

@@ -21,7 +21,7 @@ use modhost_abi::{
 use modhost_drf::SplitMix64;
 
 use super::report::{
-    Distribution, FrameworkSummary, Report, RoleSummary, RoundRecord, SampleTask, ShadowSummary, Totals,
+    Distribution, FrameworkSummary, QuotaSummary, Report, RoleSummary, RoundRecord, SampleTask, ShadowSummary, Totals,
 };
 use super::workload::{Duration, Event, Workload};
 use modhost::hooks::HookChain;
@@ -140,6 +140,10 @@ pub struct Simulation<'w> {
     /// Each role's subtree: the roles whose use counts in its share (itself alone but for a
     /// role with children).
     role_subtrees: Vec<Vec<usize>>,
+    /// Each role's quota now, and the most its subtree has used of each resource in a round
+    /// while it had one.
+    role_quota: Vec<Option<modhost_abi::UpdateQuota>>,
+    quota_peak: Vec<Resources>,
     total: Resources,
     in_use: Resources,
     tasks: HashMap<u64, Task>,
@@ -214,6 +218,11 @@ impl<'w> Simulation<'w> {
     ) -> Self {
         let mut roles: Vec<String> = workload.frameworks.iter().map(|f| f.info.role.clone()).collect();
         roles.extend(workload.weights.iter().map(|w| w.role.clone()));
+        roles.extend(workload.quotas.iter().map(|q| q.role.clone()));
+        roles.extend(workload.events.iter().filter_map(|(_, event)| match event {
+            Event::QuotaChange(quota) => Some(quota.role.clone()),
+            _ => None,
+        }));
         // A role path's ancestors are roles too (`eng/ml/training` is in `eng/ml`, in `eng`).
         let ancestors: Vec<String> = roles
             .iter()
@@ -257,6 +266,10 @@ impl<'w> Simulation<'w> {
         for weight in &workload.weights {
             role_weights[role_of[weight.role.as_str()]] = weight.weight;
         }
+        let mut role_quota = vec![None; roles.len()];
+        for quota in &workload.quotas {
+            role_quota[role_of[quota.role.as_str()]] = Some(quota.clone());
+        }
         Simulation {
             rng: SplitMix64::new(config.seed ^ 0x5eed_5eed_5eed_5eed),
             config,
@@ -269,6 +282,8 @@ impl<'w> Simulation<'w> {
             framework_index: workload.frameworks.iter().enumerate().map(|(i, f)| (f.info.id.clone(), i)).collect(),
             frameworks,
             role_used: vec![Resources::new(); roles.len()],
+            quota_peak: vec![Resources::new(); roles.len()],
+            role_quota,
             role_subtrees,
             roles,
             role_weights,
@@ -338,6 +353,9 @@ impl<'w> Simulation<'w> {
         if !self.workload.weights.is_empty() {
             let weights = self.workload.weights.clone();
             self.tell("update_weights", |a| a.update_weights(&UpdateWeights { weights: weights.clone() }));
+        }
+        for quota in self.workload.quotas.clone() {
+            self.tell("update_quota", |a| a.update_quota(&quota));
         }
         for index in 0..self.frameworks.len() {
             if self.workload.frameworks[index].arrive_at == 0.0
@@ -590,7 +608,33 @@ impl<'w> Simulation<'w> {
                 self.tell("update_weights", |a| a.update_weights(&request));
                 self.events.push((at, format!("role {role} weight set to {weight}")));
             }
+            Event::QuotaChange(quota) => {
+                let part = |amounts: &Resources| {
+                    if amounts.0.is_empty() { "none".to_owned() } else { amounts.to_string() }
+                };
+                let what = if quota.guarantees.0.is_empty() && quota.limits.0.is_empty() {
+                    format!("role {} quota removed", quota.role)
+                } else {
+                    let (guarantees, limits) = (part(&quota.guarantees), part(&quota.limits));
+                    format!("role {} quota set: guarantees {guarantees}, limits {limits}", quota.role)
+                };
+                if let Some(index) = self.roles.iter().position(|r| *r == quota.role) {
+                    let set = !(quota.guarantees.0.is_empty() && quota.limits.0.is_empty());
+                    self.role_quota[index] = set.then(|| quota.clone());
+                }
+                self.tell("update_quota", |a| a.update_quota(&quota));
+                self.events.push((at, what));
+            }
         }
+    }
+
+    /// What role `index`'s whole subtree uses.
+    fn subtree_used(&self, index: usize) -> Resources {
+        let mut used = Resources::new();
+        for &member in &self.role_subtrees[index] {
+            used.add(&self.role_used[member]);
+        }
+        used
     }
 
     fn add_pending(&mut self, framework: usize, since: f64, count: u64) {
@@ -923,6 +967,14 @@ impl<'w> Simulation<'w> {
             .map(|(name, total)| (name.to_string(), self.in_use.get(name) / total))
             .collect();
         let role_shares = subtree_shares(&self.role_subtrees, &self.role_used, &self.total);
+        for index in (0..self.roles.len()).filter(|&i| self.role_quota[i].is_some()) {
+            let used = self.subtree_used(index);
+            let peak = &mut self.quota_peak[index];
+            for (name, amount) in &used.0 {
+                let slot = peak.0.entry(name.clone()).or_default();
+                *slot = slot.max(*amount);
+            }
+        }
         let mut framework_shares = Vec::with_capacity(self.frameworks.len());
         for f in &mut self.frameworks {
             let share = dominant_share(&f.used, &self.total);
@@ -976,6 +1028,12 @@ impl<'w> Simulation<'w> {
                     share_mean: shares.iter().sum::<f64>() / rounds,
                     share_peak: shares.iter().copied().fold(0.0, f64::max),
                     share_final: shares.last().copied().unwrap_or(0.0),
+                    quota: self.role_quota[i].as_ref().map(|quota| QuotaSummary {
+                        guarantees: quota.guarantees.clone(),
+                        limits: quota.limits.clone(),
+                        used: self.subtree_used(i),
+                        used_peak: self.quota_peak[i].clone(),
+                    }),
                 }
             })
             .collect();

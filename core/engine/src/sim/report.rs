@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use modhost_abi::messages::{EnvironmentVariable, Label};
+use modhost_abi::messages::{EnvironmentVariable, Label, Resources};
 use serde::Serialize;
 
 use modhost::isolators::IsolatorSummary;
@@ -144,6 +144,22 @@ pub struct RoleSummary {
     pub share_peak: f64,
     /// Dominant share at the end.
     pub share_final: f64,
+    /// Its quota at the end, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaSummary>,
+}
+
+/// A role's quota and what its subtree used.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuotaSummary {
+    /// Guaranteed amounts.
+    pub guarantees: Resources,
+    /// Limits (a resource left out has none).
+    pub limits: Resources,
+    /// What the role's subtree used at the end.
+    pub used: Resources,
+    /// The most of each resource its subtree used in a round while it had a quota.
+    pub used_peak: Resources,
 }
 
 /// A framework over the run.
@@ -178,7 +194,45 @@ pub struct SampleTask {
     pub environment: Vec<EnvironmentVariable>,
 }
 
+/// One resource of one role's quota, as the terminal and the HTML report show it.
+#[derive(Clone, Debug)]
+pub struct QuotaRow<'r> {
+    /// The role.
+    pub role: &'r str,
+    /// The resource.
+    pub resource: &'r str,
+    /// Its guarantee, if it has one.
+    pub guarantee: Option<f64>,
+    /// Its limit, if it has one.
+    pub limit: Option<f64>,
+    /// What the role's subtree used at the end.
+    pub used: f64,
+    /// The most it used in a round.
+    pub peak: f64,
+}
+
 impl Report {
+    /// Each role's quota, one row per resource it guarantees or limits, by role then resource.
+    pub fn quota_rows(&self) -> Vec<QuotaRow<'_>> {
+        let mut rows = Vec::new();
+        for role in &self.roles {
+            let Some(quota) = &role.quota else { continue };
+            let names: std::collections::BTreeSet<&str> =
+                quota.guarantees.0.keys().chain(quota.limits.0.keys()).map(|name| &**name).collect();
+            for name in names {
+                rows.push(QuotaRow {
+                    role: &role.role,
+                    resource: name,
+                    guarantee: quota.guarantees.0.get(name).copied(),
+                    limit: quota.limits.0.get(name).copied(),
+                    used: quota.used.get(name),
+                    peak: quota.used_peak.get(name),
+                });
+            }
+        }
+        rows
+    }
+
     /// The frameworks by mean share, largest first (then by id): the order the terminal and
     /// the HTML report list them in.
     pub fn frameworks_by_share(&self) -> Vec<&FrameworkSummary> {

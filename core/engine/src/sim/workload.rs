@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use modhost_abi::UpdateQuota;
 use modhost_abi::messages::{AgentInfo, FrameworkInfo, Resources, WeightInfo};
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ pub struct WorkloadFile {
     pub agents: Vec<AgentGroup>,
     /// Framework groups present from the start.
     pub frameworks: Vec<FrameworkGroup>,
-    /// Role weights (default 1).
+    /// Role weights (default 1) and quotas.
     #[serde(default)]
     pub roles: BTreeMap<String, RoleSpec>,
     /// Events on the virtual clock.
@@ -136,7 +137,28 @@ pub enum Duration {
 #[serde(deny_unknown_fields)]
 pub struct RoleSpec {
     /// DRF weight (default 1).
+    #[serde(default = "weight_one")]
     pub weight: f64,
+    /// Its quota (top-level roles only), covering its subtree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaSpec>,
+}
+
+fn weight_one() -> f64 {
+    1.0
+}
+
+/// A quota as a workload writes it (Mesos's `QuotaConfig`): what the role is guaranteed, and
+/// what it may hold at most (a resource left out has no limit).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSpec {
+    /// Guaranteed amounts.
+    #[serde(default)]
+    pub guarantees: Resources,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Resources,
 }
 
 /// An event on the virtual clock.
@@ -172,6 +194,19 @@ pub enum EventSpec {
         role: String,
         /// Its new weight.
         weight: f64,
+    },
+    /// A role's quota is set (both parts empty: removed).
+    QuotaChange {
+        /// When, in seconds.
+        at: f64,
+        /// The role (a top-level one).
+        role: String,
+        /// Guaranteed amounts.
+        #[serde(default)]
+        guarantees: Resources,
+        /// Limits.
+        #[serde(default)]
+        limits: Resources,
     },
 }
 
@@ -223,6 +258,8 @@ pub enum Event {
         /// The weight.
         weight: f64,
     },
+    /// A quota is set or removed.
+    QuotaChange(UpdateQuota),
 }
 
 /// A checked, expanded workload.
@@ -236,6 +273,8 @@ pub struct Workload {
     pub frameworks: Vec<FrameworkSpec>,
     /// Initial role weights.
     pub weights: Vec<WeightInfo>,
+    /// Initial quotas.
+    pub quotas: Vec<UpdateQuota>,
     /// Events in time order (stable for equal times).
     pub events: Vec<(f64, Event)>,
 }
@@ -338,7 +377,8 @@ impl Workload {
                 EventSpec::AgentLost { at, .. }
                 | EventSpec::FrameworkArrives { at, .. }
                 | EventSpec::FrameworkLeaves { at, .. }
-                | EventSpec::WeightChange { at, .. } => *at,
+                | EventSpec::WeightChange { at, .. }
+                | EventSpec::QuotaChange { at, .. } => *at,
             };
             if !(at.is_finite() && at >= 0.0) {
                 return Err(invalid(format!("{at_field}.at"), format!("{at} is not a time (seconds >= 0)")));
@@ -379,6 +419,10 @@ impl Workload {
                     check_weight(*weight).map_err(|r| invalid(format!("{at_field}.weight"), r))?;
                     Event::WeightChange { role: role.clone(), weight: *weight }
                 }
+                EventSpec::QuotaChange { role, guarantees, limits, .. } => {
+                    let quota = QuotaSpec { guarantees: guarantees.clone(), limits: limits.clone() };
+                    Event::QuotaChange(checked_quota(role, &quota).map_err(|r| invalid(at_field.clone(), r))?)
+                }
             };
             events.push((at, checked));
         }
@@ -393,19 +437,30 @@ impl Workload {
                 ));
             }
         }
-        let mut weights = Vec::new();
+        let (mut weights, mut quotas) = (Vec::new(), Vec::new());
         for (role, spec) in &file.roles {
             modhost_drf::check_role(role).map_err(|e| invalid(format!("roles.{role}"), e.to_string()))?;
             check_weight(spec.weight).map_err(|r| invalid(format!("roles.{role}.weight"), r))?;
             weights.push(WeightInfo { role: role.clone(), weight: spec.weight });
+            if let Some(quota) = &spec.quota {
+                quotas.push(checked_quota(role, quota).map_err(|r| invalid(format!("roles.{role}.quota"), r))?);
+            }
         }
-        Ok(Workload { name: file.name, agents, frameworks, weights, events })
+        Ok(Workload { name: file.name, agents, frameworks, weights, quotas, events })
     }
 
     /// Every task of every framework.
     pub fn total_tasks(&self) -> u64 {
         self.frameworks.iter().map(|f| f.tasks).sum()
     }
+}
+
+/// A quota checked as the allocators check it.
+fn checked_quota(role: &str, quota: &QuotaSpec) -> Result<UpdateQuota, String> {
+    let request =
+        UpdateQuota { role: role.to_owned(), guarantees: quota.guarantees.clone(), limits: quota.limits.clone() };
+    modhost_drf::check_quota(&request).map_err(|e| e.to_string())?;
+    Ok(request)
 }
 
 fn check_weight(weight: f64) -> Result<(), String> {
@@ -521,6 +576,49 @@ pub fn decline_offers(agents: usize, frameworks: usize) -> WorkloadFile {
             relaunch_lost: true,
         }],
         roles: BTreeMap::new(),
+        events: Vec::new(),
+    }
+}
+
+/// Mesos's `LargeAndSmallQuota` benchmark shape: `small` roles with a small quota (cpus 1,
+/// mem 1024, disk 1024) and `large` roles with a large one (cpus 4, mem 4096, disk 4096), one
+/// framework each, on `small / 5 + large * 5` agents of cpus 2, mem 2048, disk 2048; every
+/// framework wants its quota's worth of tasks of cpus 1, mem 1024, disk 1024 and keeps them.
+pub fn large_and_small_quota(small: usize, large: usize) -> WorkloadFile {
+    let amounts = |n: f64| Resources::new().with("cpus", n).with("mem", 1024.0 * n).with("disk", 1024.0 * n);
+    let agents = small / 5 + large * 5;
+    let group = |name: &str, count: usize, tasks: u64| FrameworkGroup {
+        count,
+        name: name.into(),
+        role: format!("{name}-{{i}}"),
+        tasks,
+        task_resources: amounts(1.0),
+        duration: Duration::Constant { seconds: 1e9 },
+        tasks_per_offer: tasks,
+        decline: DeclinePolicy { refuse_seconds: 365.0 * 24.0 * 3600.0 },
+        suppress_when_idle: false,
+        relaunch_lost: true,
+    };
+    let mut roles = BTreeMap::new();
+    for (name, count, size) in [("small", small, 1.0), ("large", large, 4.0)] {
+        for i in 1..=count {
+            let quota = QuotaSpec { guarantees: amounts(size), limits: amounts(size) };
+            roles.insert(format!("{name}-{i}"), RoleSpec { weight: 1.0, quota: Some(quota) });
+        }
+    }
+    WorkloadFile {
+        name: format!("large-and-small-quota-{small}x{large}"),
+        description: format!(
+            "Mesos's LargeAndSmallQuota benchmark shape: {small} small and {large} large quota roles on {agents} agents"
+        ),
+        agents: vec![AgentGroup {
+            count: agents,
+            prefix: "agent".into(),
+            resources: amounts(2.0),
+            attributes: BTreeMap::new(),
+        }],
+        frameworks: [group("small", small, 1), group("large", large, 4)].into_iter().filter(|g| g.count > 0).collect(),
+        roles,
         events: Vec::new(),
     }
 }
