@@ -14,8 +14,8 @@ use modhost_abi::messages::{
     AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Label, Offer, Resources, TaskInfo, WeightInfo,
 };
 use modhost_abi::{
-    AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, RecoverResources, RolesRequest, UpdateAgent,
-    UpdateQuota, UpdateWeights,
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, Operation, RecoverResources, RolesRequest,
+    UpdateAgent, UpdateAvailable, UpdateQuota, UpdateWeights,
 };
 use modhost_engine::sim::workload::Workload;
 use modhost_engine::sim::{self, SimConfig, Simulation};
@@ -525,6 +525,109 @@ fn a_refused_quota_changes_nothing() {
     });
 }
 
+/// Gives an offer back whole, with a filter of `refuse_seconds`.
+fn give_back(allocator: &mut dyn Allocator, offer: &(String, String, Resources), refuse_seconds: f64) {
+    let request = RecoverResources {
+        framework_id: offer.0.clone(),
+        agent_id: offer.1.clone(),
+        resources: offer.2.clone(),
+        filters: Some(Filters { refuse_seconds }),
+    };
+    allocator.recover_resources(&request).unwrap();
+}
+
+/// Resources reserved for a role (`cpus(a)`, static in the agent's resources) are offered only
+/// to frameworks of that role or its subroles, and come back reserved (Mesos's
+/// OfferAncestorReservationsToDescendantChild and reservation tests).
+#[test]
+fn reserved_resources_go_only_to_their_role_and_its_subroles() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[], &[("fb", "b")]);
+        add_agent(allocator.as_mut(), "a0", "cpus:2;mem:1024;cpus(a):2;mem(a):1024", vec![]);
+        let first = offered(allocator.as_mut(), 0.0);
+        assert_eq!(first, [offer("fb", "a0", "cpus:2;mem:1024")], "{name}: b is offered no reservation of a");
+        add_framework(allocator.as_mut(), "fa", "a/x");
+        assert_eq!(offered(allocator.as_mut(), 1.0), [offer("fa", "a0", "cpus(a):2;mem(a):1024")], "{name}");
+        // Given back, they are still a's: b declined nothing of them and is offered none.
+        give_back(allocator.as_mut(), &first[0], 0.0);
+        give_back(allocator.as_mut(), &offer("fa", "a0", "cpus(a):2;mem(a):1024"), 0.0);
+        allocator.remove_framework(&modhost_abi::FrameworkRequest { framework_id: "fa".into() }).unwrap();
+        assert_eq!(offered(allocator.as_mut(), 2.0), [offer("fb", "a0", "cpus:2;mem:1024")], "{name}");
+    });
+}
+
+/// Reservations through the interface (Mesos's updateAvailable): unallocated resources are
+/// reserved and unreserved, all or none; a call needing more than is unallocated, or naming no
+/// reservation, is refused and changes nothing.
+#[test]
+fn reserve_and_unreserve_through_update_available() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[(4.0, 4096.0)], &[("fb", "b")]);
+        let reserve = |resources: &str| Operation::Reserve { resources: parse(resources) };
+        let unreserve = |resources: &str| Operation::Unreserve { resources: parse(resources) };
+        let call = |allocator: &mut dyn Allocator, operations: Vec<Operation>| {
+            allocator.update_available(&UpdateAvailable { agent_id: "a0".into(), operations })
+        };
+        call(allocator.as_mut(), vec![reserve("cpus(a):3;mem(a):1024")]).unwrap();
+        let error = call(allocator.as_mut(), vec![unreserve("cpus(a):1"), reserve("cpus(c):5")]).unwrap_err();
+        assert!(error.to_string().contains("cannot reserve cpus(c):5"), "{name}: {error}");
+        let error = call(allocator.as_mut(), vec![reserve("cpus:1")]).unwrap_err();
+        assert!(error.to_string().contains("names no reservation"), "{name}: {error}");
+        assert_eq!(offered(allocator.as_mut(), 0.0), [offer("fb", "a0", "cpus:1;mem:3072")], "{name}: nothing undone");
+        call(allocator.as_mut(), vec![unreserve("cpus(a):2")]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(offered(allocator.as_mut(), 1.0), [offer("fb", "a0", "cpus:2")], "{name}: 2 cpus back to all");
+        // What is allocated cannot be reserved.
+        let error = call(allocator.as_mut(), vec![reserve("cpus(a):1")]).unwrap_err();
+        assert!(error.to_string().contains("only 0 of cpus is unallocated"), "{name}: {error}");
+    });
+}
+
+/// What a role reserves counts towards its quota, allocated or not: a role guaranteed what it
+/// reserved needs no headroom held back (Mesos's QuotaSetAsideReservedResources), and a limit
+/// its reservations fill leaves it none of the unreserved resources (ReservationWithinQuota).
+#[test]
+fn reservations_count_towards_quota() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[], &[("fb", "b")]);
+        set_quota(allocator.as_mut(), "a", "cpus:2;mem:1024", "");
+        add_agent(allocator.as_mut(), "a0", "cpus(a):2;mem(a):1024", vec![]);
+        add_agent(allocator.as_mut(), "a1", "cpus:2;mem:1024", vec![]);
+        assert_eq!(
+            offered(allocator.as_mut(), 0.0),
+            [offer("fb", "a1", "cpus:2;mem:1024")],
+            "{name}: no headroom held"
+        );
+
+        let mut allocator = cluster(manager, name, &[], &[("fa", "a")]);
+        set_quota(allocator.as_mut(), "a", "", "cpus:2");
+        add_agent(allocator.as_mut(), "a0", "cpus:2;mem:1024;cpus(a):2", vec![]);
+        assert_eq!(
+            offered(allocator.as_mut(), 0.0),
+            [offer("fa", "a0", "cpus(a):2;mem:1024")],
+            "{name}: the limit is full"
+        );
+    });
+}
+
+/// For shares a reserved cpu is a cpu, as in Mesos's sorter: a role holding 1 reserved cpu of
+/// 10 is behind one holding 3 unreserved ones (were reserved cpus a resource of their own, the
+/// first would hold all of it, and be ahead).
+#[test]
+fn reserved_resources_count_in_shares_by_their_name() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[], &[("fa", "a"), ("fb", "b")]);
+        let holds = |framework: &str, agent: &str, resources: &str| Allocation {
+            framework_id: framework.into(),
+            agent_id: agent.into(),
+            resources: parse(resources),
+        };
+        add_agent(allocator.as_mut(), "a0", "cpus(a):1", vec![holds("fa", "a0", "cpus(a):1")]);
+        add_agent(allocator.as_mut(), "a1", "cpus:3", vec![holds("fb", "a1", "cpus:3")]);
+        add_agent(allocator.as_mut(), "a2", "cpus:6", vec![]);
+        assert_eq!(offered(allocator.as_mut(), 0.0), [offer("fa", "a2", "cpus:6")], "{name}");
+    });
+}
+
 #[test]
 fn suppress_and_revive() {
     each_allocator(|manager, name| {
@@ -751,8 +854,8 @@ fn a_shadow_run_compares_without_changing_what_is_applied() {
 mod ledger {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use modhost_abi::messages::round_scalar;
     use modhost_abi::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Resources};
+    use modhost_abi::messages::{reservation, round_scalar};
     use modhost_abi::{
         AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, FrameworkRequest, RecoverResources,
         RolesRequest, UpdateAgent, UpdateQuota,
@@ -765,8 +868,8 @@ mod ledger {
     #[derive(Clone, Debug)]
     enum Op {
         /// Agent `a` joins with cpus and mem units, reporting frameworks' usage (framework,
-        /// cpus) on it.
-        AddAgent(u8, u8, u8, Vec<(u8, u8)>),
+        /// cpus) on it, and cpus reserved for one of [`RESERVED_FOR`].
+        AddAgent(u8, u8, u8, Vec<(u8, u8)>, Option<(u8, u8)>),
         RemoveAgent(u8),
         /// Agent `a`'s total becomes (cpus, mem units), with new attributes or not.
         UpdateAgent(u8, u8, u8, bool),
@@ -781,15 +884,24 @@ mod ledger {
         /// A quota of cpus (guarantee, limit) on one of r0, r1 (which have frameworks), r2
         /// (which has none) and r0/x (nested: refused, as is a guarantee past the limit).
         Quota(u8, Option<u8>, Option<u8>),
+        /// Agent `a`: so many cpus reserved for (or unreserved from) one of [`RESERVED_FOR`],
+        /// refused when the agent has not that much unallocated.
+        Reserve(u8, u8, u8, bool),
         Allocate,
     }
+
+    /// The roles resources are reserved for: one with frameworks of its own, and one whose
+    /// subrole has them (r1/y/z may have what r1/y reserved; r1 may not).
+    const RESERVED_FOR: [&str; 2] = ["r0", "r1/y"];
 
     const QUOTA_ROLES: [&str; 4] = ["r0", "r1", "r2", "r0/x"];
 
     fn op() -> impl Strategy<Value = Op> {
         let usage = |n| prop::collection::vec((0..n, 1u8..4), 0..3);
         prop_oneof![
-            3 => (0..AGENTS, 1u8..9, 1u8..9, usage(FRAMEWORKS)).prop_map(|(a, c, m, u)| Op::AddAgent(a, c, m, u)),
+            3 => (0..AGENTS, 1u8..9, 1u8..9, usage(FRAMEWORKS), prop::option::of((0..2u8, 1u8..4)))
+                .prop_map(|(a, c, m, u, r)| Op::AddAgent(a, c, m, u, r)),
+            1 => (0..AGENTS, 0..2u8, 1u8..4, any::<bool>()).prop_map(|(a, r, c, u)| Op::Reserve(a, r, c, u)),
             1 => (0..AGENTS).prop_map(Op::RemoveAgent),
             1 => (0..AGENTS, 1u8..9, 1u8..9, any::<bool>()).prop_map(|(a, c, m, n)| Op::UpdateAgent(a, c, m, n)),
             3 => (0..FRAMEWORKS, usage(AGENTS)).prop_map(|(f, u)| Op::AddFramework(f, u)),
@@ -841,10 +953,20 @@ mod ledger {
             self.held.entry((framework.to_owned(), agent.to_owned())).or_insert(resources);
         }
 
-        /// The cpus that the frameworks in `top`'s subtree hold. (What an agent reported for a
-        /// framework not added yet counts once it is: until then its role is not known.)
+        /// The cpus that `top`'s subtree consumes: what its frameworks hold unreserved, and
+        /// what is reserved for it, allocated or not. (What an agent reported for a framework
+        /// not added yet counts once it is: until then its role is not known.)
         fn consumed(&self, top: &str) -> f64 {
             let mut cpus = 0.0;
+            for total in self.totals.values() {
+                for (name, amount) in &total.0 {
+                    if let Some(("cpus", owner)) = reservation(name)
+                        && owner.split('/').next() == Some(top)
+                    {
+                        cpus = round_scalar(cpus + amount);
+                    }
+                }
+            }
             for ((framework, _), held) in self.held.iter().filter(|((f, _), _)| self.added.contains_key(f)) {
                 let index: usize = framework[1..].parse().unwrap();
                 if role_of(index).split('/').next() == Some(top) {
@@ -853,6 +975,11 @@ mod ledger {
             }
             cpus
         }
+    }
+
+    /// Whether `role` may have what `owner` reserved: it is `owner` or one of its subroles.
+    fn within(role: &str, owner: &str) -> bool {
+        role == owner || role.starts_with(&format!("{owner}/"))
     }
 
     /// The role of framework `f{index}`: a tree with frameworks at inner levels.
@@ -869,12 +996,15 @@ mod ledger {
         let (agent, framework) = (|a: u8| format!("a{a}"), |f: u8| format!("f{f}"));
         for op in ops {
             match op {
-                Op::AddAgent(a, cpus, mem, usage) => {
+                Op::AddAgent(a, cpus, mem, usage, reserved) => {
                     let id = agent(*a);
                     if model.totals.contains_key(&id) {
                         continue;
                     }
-                    let total = res(f64::from(*cpus), 256.0 * f64::from(*mem));
+                    let mut total = res(f64::from(*cpus), 256.0 * f64::from(*mem));
+                    if let Some((role, cpus)) = reserved {
+                        total = total.with(&format!("cpus({})", RESERVED_FOR[usize::from(*role)]), f64::from(*cpus));
+                    }
                     let mut used: Vec<Allocation> = Vec::new();
                     for (f, cpus) in usage {
                         let f = framework(*f);
@@ -1025,6 +1155,33 @@ mod ledger {
                         model.quotas.insert(role.to_owned());
                     }
                 }
+                Op::Reserve(a, role, cpus, unreserve) => {
+                    let id = agent(*a);
+                    if !model.totals.contains_key(&id) {
+                        continue;
+                    }
+                    let reserved = format!("cpus({})", RESERVED_FOR[usize::from(*role)]);
+                    let (from, to) = if *unreserve { (reserved.as_str(), "cpus") } else { ("cpus", reserved.as_str()) };
+                    let amount = f64::from(*cpus);
+                    let fits = model.free(&id).get(from) >= amount;
+                    let resources = Resources::new().with(&reserved, amount);
+                    let operation = if *unreserve {
+                        modhost_abi::Operation::Unreserve { resources }
+                    } else {
+                        modhost_abi::Operation::Reserve { resources }
+                    };
+                    let request = modhost_abi::UpdateAvailable { agent_id: id.clone(), operations: vec![operation] };
+                    match allocator.update_available(&request) {
+                        Ok(()) => prop_assert!(fits, "{request:?} was accepted with {} free", model.free(&id)),
+                        Err(e) => {
+                            prop_assert!(!fits, "{request:?} was refused with {} free: {e}", model.free(&id));
+                            continue;
+                        }
+                    }
+                    let total = model.totals.get_mut(&id).unwrap();
+                    total.subtract(&Resources::new().with(from, amount));
+                    total.add(&Resources::new().with(to, amount));
+                }
                 Op::Allocate => {
                     now += 1.0;
                     allocate_and_check(allocator, &mut model, now)?;
@@ -1050,7 +1207,15 @@ mod ledger {
         if !model.added.is_empty() {
             for (id, total) in &model.totals {
                 let got = offered.get(id).cloned().unwrap_or_default();
-                prop_assert!(got == *total, "agent {id}: offered {got} at the end, its total is {total}");
+                // What is reserved for a role none of whose frameworks is there stays unoffered.
+                let mut expected = total.clone();
+                expected.0.retain(|name, amount| {
+                    *amount > 0.0
+                        && reservation(name).is_none_or(|(_, owner)| {
+                            model.added.keys().any(|f| within(role_of(f[1..].parse().unwrap()), owner))
+                        })
+                });
+                prop_assert!(got == expected, "agent {id}: offered {got} at the end, {expected} of {total} expected");
             }
         }
         Ok(model.offers)
@@ -1079,6 +1244,11 @@ mod ledger {
             let free = model.free(a);
             prop_assert!(free.contains(&offer.resources), "{offer:?} exceeds the free {free}");
             let index: usize = f[1..].parse().unwrap();
+            for name in offer.resources.0.keys() {
+                if let Some((_, owner)) = reservation(name) {
+                    prop_assert!(within(role_of(index), owner), "{offer:?}: {name} offered outside role {owner}");
+                }
+            }
             let top = role_of(index).split('/').next().unwrap();
             if let Some(limit) = model.limits.get(top) {
                 let consumed = model.consumed(top);

@@ -30,6 +30,11 @@
 --   cluster.names        resource names in the order first seen; cluster.total[name] the
 --                        cluster's total; cluster.fair[name] false for the names the options
 --                        leave out of fairness (fairness_excluded_resource_names)
+--   cluster.base[name]   a resource's unreserved name: "cpus" for "cpus(eng)", a resource reserved for
+--                        role eng (cluster.reserved_for[name] = "eng"); cluster.any_reserved once
+--                        any is seen. Reserved resources go only to their role and its subroles
+--                        (cluster.within(role, owner)); for shares and min_allocatable_resources
+--                        they count as their unreserved name (cluster.by_name(amounts)).
 --   cluster.quotas       top-level role name -> { role = (its entry in cluster.roles), guarantees,
 --                        limits }: amounts by resource name; a name without a limit has none. A
 --                        role's quota covers its subtree: what the role's tree_allocated holds is
@@ -41,6 +46,7 @@
 
 local cluster = {
   agents = {}, frameworks = {}, roles = {}, roots = {}, names = {}, total = {}, fair = {}, quotas = {}, now = 0,
+  base = {}, reserved_for = {}, any_reserved = false,
   options = { allocation_interval = 1, min_allocatable_resources = {}, fairness_excluded_resource_names = {} },
 }
 local order = {}             -- the agents, in the order they were added
@@ -60,15 +66,20 @@ local function round(x)
   return -math.floor(-x * 1000 + 0.5) / 1000
 end
 
-local function learn(resources)
-  for name in pairs(resources) do
-    if cluster.total[name] == nil then
-      cluster.names[#cluster.names + 1], cluster.total[name], cluster.fair[name] = name, 0, true
-      for _, excluded in ipairs(cluster.options.fairness_excluded_resource_names) do
-        if excluded == name then cluster.fair[name] = false end
-      end
-    end
+local function learn_name(name)
+  if cluster.total[name] ~= nil then return end
+  -- "cpus(eng)" is cpus reserved for role eng (the host checked the role).
+  local base, owner = name:match("^(.-)%((.*)%)$")
+  if base then learn_name(base); cluster.any_reserved = true end
+  cluster.names[#cluster.names + 1], cluster.total[name], cluster.fair[name] = name, 0, true
+  cluster.base[name], cluster.reserved_for[name] = base or name, owner
+  for _, excluded in ipairs(cluster.options.fairness_excluded_resource_names) do
+    if excluded == (base or name) then cluster.fair[name] = false end
   end
+end
+
+local function learn(resources)
+  for name in pairs(resources) do learn_name(name) end
 end
 
 -- Adds (sign 1) or takes away (sign -1) what framework f holds on agent a.
@@ -170,6 +181,21 @@ function cluster.shuffled_agents()
   return cluster.shuffle(list)
 end
 
+-- `amounts` summed by unreserved name (reserved cpus are cpus, for shares and minimums).
+function cluster.by_name(amounts)
+  local sums = {}
+  for name, amount in pairs(amounts) do
+    local base = cluster.base[name] or name
+    sums[base] = round((sums[base] or 0) + amount)
+  end
+  return sums
+end
+
+-- Whether `role` is `owner` or one of its subroles: who may be offered what `owner` reserved.
+function cluster.within(role, owner)
+  return role == owner or role:sub(1, #owner + 1) == owner .. "/"
+end
+
 -- The quota over framework f: its top-level role's, or nil.
 function cluster.quota_of(f)
   return cluster.quotas[f.role:match("^[^/]*")]
@@ -177,17 +203,34 @@ end
 
 -- The quota headroom at the start of a round (Mesos's): `required`, what the unmet guarantees
 -- of all quotas add up to, and `available`, what the cluster has unallocated, by name.
+-- `reserved`, per quota'd role, what its subtree has reserved by unreserved name: it counts as
+-- consumed, allocated or not (cluster.consumed(q, name, headroom)).
 function cluster.headroom()
-  local required, available = {}, {}
+  local required, available, reserved = {}, {}, {}
+  for top in pairs(cluster.quotas) do reserved[top] = {} end
+  for _, a in ipairs(order) do
+    for name, amount in pairs(a.total) do
+      local owner = cluster.reserved_for[name]
+      local top = owner and reserved[owner:match("^[^/]*")]
+      if top then top[cluster.base[name]] = round((top[cluster.base[name]] or 0) + amount) end
+    end
+  end
+  local headroom = { required = required, available = available, reserved = reserved }
   for _, name in ipairs(cluster.names) do
     local need, allocated = 0, 0
-    for _, q in pairs(cluster.quotas) do
-      need = round(need + math.max(0, (q.guarantees[name] or 0) - (q.role.tree_allocated[name] or 0)))
+    for top, q in pairs(cluster.quotas) do
+      need = round(need + math.max(0, (q.guarantees[name] or 0) - cluster.consumed(q, name, headroom)))
     end
     for _, a in ipairs(order) do allocated = round(allocated + (a.allocated[name] or 0)) end
     required[name], available[name] = need, math.max(0, round(cluster.total[name] - allocated))
   end
-  return { required = required, available = available }
+  return headroom
+end
+
+-- What quota q's role consumes of the unreserved resource `name`: what its subtree holds of it,
+-- and what the subtree reserved of it.
+function cluster.consumed(q, name, headroom)
+  return round((q.role.tree_allocated[name] or 0) + (headroom.reserved[q.role.name][name] or 0))
 end
 
 -- What agent a has free, per resource name (none of a resource it holds more of than its
@@ -200,6 +243,7 @@ end
 
 -- Whether `free` is worth offering: it covers one of the options' min_allocatable_resources.
 function cluster.allocatable(free)
+  if cluster.any_reserved then free = cluster.by_name(free) end
   for _, min in ipairs(cluster.options.min_allocatable_resources) do
     local ok, any = true, false
     for name, needed in pairs(min) do
@@ -253,7 +297,9 @@ local calls = {}
 function calls.initialize(options)
   cluster.options, rng = options, options.seed or 0
   for name in pairs(cluster.fair) do cluster.fair[name] = true end
-  for _, excluded in ipairs(options.fairness_excluded_resource_names) do cluster.fair[excluded] = false end
+  for _, excluded in ipairs(options.fairness_excluded_resource_names) do
+    for name, base in pairs(cluster.base) do if base == excluded then cluster.fair[name] = false end end
+  end
 end
 
 function calls.add_agent(request)
@@ -372,6 +418,25 @@ function calls.update_quota(request)
     learn(request.limits)
     cluster.quotas[request.role] = { role = role(request.role), guarantees = request.guarantees, limits = request.limits }
   end
+end
+
+function calls.update_available(request)
+  -- The host checked the operations: each fits what is unallocated, in order.
+  local a = cluster.agents[request.agent_id]
+  local total = {}
+  for name, amount in pairs(a.total) do total[name] = amount end
+  for _, op in ipairs(request.operations) do
+    learn(op.resources)
+    for name, amount in pairs(op.resources) do
+      local from, to = cluster.base[name], name
+      if op.type == "unreserve" then from, to = name, cluster.base[name] end
+      total[from] = round((total[from] or 0) - amount)
+      total[to] = round((total[to] or 0) + amount)
+      cluster.total[from] = round(cluster.total[from] - amount)
+      cluster.total[to] = round(cluster.total[to] + amount)
+    end
+  end
+  a.total = total
 end
 
 function calls.recover_resources(request)

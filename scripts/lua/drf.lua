@@ -24,6 +24,14 @@ local names, total, fair, max, min = cluster.names, cluster.total, cluster.fair,
 -- for fairness, divided by the weight.
 local function share(allocated, weight)
   local s = 0.0
+  if cluster.any_reserved then
+    -- A reserved cpu counts as a cpu.
+    local held, totals = cluster.by_name(allocated), cluster.by_name(total)
+    for base, t in pairs(totals) do
+      if fair[base] and t > 0 then s = max(s, (held[base] or 0) / t) end
+    end
+    return s / weight
+  end
   for i = 1, #names do
     local name = names[i]
     local t = total[name]
@@ -115,41 +123,49 @@ local function round(x)
   return -math.floor(-x * 1000 + 0.5) / 1000
 end
 
--- What to offer from `free` to a framework under quota q (or none) in `stage`: in stage 1,
--- what meets q's unmet guarantees (nothing if none of it does) and as much more as q's limits
--- and the headroom left over the required one allow; in stage 2, `free` cut to the limits and
--- that headroom. Returns the offer and the part of it meeting guarantees, or nil.
-local function quota_offer(stage, q, free, headroom)
+-- What to offer from `free` to framework f under quota q (or none) in `stage`: what f's role
+-- reserved (in stage 1; in stage 2 what it or an ancestor reserved), whole; then, of unreserved
+-- resources, in stage 1 what meets q's unmet guarantees (nothing at all if none of it does)
+-- and as much more as q's limits and the headroom left over the required one allow, in
+-- stage 2 `free` cut to the limits and that headroom. Returns the offer and the part of it
+-- meeting guarantees, or nil.
+local function quota_offer(stage, f, q, free, headroom)
   local required, available = headroom.required, headroom.available
   local held_back = false
-  for _, name in ipairs(names) do if required[name] > 0 then held_back = true end end
+  for _, name in ipairs(names) do if (required[name] or 0) > 0 then held_back = true end end
   local offer, granted, any = {}, {}, false
+  for _, name in ipairs(names) do granted[name] = 0 end
   if stage == 1 then
     if not q then return nil end
-    local consumed = q.role.tree_allocated
     for _, name in ipairs(names) do
-      local unmet = max(0, round((q.guarantees[name] or 0) - (consumed[name] or 0)))
-      granted[name] = min(free[name] or 0, unmet)
-      if granted[name] > 0 then any = true end
+      if not cluster.reserved_for[name] then
+        local unmet = max(0, round((q.guarantees[name] or 0) - cluster.consumed(q, name, headroom)))
+        granted[name] = min(free[name] or 0, unmet)
+        if granted[name] > 0 then any = true end
+      end
     end
     if not any then return nil end
-  else
-    for _, name in ipairs(names) do granted[name] = 0 end
   end
   any = false
   for _, name in ipairs(names) do
-    local more = round((free[name] or 0) - granted[name])
-    if q and q.limits[name] then
-      more = min(more, max(0, round(q.limits[name] - (q.role.tree_allocated[name] or 0) - granted[name])))
+    local owner, amount = cluster.reserved_for[name], 0
+    if owner then
+      local mine = stage == 1 and owner == f.role or stage == 2 and cluster.within(f.role, owner)
+      if mine then amount = free[name] or 0 end
+    else
+      local more = round((free[name] or 0) - granted[name])
+      if q and q.limits[name] then
+        more = min(more, max(0, round(q.limits[name] - cluster.consumed(q, name, headroom) - granted[name])))
+      end
+      if held_back then more = min(more, max(0, round(available[name] - required[name]))) end
+      amount = round(granted[name] + more)
     end
-    if held_back then more = min(more, max(0, round(available[name] - required[name]))) end
-    local amount = round(granted[name] + more)
     if amount > 0 then offer[name], any = amount, true end
   end
   if any then return offer, granted end
 end
 
--- A round when some role has quota: stage 1 (if any quota has a guarantee) offers to roles
+-- A round when some role has quota or something is reserved: stage 1 (if any quota has a guarantee) offers to roles
 -- whose guarantees are unmet, stage 2 (over the agents shuffled again) to everyone; an agent
 -- is offered until nothing allocatable is left of it.
 local function quota_round(agents, top)
@@ -167,7 +183,7 @@ local function quota_round(agents, top)
         if not cluster.allocatable(free) then break end
         local path, offer, granted = {}, nil, nil
         local f = choose(top, function(f)
-          offer, granted = quota_offer(stage, cluster.quota_of(f), free, headroom)
+          offer, granted = quota_offer(stage, f, cluster.quota_of(f), free, headroom)
           return offer ~= nil and cluster.allocatable(offer) and cluster.eligible(f, a, offer)
         end, path)
         if not f then break end
@@ -210,7 +226,7 @@ function allocate(request)
     end
   end
 
-  if next(cluster.quotas) then return cluster.finish(request, quota_round(agents, top)) end
+  if next(cluster.quotas) or cluster.any_reserved then return cluster.finish(request, quota_round(agents, top)) end
   local offers = {}
   for _, a in ipairs(agents) do
     local free = cluster.free(a)

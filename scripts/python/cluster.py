@@ -27,6 +27,11 @@ What a policy may read (and change only through the functions below):
     roots        the top-level roles, in the order first seen
     names        resource names in the order first seen; total[name] the cluster's total;
                  fair[name] False for the names the options leave out of fairness
+    base         a resource's unreserved name: base["cpus(eng)"] is "cpus", a resource reserved for
+                 role eng (reserved_for["cpus(eng)"] == "eng"); _state["any_reserved"] once any
+                 is seen (any_reserved()). Reserved resources go only to their role and its
+                 subroles (within(role, owner)); for shares and min_allocatable_resources they
+                 count as their unreserved name (by_name(amounts)).
     quotas       top-level role name -> {role: (its entry in roles), guarantees, limits}: amounts
                  by resource name; a name without a limit has none. A role's quota covers its
                  subtree: what the role's tree_allocated holds is what it consumes.
@@ -47,6 +52,7 @@ fair = {}
 agents, frameworks, roles = {}, {}, {}
 roots = []
 quotas = {}
+base, reserved_for = {}, {}
 options = {"allocation_interval": 1.0, "min_allocatable_resources": [], "fairness_excluded_resource_names": []}
 _order = []  # the agents, in the order they were added
 # Frameworks an agent reported usage for before they were added (after a failover agents and
@@ -54,7 +60,7 @@ _order = []  # the agents, in the order they were added
 # adopts one; it is never offered anything. (The host tells each usage once.)
 _waiting = {}
 SLACK = 1e-6  # a round's time is a sum of float intervals: clock times compare with this slack
-_state = {"now": 0.0, "paused": False, "rng": 0, "tracking": False}
+_state = {"now": 0.0, "paused": False, "rng": 0, "tracking": False, "any_reserved": False}
 _made = {}  # this round's offers by (framework id, agent id)
 
 
@@ -65,12 +71,43 @@ def rounded(x):
     return -math.floor(-x * 1000 + 0.5) / 1000
 
 
+def _learn_name(name):
+    if name in total:
+        return
+    # "cpus(eng)" is cpus reserved for role eng (the host checked the role).
+    unreserved, owner = name, None
+    if name.endswith(")") and "(" in name:
+        unreserved, owner = name[:-1].split("(", 1)
+        _learn_name(unreserved)
+        _state["any_reserved"] = True
+    names.append(name)
+    total[name] = 0.0
+    base[name], reserved_for[name] = unreserved, owner
+    fair[name] = unreserved not in options["fairness_excluded_resource_names"]
+
+
 def _learn(resources):
     for name in resources:
-        if name not in total:
-            names.append(name)
-            total[name] = 0.0
-            fair[name] = name not in options["fairness_excluded_resource_names"]
+        _learn_name(name)
+
+
+def any_reserved():
+    """Whether any resource was seen reserved."""
+    return _state["any_reserved"]
+
+
+def by_name(amounts):
+    """`amounts` summed by unreserved name (reserved cpus are cpus, for shares and minimums)."""
+    sums = {}
+    for name, amount in amounts.items():
+        unreserved = base.get(name, name)
+        sums[unreserved] = rounded(sums.get(unreserved, 0.0) + amount)
+    return sums
+
+
+def within(role, owner):
+    """Whether `role` is `owner` or one of its subroles: who may be offered what `owner` reserved."""
+    return role == owner or role.startswith(owner + "/")
 
 
 def _add(table, amounts, sign):
@@ -172,17 +209,31 @@ def quota_of(f):
 
 def headroom():
     """The quota headroom at the start of a round (Mesos's): `required`, what the unmet
-    guarantees of all quotas add up to, and `available`, what the cluster has unallocated, by
-    name."""
-    required, available = {}, {}
+    guarantees of all quotas add up to, `available`, what the cluster has unallocated, by
+    name, and `reserved`, per quota'd role, what its subtree has reserved by unreserved name:
+    it counts as consumed, allocated or not (consumed(q, name, headroom))."""
+    required, available, reserved = {}, {}, {top: {} for top in quotas}
+    for a in _order:
+        for name, amount in a["total"].items():
+            owner = reserved_for.get(name)
+            top = reserved.get(owner.split("/", 1)[0]) if owner else None
+            if top is not None:
+                top[base[name]] = rounded(top.get(base[name], 0.0) + amount)
+    room = {"required": required, "available": available, "reserved": reserved}
     for name in names:
         need = allocated = 0.0
         for q in quotas.values():
-            need = rounded(need + max(0.0, q["guarantees"].get(name, 0.0) - q["role"]["tree_allocated"].get(name, 0.0)))
+            need = rounded(need + max(0.0, q["guarantees"].get(name, 0.0) - consumed(q, name, room)))
         for a in _order:
             allocated = rounded(allocated + a["allocated"].get(name, 0.0))
         required[name], available[name] = need, max(0.0, rounded(total[name] - allocated))
-    return {"required": required, "available": available}
+    return room
+
+
+def consumed(q, name, room):
+    """What quota q's role consumes of the unreserved resource `name`: what its subtree holds of
+    it, and what the subtree reserved of it."""
+    return rounded(q["role"]["tree_allocated"].get(name, 0.0) + room["reserved"][q["role"]["name"]].get(name, 0.0))
 
 
 def free(a):
@@ -193,6 +244,8 @@ def free(a):
 
 def allocatable(free):
     """Whether `free` is worth offering: it covers one of the options' min_allocatable_resources."""
+    if _state["any_reserved"]:
+        free = by_name(free)
     for minimum in options["min_allocatable_resources"]:
         needed = {n: v for n, v in minimum.items() if v > 0}
         if needed and all(free.get(n, 0.0) >= v for n, v in needed.items()):
@@ -238,7 +291,7 @@ def initialize(o):
     options.update(o)
     _state["rng"] = o.get("seed", 0) & MASK
     for name in names:
-        fair[name] = name not in options["fairness_excluded_resource_names"]
+        fair[name] = base[name] not in options["fairness_excluded_resource_names"]
 
 
 def add_agent(request):
@@ -342,6 +395,21 @@ def update_weights(request):
         _role(w["role"])["weight"] = w["weight"]
 
 
+def update_available(request):
+    # The host checked the operations: each fits what is unallocated, in order.
+    a = agents[request["agent_id"]]
+    totals = dict(a["total"])
+    for op in request["operations"]:
+        _learn(op["resources"])
+        for name, amount in op["resources"].items():
+            source, target = (base[name], name) if op["type"] == "reserve" else (name, base[name])
+            totals[source] = rounded(totals.get(source, 0.0) - amount)
+            totals[target] = rounded(totals.get(target, 0.0) + amount)
+            total[source] = rounded(total[source] - amount)
+            total[target] = rounded(total[target] + amount)
+    a["total"] = totals
+
+
 def update_quota(request):
     # The host checked it: a top-level role, amounts not negative, guarantees within limits.
     if not request["guarantees"] and not request["limits"]:
@@ -420,8 +488,8 @@ def import_state(saved):
 
 _CALLS = [initialize, add_agent, remove_agent, update_agent, add_framework, remove_framework, update_framework,
           activate_framework, deactivate_framework, activate_agent, deactivate_agent, suppress_offers, pause,
-          resume, revive_offers, update_weights, update_quota, recover_resources, offers_made, export_state,
-          import_state]
+          resume, revive_offers, update_weights, update_quota, update_available, recover_resources, offers_made,
+          export_state, import_state]
 
 
 def track(namespace):

@@ -27,8 +27,14 @@ rounded = cluster.rounded
 
 def _share(allocated, weight):
     """A dominant share: the largest fraction of the cluster's total of any resource that
-    counts for fairness, divided by the weight."""
+    counts for fairness (a reserved cpu counts as a cpu), divided by the weight."""
     s = 0.0
+    if cluster.any_reserved():
+        held, totals = cluster.by_name(allocated), cluster.by_name(total)
+        for name, t in totals.items():
+            if fair[name] and t > 0:
+                s = max(s, held.get(name, 0.0) / t)
+        return s / weight
     for name in names:
         if fair[name] and total[name] > 0:
             s = max(s, allocated.get(name, 0.0) / total[name])
@@ -80,40 +86,47 @@ def _settle(f, path, framework_heaps):
         heapq.heappush(heap, _entry(r, own))
 
 
-def _quota_offer(stage, q, free, headroom):
-    """What to offer from `free` to a framework under quota q (or None) in `stage`: in stage 1,
-    what meets q's unmet guarantees (nothing if none of it does) and as much more as q's limits
-    and the headroom left over the required one allow; in stage 2, `free` cut to the limits and
-    that headroom. Returns (offer, the part of it meeting guarantees), or None."""
+def _quota_offer(stage, f, q, free, headroom):
+    """What to offer from `free` to framework f under quota q (or None) in `stage`: what f's
+    role reserved (in stage 1; in stage 2 what it or an ancestor reserved), whole; then, of
+    unreserved resources, in stage 1 what meets q's unmet guarantees (nothing at all if none of
+    it does) and as much more as q's limits and the headroom left over the required one allow,
+    in stage 2 `free` cut to the limits and that headroom. Returns (offer, the part of it
+    meeting guarantees), or None."""
     required, available = headroom["required"], headroom["available"]
-    held_back = any(required[name] > 0 for name in names)
+    reserved_for = cluster.reserved_for
+    held_back = any(required.get(name, 0.0) > 0 for name in names)
+    granted = dict.fromkeys(names, 0.0)
     if stage == 1:
         if q is None:
             return None
-        consumed = q["role"]["tree_allocated"]
-        granted = {name: min(free.get(name, 0.0), max(0.0, rounded(q["guarantees"].get(name, 0.0)
-                                                                   - consumed.get(name, 0.0))))
-                   for name in names}
+        for name in names:
+            if reserved_for[name] is None:
+                unmet = max(0.0, rounded(q["guarantees"].get(name, 0.0) - cluster.consumed(q, name, headroom)))
+                granted[name] = min(free.get(name, 0.0), unmet)
         if not any(amount > 0 for amount in granted.values()):
             return None
-    else:
-        granted = dict.fromkeys(names, 0.0)
     offer = {}
     for name in names:
-        more = rounded(free.get(name, 0.0) - granted[name])
-        if q is not None and name in q["limits"]:
-            consumed = q["role"]["tree_allocated"].get(name, 0.0)
-            more = min(more, max(0.0, rounded(q["limits"][name] - consumed - granted[name])))
-        if held_back:
-            more = min(more, max(0.0, rounded(available[name] - required[name])))
-        amount = rounded(granted[name] + more)
+        owner = reserved_for[name]
+        if owner is not None:
+            mine = owner == f["role"] if stage == 1 else cluster.within(f["role"], owner)
+            amount = free.get(name, 0.0) if mine else 0.0
+        else:
+            more = rounded(free.get(name, 0.0) - granted[name])
+            if q is not None and name in q["limits"]:
+                consumed = cluster.consumed(q, name, headroom)
+                more = min(more, max(0.0, rounded(q["limits"][name] - consumed - granted[name])))
+            if held_back:
+                more = min(more, max(0.0, rounded(available[name] - required[name])))
+            amount = rounded(granted[name] + more)
         if amount > 0:
             offer[name] = amount
     return (offer, granted) if offer else None
 
 
 def _quota_round(agents, top, entries, framework_heaps):
-    """A round when some role has quota: stage 1 (if any quota has a guarantee) offers to roles
+    """A round when some role has quota or something is reserved: stage 1 (if any quota has a guarantee) offers to roles
     whose guarantees are unmet, stage 2 (over the agents shuffled again) to everyone; an agent
     is offered until nothing allocatable is left of it."""
     headroom = cluster.headroom()
@@ -130,7 +143,7 @@ def _quota_round(agents, top, entries, framework_heaps):
                 weighed = {}
 
                 def accept(f):
-                    weighed["it"] = _quota_offer(stage, cluster.quota_of(f), free, headroom)
+                    weighed["it"] = _quota_offer(stage, f, cluster.quota_of(f), free, headroom)
                     if weighed["it"] is None:
                         return False
                     offer = weighed["it"][0]
@@ -174,7 +187,7 @@ def allocate(request):
             heapq.heappush(entries[parent["name"]] if parent is not None else top, _entry(node, False))
             node = parent
 
-    if cluster.quotas:
+    if cluster.quotas or cluster.any_reserved():
         return cluster.finish(request, _quota_round(agents, top, entries, framework_heaps))
     offers = []
     for a in agents:

@@ -314,6 +314,7 @@ static const modhost_allocator_vtable ALLOCATOR_VTABLE_1_1 = {
     .allocate = allocate_nothing,
     .offers_made = hook_no_change,
     .update_quota = NULL,
+    .update_available = NULL,
 };
 
 static modhost_status allocator_create(const modhost_parameter *params, size_t n, modhost_instance *out,

@@ -157,8 +157,11 @@ typedef struct modhost_allocator_vtable {
     modhost_message_fn offers_made; /* {"offers":[...]} after a {"now","dry_run":true} round */
     /* ABI 1.2: {"role","guarantees":{name:amount},"limits":{name:amount}}. An allocator built
      * for ABI 1.1 sets `size` to offsetof(modhost_allocator_vtable, update_quota); the host
-     * then refuses quota for it. */
+     * then refuses quota and reservations for it. */
     modhost_message_fn update_quota;
+    /* ABI 1.2: {"agent_id","operations":[{"type":"reserve"|"unreserve","resources":{...}}]};
+     * a reserved resource is named "cpus(role)". */
+    modhost_message_fn update_available;
 } modhost_allocator_vtable;
 
 typedef struct modhost_hook_vtable {

@@ -83,8 +83,8 @@ pub use descriptor::{
 pub use error::CallError;
 pub use kinds::allocator::{
     ALLOCATOR_METHODS, AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorGlue,
-    AllocatorVtable, Empty, FrameworkRequest, OffersMade, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework,
-    UpdateQuota, UpdateWeights,
+    AllocatorVtable, Empty, FrameworkRequest, OffersMade, Operation, RecoverResources, RolesRequest, UpdateAgent,
+    UpdateAvailable, UpdateFramework, UpdateQuota, UpdateWeights,
 };
 pub use kinds::anonymous::{Anonymous, AnonymousGlue, AnonymousVtable};
 pub use kinds::codec::{Codec, Values};

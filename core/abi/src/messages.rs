@@ -7,7 +7,8 @@
 //!
 //! They follow Mesos's protobufs where those have a meaning here, with Mesos's newer names
 //! (`agent`, not `slave`). Resources are scalar only (cpus, mem, disk, gpus, and any other
-//! name); ranges (ports) and sets are left out, as are reservations and persistent volumes.
+//! name); ranges (ports) and sets are left out, as are persistent volumes. A resource
+//! reserved for a role is named as Mesos writes it, `cpus(eng/ml)`: see [`reservation`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -103,6 +104,23 @@ impl serde::de::Visitor<'_> for NameSeed {
             .map_err(|_| E::invalid_value(serde::de::Unexpected::Bytes(name), &"a UTF-8 resource name"))?;
         Ok(resource_name(name))
     }
+}
+
+/// The unreserved name and the role of a reserved resource's name, as Mesos writes one in text:
+/// `cpus(eng/ml)` is cpus reserved for the role `eng/ml`; a name without a role in parentheses
+/// at its end is unreserved. Reserved resources are offered only to frameworks of that role
+/// or its subroles, count towards its quota, and come back reserved; for shares and for
+/// `min_allocatable_resources` they count as their unreserved name, as in Mesos.
+///
+/// ```
+/// use modhost_abi::messages::reservation;
+/// assert_eq!(reservation("cpus(eng/ml)"), Some(("cpus", "eng/ml")));
+/// assert_eq!(reservation("cpus"), None);
+/// ```
+pub fn reservation(name: &str) -> Option<(&str, &str)> {
+    let inner = name.strip_suffix(')')?;
+    let (base, role) = inner.split_once('(')?;
+    Some((base, role))
 }
 
 /// Rounds to Mesos's scalar precision (three decimal places).

@@ -45,7 +45,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use modhost_abi::messages::{AllocatorOptions, OfferRef, Offers, Resources, round_scalar};
+use modhost_abi::messages::{AllocatorOptions, OfferRef, Offers, Resources, reservation, round_scalar};
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocator, CallError, Construct, Empty, FrameworkRequest,
     OffersMade, Parameters, RecoverResources, RolesRequest, UpdateAgent, UpdateFramework, UpdateWeights,
@@ -182,8 +182,17 @@ pub struct HierarchicalDrf {
     now: f64,
     names: Vec<Arc<str>>,
     name_index: HashMap<Arc<str>, usize>,
-    /// Per interned name: whether it counts towards shares.
+    /// Per interned name: whether it counts towards shares (by its unreserved name).
     fair: Vec<bool>,
+    /// Per interned name: its unreserved name's index (its own for an unreserved name), and
+    /// the role it is reserved for.
+    base: Vec<usize>,
+    reserved_for: Vec<Option<usize>>,
+    /// Per unreserved name: it and its reserved names (empty for a reserved name).
+    members: Vec<Vec<usize>>,
+    /// Whether any reserved name was seen: rounds, shares and the minimum allocatable amounts
+    /// then look at reservations.
+    any_reserved: bool,
     min_allocatable: Vec<Amounts>,
     total: Amounts,
     agents: Vec<Agent>,
@@ -224,6 +233,9 @@ struct Quota {
 struct Headroom {
     required: Amounts,
     available: Amounts,
+    /// Per quota, the reservations of its role's subtree by unreserved name: they count as
+    /// consumed, allocated or not.
+    reserved: Vec<Amounts>,
     /// The offer weighed last, and the part of it that meets guarantees.
     offer: Amounts,
     granted: Amounts,
@@ -301,6 +313,38 @@ pub fn filter_holds(expires: f64, now: f64) -> bool {
     now <= expires + CLOCK_SLACK
 }
 
+/// Checks the names of `resources`: a reserved one (`cpus(eng)`) names a valid role other than
+/// `*` (unreserved resources are written without a role), and no name holds a parenthesis
+/// otherwise. The script adapter and the workload format apply the same rule.
+///
+/// ```
+/// use modhost_abi::messages::Resources;
+/// assert!(modhost_drf::check_names(&Resources::new().with("cpus(eng/ml)", 2.0).with("mem", 1.0)).is_ok());
+/// assert!(modhost_drf::check_names(&Resources::new().with("cpus(eng//ml)", 2.0)).is_err());
+/// assert!(modhost_drf::check_names(&Resources::new().with("cpus(*)", 2.0)).is_err());
+/// ```
+pub fn check_names(resources: &Resources) -> Result<(), CallError> {
+    for name in resources.0.keys() {
+        let bad = |why: &str| Err(CallError::failed(format!("resource '{name}': {why}")));
+        match reservation(name) {
+            Some((base, role)) => {
+                if base.is_empty() || base.contains(['(', ')']) {
+                    return bad("a reserved resource is written name(role), as cpus(eng)");
+                }
+                if role == "*" {
+                    return bad("an unreserved resource is written without a role");
+                }
+                check_role(role).map_err(|e| CallError::failed(format!("resource '{name}': {e}")))?;
+            }
+            None if name.contains(['(', ')']) => {
+                return bad("a reserved resource is written name(role), as cpus(eng)");
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 /// Checks a quota as Mesos's master does before it reaches the allocator: a valid role that
 /// is not nested (Mesos refuses quota on nested roles, MESOS-7402; a top-level role's quota
 /// covers its subtree), amounts that are finite and not negative, and guarantees within the
@@ -325,6 +369,11 @@ pub fn check_quota(quota: &modhost_abi::UpdateQuota) -> Result<(), CallError> {
         )));
     }
     for (what, amounts) in [("guarantee", &quota.guarantees), ("limit", &quota.limits)] {
+        if let Some(name) = amounts.0.keys().find(|name| name.contains(['(', ')'])) {
+            return Err(CallError::failed(format!(
+                "role '{role}': a quota's {what} names unreserved resources, not '{name}' (what a role reserves counts towards its quota)"
+            )));
+        }
         if let Some((name, amount)) = amounts.0.iter().find(|(_, amount)| !(amount.is_finite() && **amount >= 0.0)) {
             return Err(CallError::failed(format!(
                 "role '{role}': the {what} of {name} must be a non-negative number, not {amount}"
@@ -355,6 +404,10 @@ impl HierarchicalDrf {
             names: Vec::new(),
             name_index: HashMap::new(),
             fair: Vec::new(),
+            base: Vec::new(),
+            reserved_for: Vec::new(),
+            members: Vec::new(),
+            any_reserved: false,
             min_allocatable: Vec::new(),
             total: Vec::new(),
             agents: Vec::new(),
@@ -381,21 +434,35 @@ impl HierarchicalDrf {
         self.rng = SplitMix64::new(options.seed);
         self.min_allocatable = options.min_allocatable_resources.iter().map(|r| self.amounts(r)).collect();
         for index in 0..self.names.len() {
-            self.fair[index] = !options.fairness_excluded_resource_names.iter().any(|n| **n == *self.names[index]);
+            let base = &self.names[self.base[index]];
+            self.fair[index] = !options.fairness_excluded_resource_names.iter().any(|n| **n == **base);
         }
         self.options = options;
     }
 
     /// The interned index of a resource name, adding it (to every vector) if new.
+    /// A reserved name's role must be valid ([`check_names`] at every way in).
     fn intern(&mut self, name: &str) -> usize {
         if let Some(&index) = self.name_index.get(name) {
             return index;
         }
+        // A reserved name comes after its unreserved name and its role.
+        let (base, role) = match reservation(name) {
+            Some((base, role)) => (Some(self.intern(base)), Some(self.role(role))),
+            None => (None, None),
+        };
         let index = self.names.len();
         let shared: Arc<str> = name.into();
         self.names.push(shared.clone());
         self.name_index.insert(shared, index);
-        self.fair.push(!self.options.fairness_excluded_resource_names.iter().any(|n| n == name));
+        let base = base.unwrap_or(index);
+        self.base.push(base);
+        self.reserved_for.push(role);
+        self.members.push(Vec::new());
+        self.members[base].push(index);
+        self.any_reserved |= role.is_some();
+        let unreserved = self.names[base].clone();
+        self.fair.push(!self.options.fairness_excluded_resource_names.iter().any(|n| **n == *unreserved));
         self.total.push(0.0);
         for rows in [
             &mut self.agent_total,
@@ -557,6 +624,17 @@ impl HierarchicalDrf {
 
     fn share(&self, allocated: &[f64], weight: f64) -> f64 {
         let mut share: f64 = 0.0;
+        if self.any_reserved {
+            // A reserved resource counts as its unreserved name, as in Mesos's sorter.
+            // Sums rounded as every amount is, so that they do not depend on their order.
+            for (_, members) in self.members.iter().enumerate().filter(|(base, _)| self.fair[*base]) {
+                let total = round_scalar(members.iter().map(|&m| self.total[m]).sum());
+                if total > 0.0 {
+                    share = share.max(round_scalar(members.iter().map(|&m| allocated[m]).sum()) / total);
+                }
+            }
+            return share / weight;
+        }
         for (index, amount) in allocated.iter().enumerate() {
             if self.fair[index] && self.total[index] > 0.0 {
                 share = share.max(amount / self.total[index]);
@@ -581,10 +659,30 @@ impl HierarchicalDrf {
     }
 
     fn allocatable(&self, free: &[f64]) -> bool {
+        if self.any_reserved {
+            // By unreserved name: reserved cpus are cpus.
+            let have = |name: usize| round_scalar(self.members[name].iter().map(|&m| free[m]).sum());
+            return self.min_allocatable.iter().any(|min| {
+                min.iter().enumerate().all(|(name, needed)| *needed <= 0.0 || have(name) >= *needed)
+                    && min.iter().any(|needed| *needed > 0.0)
+            });
+        }
         self.min_allocatable.iter().any(|min| {
             min.iter().zip(free).all(|(needed, have)| *needed <= 0.0 || *have >= *needed)
                 && min.iter().any(|needed| *needed > 0.0)
         })
+    }
+
+    /// Whether `role` is `ancestor` or one of its descendants.
+    fn within(&self, role: usize, ancestor: usize) -> bool {
+        let mut node = Some(role);
+        while let Some(index) = node {
+            if index == ancestor {
+                return true;
+            }
+            node = self.roles[index].parent;
+        }
+        false
     }
 
     fn eligible(&self, framework: usize, agent: usize, free: &[f64]) -> bool {
@@ -713,7 +811,7 @@ impl HierarchicalDrf {
             }
         }
         let mut orders = Orders { role: role_order, framework: framework_order };
-        if !self.quotas.is_empty() {
+        if !self.quotas.is_empty() || self.any_reserved {
             return self.quota_round(order, &mut orders);
         }
 
@@ -782,7 +880,8 @@ impl HierarchicalDrf {
         role
     }
 
-    /// A round when some role has quota: Mesos's two stages (see the crate's docs).
+    /// A round when some role has quota or some resource is reserved: Mesos's two stages (see
+    /// the crate's docs).
     fn quota_round(&mut self, mut order: Vec<usize>, orders: &mut Orders) -> Offers {
         let width = self.names.len();
         // Each role's quota: that of its top-level role.
@@ -796,13 +895,25 @@ impl HierarchicalDrf {
         let mut headroom = Headroom {
             required: vec![0.0; width],
             available: self.total.clone(),
+            reserved: vec![vec![0.0; width]; self.quotas.len()],
             offer: vec![0.0; width],
             granted: vec![0.0; width],
         };
-        for quota in &self.quotas {
+        if self.any_reserved {
+            for agent in (0..self.agents.len()).filter(|&a| !self.agents[a].removed) {
+                let total = self.agent_total.row(agent);
+                for name in (0..width).filter(|&name| total[name] > 0.0) {
+                    let Some(quota) = self.reserved_for[name].and_then(|role| quota_of[role]) else { continue };
+                    let slot = &mut headroom.reserved[quota][self.base[name]];
+                    *slot = round_scalar(*slot + total[name]);
+                }
+            }
+        }
+        for (index, quota) in self.quotas.iter().enumerate() {
             let consumed = self.consumed(quota.role);
             for (name, required) in headroom.required.iter_mut().enumerate() {
-                *required = round_scalar(*required + (quota.guarantees[name] - consumed[name]).max(0.0));
+                let consumed = round_scalar(consumed[name] + headroom.reserved[index][name]);
+                *required = round_scalar(*required + (quota.guarantees[name] - consumed).max(0.0));
             }
         }
         for agent in (0..self.agents.len()).filter(|&a| !self.agents[a].removed) {
@@ -833,8 +944,8 @@ impl HierarchicalDrf {
                         break;
                     }
                     let mut accept = |framework: usize| {
-                        let quota = self.frameworks[framework].role.and_then(|role| quota_of[role]);
-                        self.quota_offer(stage, quota, &free, &mut headroom)
+                        let Some(role) = self.frameworks[framework].role else { return false };
+                        self.quota_offer(stage, role, quota_of[role], &free, &mut headroom)
                             && self.allocatable(&headroom.offer)
                             && self.eligible(framework, agent, &headroom.offer)
                     };
@@ -873,47 +984,52 @@ impl HierarchicalDrf {
         offers
     }
 
-    /// Weighs offering `free` to a framework whose role has the quota `quota` (an index into
+    /// Weighs offering `free` to a framework of `role`, under the quota `quota` (an index into
     /// `quotas`) in `stage`, into `headroom.offer` (and the part meeting guarantees into
-    /// `headroom.granted`). Whether there is anything to offer.
-    fn quota_offer(&self, stage: Stage, quota: Option<usize>, free: &[f64], headroom: &mut Headroom) -> bool {
-        let quota = quota.map(|q| &self.quotas[q]);
-        let consumed = quota.map(|q| self.consumed(q.role));
-        let Headroom { required, available, offer, granted } = headroom;
+    /// `headroom.granted`). Whether there is anything to offer. Reserved resources go whole,
+    /// and only to their role (in stage 1) or its subtree (in stage 2); unreserved ones are cut
+    /// to the quota's limits and to the headroom left over the required one.
+    fn quota_offer(
+        &self,
+        stage: Stage,
+        role: usize,
+        quota: Option<usize>,
+        free: &[f64],
+        headroom: &mut Headroom,
+    ) -> bool {
+        let Headroom { required, available, reserved, offer, granted } = headroom;
+        let quota = quota.map(|q| (&self.quotas[q], self.consumed(self.quotas[q].role), &reserved[q]));
+        let consumed = |name: usize| quota.map_or(0.0, |(_, tree, reserved)| round_scalar(tree[name] + reserved[name]));
         let held_back = required.iter().any(|amount| *amount > 0.0);
-        match (stage, quota, consumed) {
-            (Stage::Guarantees, Some(quota), Some(consumed)) => {
-                // Only what brings the role closer to its guarantees makes it an offer here.
-                for name in 0..free.len() {
-                    let unmet = round_scalar(quota.guarantees[name] - consumed[name]).max(0.0);
-                    granted[name] = free[name].min(unmet);
-                }
-                if granted.iter().all(|amount| *amount <= 0.0) {
-                    return false;
-                }
-                for name in 0..free.len() {
-                    let mut more = round_scalar(free[name] - granted[name]);
-                    more = more.min(round_scalar(quota.limits[name] - consumed[name] - granted[name]).max(0.0));
-                    if held_back {
-                        more = more.min(round_scalar(available[name] - required[name]).max(0.0));
-                    }
-                    offer[name] = round_scalar(granted[name] + more);
-                }
+        granted.fill(0.0);
+        if stage == Stage::Guarantees {
+            // Only what brings the role closer to its guarantees makes it an offer here.
+            let Some((q, _, _)) = quota else { return false };
+            for name in (0..free.len()).filter(|&name| self.reserved_for[name].is_none()) {
+                let unmet = round_scalar(q.guarantees[name] - consumed(name)).max(0.0);
+                granted[name] = free[name].min(unmet);
             }
-            (Stage::Guarantees, _, _) => return false,
-            (Stage::Fair, quota, consumed) => {
-                granted.fill(0.0);
-                for name in 0..free.len() {
-                    let mut more = free[name];
-                    if let (Some(quota), Some(consumed)) = (quota, consumed) {
-                        more = more.min(round_scalar(quota.limits[name] - consumed[name]).max(0.0));
-                    }
-                    if held_back {
-                        more = more.min(round_scalar(available[name] - required[name]).max(0.0));
-                    }
-                    offer[name] = more;
-                }
+            if granted.iter().all(|amount| *amount <= 0.0) {
+                return false;
             }
+        }
+        for name in 0..free.len() {
+            if let Some(owner) = self.reserved_for[name] {
+                let mine = match stage {
+                    Stage::Guarantees => owner == role,
+                    Stage::Fair => self.within(role, owner),
+                };
+                offer[name] = if mine { free[name] } else { 0.0 };
+                continue;
+            }
+            let mut more = round_scalar(free[name] - granted[name]);
+            if let Some((q, _, _)) = quota {
+                more = more.min(round_scalar(q.limits[name] - consumed(name) - granted[name]).max(0.0));
+            }
+            if held_back {
+                more = more.min(round_scalar(available[name] - required[name]).max(0.0));
+            }
+            offer[name] = round_scalar(granted[name] + more);
         }
         offer.iter().any(|amount| *amount > 0.0)
     }
@@ -975,6 +1091,9 @@ impl Allocator for HierarchicalDrf {
             return Err(CallError::failed(format!("framework '{id}' was already added")));
         }
         check_role(&request.framework.role)?;
+        for used in &request.used {
+            check_names(&used.resources)?;
+        }
         let role = self.role(&request.framework.role);
         // A slot agents already reported usage for is adopted, with what it holds.
         let index = self.framework_slot(id);
@@ -1041,6 +1160,10 @@ impl Allocator for HierarchicalDrf {
         if self.agent_index.get(&id).is_some_and(|&a| !self.agents[a].removed) {
             return Err(CallError::failed(format!("agent '{id}' was already added")));
         }
+        check_names(&request.agent.resources)?;
+        for used in &request.used {
+            check_names(&used.resources)?;
+        }
         let total = self.amounts(&request.agent.resources);
         for (slot, amount) in self.total.iter_mut().zip(&total) {
             *slot = round_scalar(*slot + amount);
@@ -1086,6 +1209,7 @@ impl Allocator for HierarchicalDrf {
 
     fn update_agent(&mut self, request: &UpdateAgent) -> Result<(), CallError> {
         let agent = self.agent(&request.agent.id)?;
+        check_names(&request.agent.resources)?;
         if self.agents[agent].attributes != request.agent.attributes {
             // A framework may have declined this agent for what it lacked; it is offered
             // again at the next round, as Mesos does for an agent back with new attributes.
@@ -1122,6 +1246,7 @@ impl Allocator for HierarchicalDrf {
         else {
             return Ok(());
         };
+        check_names(&request.resources)?;
         let amounts = self.amounts(&request.resources);
         // Nothing held reads as zeros (no vector made for it: this runs for every give-back).
         let held = self.holdings.get(agent, framework).unwrap_or(&[]);
@@ -1197,6 +1322,54 @@ impl Allocator for HierarchicalDrf {
         }
         self.quotas.push(Quota { role, guarantees, limits });
         self.quotas.sort_by_key(|quota| quota.role);
+        Ok(())
+    }
+
+    fn update_available(&mut self, request: &modhost_abi::UpdateAvailable) -> Result<(), CallError> {
+        let agent = self.agent(&request.agent_id)?;
+        for operation in &request.operations {
+            let (modhost_abi::Operation::Reserve { resources } | modhost_abi::Operation::Unreserve { resources }) =
+                operation;
+            check_names(resources)?;
+            if let Some(name) = resources.0.keys().find(|name| reservation(name).is_none()) {
+                return Err(CallError::failed(format!(
+                    "agent '{}': '{name}' names no reservation (write it name(role), as cpus(eng))",
+                    request.agent_id
+                )));
+            }
+        }
+        // Applied to a copy of the agent's total, checked against what is unallocated at each
+        // step, and kept only if every operation fits: all or none.
+        let mut total = self.agent_total.row(agent).to_vec();
+        for operation in &request.operations {
+            let (resources, reserve) = match operation {
+                modhost_abi::Operation::Reserve { resources } => (resources, true),
+                modhost_abi::Operation::Unreserve { resources } => (resources, false),
+            };
+            for (name, amount) in &resources.0 {
+                let reserved = self.intern(name);
+                let base = self.base[reserved];
+                total.resize(self.names.len(), 0.0);
+                let (from, to) = if reserve { (base, reserved) } else { (reserved, base) };
+                let allocated = self.agent_allocated.row(agent).get(from).copied().unwrap_or(0.0);
+                let unallocated = round_scalar(total[from] - allocated);
+                if round_scalar(unallocated - amount) < 0.0 {
+                    return Err(CallError::failed(format!(
+                        "agent '{}': cannot {} {name}:{amount}, only {} of {} is unallocated",
+                        request.agent_id,
+                        if reserve { "reserve" } else { "unreserve" },
+                        unallocated.max(0.0),
+                        self.names[from]
+                    )));
+                }
+                total[from] = round_scalar(total[from] - amount);
+                total[to] = round_scalar(total[to] + amount);
+            }
+        }
+        for ((slot, old), new) in self.total.iter_mut().zip(self.agent_total.row(agent)).zip(&total) {
+            *slot = round_scalar(*slot - old + new);
+        }
+        self.agent_total.row_mut(agent).copy_from_slice(&total);
         Ok(())
     }
 

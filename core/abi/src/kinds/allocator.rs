@@ -134,6 +134,33 @@ pub struct UpdateQuota {
     pub limits: Resources,
 }
 
+/// An operation on an agent's unallocated resources (Mesos's `Offer::Operation`, as an
+/// operator applies it through `updateAvailable`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Operation {
+    /// Reserves unreserved resources for a role: `resources` names them reserved
+    /// (`{"cpus(eng)": 2}` takes 2 unreserved cpus).
+    Reserve {
+        /// What becomes reserved, with its role in each name.
+        resources: Resources,
+    },
+    /// Gives reserved resources back to everyone: `resources` names them reserved.
+    Unreserve {
+        /// What stops being reserved, with its role in each name.
+        resources: Resources,
+    },
+}
+
+/// Request of [`Allocator::update_available`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateAvailable {
+    /// The agent.
+    pub agent_id: String,
+    /// The operations, applied in order, all or none.
+    pub operations: Vec<Operation>,
+}
+
 /// Request of [`Allocator::allocate`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Allocate {
@@ -184,9 +211,17 @@ pub struct Empty {}
 ///   does not hold a child to its parent's limit yet; modhost refuses the same roles and
 ///   does hold children to it, as Mesos meant to.
 ///
+/// - Reservations (ABI 1.2): a resource named `cpus(eng)` is reserved for `eng` (see
+///   [`reservation`](crate::messages::reservation)), statically in an agent's resources or
+///   through [`Allocator::update_available`]. It is offered only to frameworks of that role
+///   or its subroles, whatever the quotas, counts towards the quota of the role's top-level
+///   role (allocated or not: it is the role's), and comes back reserved. For shares and
+///   `min_allocatable_resources` it counts as its unreserved name.
+///
 /// Left out, as having no meaning here yet: inverse offers (maintenance windows), resource
-/// providers, and offer operations; reservations and frameworks in several roles are not in
-/// the interface yet.
+/// providers, and offer operations beyond reserve and unreserve (persistent volumes, their
+/// sharing, and conversions between resource kinds: modhost has scalar resources only, and
+/// no agent to run them); frameworks in several roles are not in the interface yet.
 pub trait Allocator: Send {
     /// Called once, before anything else.
     fn initialize(&mut self, options: &AllocatorOptions) -> Result<(), CallError> {
@@ -289,6 +324,16 @@ pub trait Allocator: Send {
             request.role
         )))
     }
+    /// Reserves or unreserves an agent's unallocated resources (ABI 1.2; Mesos's
+    /// `updateAvailable`). The operations apply in order, all or none: one that needs more
+    /// unallocated resources than the agent has refuses the call. An allocator that keeps no
+    /// reservations refuses it, as it refuses quota.
+    fn update_available(&mut self, request: &UpdateAvailable) -> Result<(), CallError> {
+        Err(CallError::failed(format!(
+            "agent '{}': this allocator does not support reservations (it has no update_available)",
+            request.agent_id
+        )))
+    }
     /// One allocation round: the offers to make now. (Across the boundary the offers travel
     /// in their own packed layout, described at [`Offers`], not as a message.)
     fn allocate(&mut self, request: &Allocate) -> Result<Offers, CallError>;
@@ -343,5 +388,7 @@ message_kind! {
         offers_made(OffersMade) -> ();
         /// See [`Allocator::update_quota`] (ABI 1.2).
         update_quota(UpdateQuota) -> ();
+        /// See [`Allocator::update_available`] (ABI 1.2).
+        update_available(UpdateAvailable) -> ();
     }
 }

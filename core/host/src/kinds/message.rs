@@ -78,6 +78,6 @@ macro_rules! message_handle {
 }
 
 // How many methods each vtable had in ABI 1.0; later minors appended the rest.
-message_handle!(AllocatorVtable, Kind::Allocator, ALLOCATOR_METHODS, first published with ALLOCATOR_METHODS.len() - 1);
+message_handle!(AllocatorVtable, Kind::Allocator, ALLOCATOR_METHODS, first published with ALLOCATOR_METHODS.len() - 2);
 message_handle!(HookVtable, Kind::Hook, HOOK_METHODS, first published with HOOK_METHODS.len());
 message_handle!(IsolatorVtable, Kind::Isolator, ISOLATOR_METHODS, first published with ISOLATOR_METHODS.len());

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use modhost_abi::messages::round_scalar;
 use modhost_abi::messages::{
-    AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer, Offers, Resources, WeightInfo,
+    AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer, Offers, Resources, WeightInfo, reservation,
+    round_scalar,
 };
 use modhost_abi::packed;
 use modhost_abi::{
     AddAgent, AddFramework, AgentRequest, Allocate, Allocation, Allocator, AllocatorVtable, Answer, CallError, Empty,
-    FrameworkRequest, MessageFn, MessageTransport, OffersMade, RecoverResources, Remote, RolesRequest, UpdateAgent,
-    UpdateFramework, UpdateQuota, UpdateWeights,
+    FrameworkRequest, MessageFn, MessageTransport, OffersMade, Operation, RecoverResources, Remote, RolesRequest,
+    UpdateAgent, UpdateAvailable, UpdateFramework, UpdateQuota, UpdateWeights,
 };
 use modhost_drf::HierarchicalDrf;
 use serde::Serialize;
@@ -95,17 +95,32 @@ impl ClusterState {
         }
     }
 
-    /// What each top-level role with a quota limit holds with its whole subtree (its quota
-    /// consumption), for checking a round's offers against the limits; empty without limits.
+    /// What each top-level role with a quota limit consumes with its whole subtree: the
+    /// unreserved resources its frameworks hold and everything reserved for it, allocated or
+    /// not (by unreserved name). For checking a round's offers against the limits; empty
+    /// without limits.
     fn consumed(&self) -> BTreeMap<String, Resources> {
         let mut consumed: BTreeMap<String, Resources> = BTreeMap::new();
         if self.quotas.values().all(|quota| quota.limits.0.is_empty()) {
             return consumed;
         }
+        let limited = |role: &str| {
+            let top = role.split('/').next().unwrap_or(role);
+            self.quotas.get_key_value(top).filter(|(_, quota)| !quota.limits.0.is_empty()).map(|(top, _)| top.clone())
+        };
         for agent in self.agents.values() {
+            for (name, amount) in &agent.info.resources.0 {
+                if let Some((base, role)) = reservation(name)
+                    && let Some(top) = limited(role)
+                {
+                    consumed.entry(top).or_default().add(&Resources::new().with(base, *amount));
+                }
+            }
             for (framework, held) in &agent.held {
                 if let Some(top) = self.limited_role_of(framework) {
-                    consumed.entry(top.to_owned()).or_default().add(held);
+                    let unreserved = held.0.iter().filter(|(name, _)| reservation(name).is_none());
+                    let entry = consumed.entry(top.to_owned()).or_default();
+                    entry.add(&Resources(unreserved.map(|(name, amount)| (name.clone(), *amount)).collect()));
                 }
             }
         }
@@ -130,6 +145,7 @@ impl ClusterState {
         let held = consumed.get(top).unwrap_or(&none);
         // A role may hold more than its limit (usage reported after a failover, a limit
         // lowered): then an offer may not add to it.
+        // Reserved resources are consumed already, offered or not: only unreserved ones count.
         for (name, limit) in &quota.limits.0 {
             let more = offer.resources.get(name);
             if more > 0.0 && round_scalar(held.get(name) + more - limit) > 0.0 {
@@ -142,11 +158,51 @@ impl ClusterState {
         Ok(())
     }
 
-    /// Counts an accepted offer in its role's quota consumption.
+    /// Counts an accepted offer's unreserved resources in its role's quota consumption.
     fn consume(&self, offer: &Offer, consumed: &mut BTreeMap<String, Resources>) {
         if let Some(top) = self.limited_role_of(&offer.framework_id) {
-            consumed.entry(top.to_owned()).or_default().add(&offer.resources);
+            let unreserved = offer.resources.0.iter().filter(|(name, _)| reservation(name).is_none());
+            let unreserved = Resources(unreserved.map(|(name, amount)| (name.clone(), *amount)).collect());
+            consumed.entry(top.to_owned()).or_default().add(&unreserved);
         }
+    }
+
+    /// `agent`'s resources after `operations`, checked against what is unallocated at each
+    /// step: all of them, or the first that does not fit.
+    fn after_operations(&self, agent_id: &str, operations: &[Operation]) -> Result<Resources, CallError> {
+        let agent =
+            self.agents.get(agent_id).ok_or_else(|| CallError::failed(format!("unknown agent '{agent_id}'")))?;
+        let mut total = agent.info.resources.clone();
+        let mut held = Resources::new();
+        for resources in agent.held.values() {
+            held.add(resources);
+        }
+        for operation in operations {
+            let (resources, reserve) = match operation {
+                Operation::Reserve { resources } => (resources, true),
+                Operation::Unreserve { resources } => (resources, false),
+            };
+            modhost_drf::check_names(resources)?;
+            for (name, amount) in &resources.0 {
+                let Some((base, _)) = reservation(name) else {
+                    return Err(CallError::failed(format!(
+                        "agent '{agent_id}': '{name}' names no reservation (write it name(role), as cpus(eng))"
+                    )));
+                };
+                let (from, to) = if reserve { (base, &**name) } else { (&**name, base) };
+                let unallocated = round_scalar(total.get(from) - held.get(from));
+                if round_scalar(unallocated - amount) < 0.0 {
+                    return Err(CallError::failed(format!(
+                        "agent '{agent_id}': cannot {} {name}:{amount}, only {} of {from} is unallocated",
+                        if reserve { "reserve" } else { "unreserve" },
+                        unallocated.max(0.0)
+                    )));
+                }
+                total.subtract(&Resources::new().with(from, *amount));
+                total.add(&Resources::new().with(to, *amount));
+            }
+        }
+        Ok(total)
     }
 
     /// Checks one offer against the state and what this round already offered; on success
@@ -170,6 +226,17 @@ impl ClusterState {
             return Err(format!(
                 "offers '{}' on agent '{}': nothing, or a negative amount",
                 offer.resources, offer.agent_id
+            ));
+        }
+        let role = &framework.info.role;
+        if let Some((name, owner)) = offer.resources.0.keys().find_map(|name| {
+            reservation(name)
+                .filter(|(_, owner)| !(role == owner || role.starts_with(&format!("{owner}/"))))
+                .map(|(_, owner)| (name, owner))
+        }) {
+            return Err(format!(
+                "offers {name} on agent '{}' to '{}' of role '{role}', but it is reserved for role '{owner}'",
+                offer.agent_id, offer.framework_id
             ));
         }
         let free = self.free(agent);
@@ -406,6 +473,9 @@ impl Allocator for ScriptedAllocator {
     fn add_framework(&mut self, request: &AddFramework) -> Result<(), CallError> {
         self.reload();
         modhost_drf::check_role(&request.framework.role)?;
+        for used in &request.used {
+            modhost_drf::check_names(&used.resources)?;
+        }
         let id = request.framework.id.clone();
         self.state.frameworks.insert(
             id.clone(),
@@ -468,6 +538,10 @@ impl Allocator for ScriptedAllocator {
 
     fn add_agent(&mut self, request: &AddAgent) -> Result<(), CallError> {
         self.reload();
+        modhost_drf::check_names(&request.agent.resources)?;
+        for used in &request.used {
+            modhost_drf::check_names(&used.resources)?;
+        }
         let id = request.agent.id.clone();
         let agent = AgentState { info: request.agent.clone(), active: true, held: BTreeMap::new() };
         self.state.agents.insert(id.clone(), agent);
@@ -497,6 +571,7 @@ impl Allocator for ScriptedAllocator {
 
     fn update_agent(&mut self, request: &UpdateAgent) -> Result<(), CallError> {
         self.reload();
+        modhost_drf::check_names(&request.agent.resources)?;
         if let Some(a) = self.state.agents.get_mut(&request.agent.id) {
             if a.info.attributes != request.agent.attributes {
                 // As in the built-in (and Mesos): an agent back with other attributes loses
@@ -526,6 +601,7 @@ impl Allocator for ScriptedAllocator {
 
     fn recover_resources(&mut self, request: &RecoverResources) -> Result<(), CallError> {
         self.reload();
+        modhost_drf::check_names(&request.resources)?;
         if let Some(agent) = self.state.agents.get_mut(&request.agent_id)
             && let Some(held) = agent.held.get_mut(&request.framework_id)
         {
@@ -603,6 +679,23 @@ impl Allocator for ScriptedAllocator {
             self.state.quotas.insert(request.role.clone(), request.clone());
         }
         self.notify("update_quota", &request)
+    }
+
+    fn update_available(&mut self, request: &UpdateAvailable) -> Result<(), CallError> {
+        self.reload();
+        let total = self.state.after_operations(&request.agent_id, &request.operations)?;
+        if !self.transport.defines("update_available") {
+            return Err(CallError::failed(format!(
+                "agent '{}': script '{}' does not support reservations (it defines no update_available; \
+                 cluster.track defines one for a policy built on cluster.lua or cluster.py)",
+                request.agent_id,
+                self.transport.script()
+            )));
+        }
+        if let Some(agent) = self.state.agents.get_mut(&request.agent_id) {
+            agent.info.resources = total;
+        }
+        self.notify("update_available", &request)
     }
 
     fn pause(&mut self, request: &Empty) -> Result<(), CallError> {
