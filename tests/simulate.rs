@@ -7,7 +7,7 @@ use modhost::ModuleManager;
 use modhost::hooks::{HookChain, HooksError};
 use modhost::isolators::{IsolationError, Isolators};
 use modhost::manifest::{self, Origin};
-use modhost_abi::messages::{AgentInfo, FrameworkInfo, Label, TaskInfo};
+use modhost_abi::messages::{AgentInfo, FrameworkInfo, Label, Resources, TaskInfo};
 use modhost_engine::sim::report::Report;
 use modhost_engine::sim::workload::{self, Workload, WorkloadError};
 use modhost_engine::sim::{self, SimConfig, Simulation};
@@ -223,6 +223,16 @@ fn malformed_or_impossible_workloads_are_refused_with_the_field() {
             "roles.r.quota",
             "the guarantee of cpus must be a non-negative number",
         ),
+        (
+            base(r#"{"resources":{"cpus":4,"cpus(*)":2}}"#, framework, ""),
+            "agents[0].resources",
+            "an unreserved resource is written without a role",
+        ),
+        (
+            base(agent, framework, r#"{"type":"reserve","at":5,"agent":"agent-0","resources":{"cpus":2}}"#),
+            "events[0].resources.cpus",
+            "names no reservation",
+        ),
     ];
     for (text, field, reason) in cases {
         match Workload::parse(text, "test") {
@@ -366,6 +376,43 @@ fn quotas_hold_in_a_run_and_are_reported() {
     let rows = r.quota_rows();
     let row = rows.iter().find(|row| row.role == "capped" && row.resource == "cpus").unwrap();
     assert_eq!((row.guarantee, row.limit, row.peak), (None, Some(12.0), 12.0));
+}
+
+/// Reserved resources in a run: tasks of the role (and its subroles) run on them, no other
+/// role's do, an operator's reserve and unreserve apply to what is unallocated, and the report
+/// shows what each role has reserved.
+#[test]
+fn reservations_hold_in_a_run_and_are_reported() {
+    let w = workload(
+        r#"{"agents":[{"count":2,"resources":{"cpus":2,"cpus(ml)":4,"mem":4096}}],
+            "frameworks":[
+              {"name":"train","role":"ml/train","tasks":12,"task_resources":{"cpus":1,"mem":256},
+               "duration":{"distribution":"constant","seconds":10},"tasks_per_offer":12},
+              {"name":"web","role":"web","tasks":30,"task_resources":{"cpus":1,"mem":256},
+               "duration":{"distribution":"constant","seconds":10},"tasks_per_offer":30}],
+            "events":[{"type":"reserve","at":0,"agent":"agent-1","resources":{"cpus(web)":1}},
+                      {"type":"unreserve","at":0,"agent":"agent-0","resources":{"cpus(ml)":9}}]}"#,
+    );
+    let r = run(&w, built_in(), HookChain::default(), Isolators::default(), 1);
+    assert_eq!(r.stopped, "every task has ended");
+    assert_eq!(r.totals.rejected_offers + r.totals.allocator_call_errors, 0, "{:?}", r.totals);
+    let events: Vec<&str> = r.events.iter().map(|(_, e)| e.as_str()).collect();
+    assert!(events.contains(&"reserve cpus(web):1 on agent agent-1"), "{events:?}");
+    assert!(events.iter().any(|e| e.contains("unreserve cpus(ml):9 on agent agent-0 refused: only 4")), "{events:?}");
+    let reserved = |name: &str| r.roles.iter().find(|x| x.role == name).unwrap().reserved.clone();
+    assert_eq!(reserved("ml"), Resources::new().with("cpus", 8.0));
+    assert_eq!(reserved("web"), Resources::new().with("cpus", 1.0));
+    // web never runs on more than the 4 cpus it may have (2 on agent-0; on agent-1 1
+    // unreserved and the 1 reserved for it) of the 12, and train runs on ml's 8 reserved ones.
+    let index = |id: &str| r.frameworks.iter().position(|f| f.id == id).unwrap();
+    let (train, web) = (index("train"), index("web"));
+    for round in &r.series {
+        let web_share = f64::from(round.framework_shares[web]);
+        assert!(web_share <= 4.0 / 12.0 + 1e-6, "t={}: web holds {web_share}", round.t);
+    }
+    assert!(r.frameworks[train].share_peak >= 8.0 / 12.0 - 1e-6, "{:?}", r.frameworks[train]);
+    let rows = r.quota_rows();
+    assert!(rows.iter().any(|row| row.role == "ml" && row.resource == "cpus" && row.reserved == 8.0), "{rows:?}");
 }
 
 /// In a tree of roles the report's shares are a role's whole subtree's, as DRF sorts them: an

@@ -217,16 +217,17 @@ fn print_report(report: &Report) {
     if !quota.is_empty() {
         let amount = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
         println!(
-            "\n{:<20} {:<9} {:>10} {:>10} {:>10} {:>10}",
-            "QUOTA ROLE", "RESOURCE", "GUARANTEE", "LIMIT", "USED", "PEAK USED"
+            "\n{:<20} {:<9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "QUOTA ROLE", "RESOURCE", "GUARANTEE", "LIMIT", "RESERVED", "USED", "PEAK USED"
         );
         for row in quota {
             println!(
-                "{:<20} {:<9} {:>10} {:>10} {:>10} {:>10}",
+                "{:<20} {:<9} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 row.role,
                 row.resource,
                 amount(row.guarantee),
                 amount(row.limit),
+                row.reserved,
                 row.used,
                 row.peak
             );

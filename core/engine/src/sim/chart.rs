@@ -191,18 +191,19 @@ pub fn html(report: &Report) -> Result<String, String> {
             .iter()
             .map(|row| {
                 format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                     escape(row.role),
                     escape(row.resource),
                     amount(row.guarantee),
                     amount(row.limit),
+                    row.reserved,
                     row.used,
                     row.peak
                 )
             })
             .collect();
         format!(
-            "<h2>Quota</h2>\n<p>What each role with a quota is guaranteed and limited to, and what its whole subtree used: at the end, and at most in a round.</p>\n<table><tr><th>role</th><th>resource</th><th>guarantee</th><th>limit</th><th>used</th><th>peak used</th></tr>\n{rows}</table>"
+            "<h2>Quota</h2>\n<p>What each role with a quota or reservations is guaranteed, limited to and has reserved, and what its whole subtree used (while it had a quota): at the end, and at most in a round.</p>\n<table><tr><th>role</th><th>resource</th><th>guarantee</th><th>limit</th><th>reserved</th><th>used</th><th>peak used</th></tr>\n{rows}</table>"
         )
     };
     // Frameworks as the terminal lists them: by mean share, largest first.

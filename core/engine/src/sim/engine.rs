@@ -12,11 +12,11 @@ use std::time::Instant;
 
 use modhost_abi::messages::{
     AgentInfo, ContainerConfig, ExecutorInfo, Filters, FrameworkInfo, Offer, Resources, TaskInfo, TaskState,
-    TaskStatus, WeightInfo,
+    TaskStatus, WeightInfo, reservation, round_scalar,
 };
 use modhost_abi::{
-    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, CallError, FrameworkRequest, OffersMade,
-    RecoverResources, RolesRequest, UpdateWeights,
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, CallError, FrameworkRequest, OffersMade, Operation,
+    RecoverResources, RolesRequest, UpdateAvailable, UpdateWeights,
 };
 use modhost_drf::SplitMix64;
 
@@ -172,6 +172,44 @@ pub struct Simulation<'w> {
 /// as stalled.
 const IDLE_ROUNDS: usize = 1000;
 
+/// `resources` with each reserved amount counted as its unreserved name (`cpus(eng)` as
+/// `cpus`): the cluster's totals, shares and utilisation count them so, as Mesos's sorter does.
+fn unreserved(resources: &Resources) -> Resources {
+    let mut counted = Resources::new();
+    for (name, amount) in &resources.0 {
+        counted = counted.with(reservation(name).map_or(&**name, |(base, _)| base), *amount);
+    }
+    counted
+}
+
+/// What of `offer` a task asking for `wanted` takes: an unreserved amount from what the offer
+/// has reserved of that resource first (in name order), then from its unreserved part; a
+/// reserved one from that reservation. None if the task does not fit.
+pub(crate) fn claim(offer: &Resources, wanted: &Resources) -> Option<Resources> {
+    let mut taken = Resources::new();
+    for (name, amount) in &wanted.0 {
+        let mut need = *amount;
+        let sources: Vec<_> = if reservation(name).is_some() {
+            offer.0.get_key_value(name).into_iter().collect()
+        } else {
+            let reserved =
+                offer.0.iter().filter(|(have, _)| reservation(have).is_some_and(|(base, _)| base == &**name));
+            reserved.chain(offer.0.get_key_value(name)).collect()
+        };
+        for (have, available) in sources {
+            let take = need.min(*available);
+            if take > 0.0 {
+                taken = taken.with(have, take);
+                need = round_scalar(need - take);
+            }
+        }
+        if need > 0.0 {
+            return None;
+        }
+    }
+    Some(taken)
+}
+
 /// FNV-1a, 64 bits: a stable digest of the decisions without a dependency.
 fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     for byte in bytes {
@@ -223,6 +261,20 @@ impl<'w> Simulation<'w> {
             Event::QuotaChange(quota) => Some(quota.role.clone()),
             _ => None,
         }));
+        // Roles resources are reserved for, in the agents or by an event.
+        let reserving =
+            workload.agents.iter().map(|a| &a.resources).chain(workload.events.iter().filter_map(|(_, event)| {
+                match event {
+                    Event::Operation { operation: Operation::Reserve { resources }, .. } => Some(resources),
+                    _ => None,
+                }
+            }));
+        let owners: Vec<String> = reserving
+            .flat_map(|resources| {
+                resources.0.keys().filter_map(|name| reservation(name).map(|(_, role)| role.to_owned()))
+            })
+            .collect();
+        roles.extend(owners);
         // A role path's ancestors are roles too (`eng/ml/training` is in `eng/ml`, in `eng`).
         let ancestors: Vec<String> = roles
             .iter()
@@ -422,7 +474,7 @@ impl<'w> Simulation<'w> {
         if !self.hooks.is_empty() {
             self.hooks.agent_start(&mut info);
         }
-        self.total.add(&info.resources);
+        self.total.add(&unreserved(&info.resources));
         self.tell("add_agent", |a| a.add_agent(&AddAgent { agent: info.clone(), used: Vec::new() }));
         self.agent_index.insert(info.id.clone(), self.agents.len());
         self.agents.push(AgentState { info, used: Resources::new(), alive: true });
@@ -461,7 +513,7 @@ impl<'w> Simulation<'w> {
         let pending: u64 = waiting.iter().map(|&f| self.frameworks[f].pending_count).sum();
         let fits_somewhere = waiting.iter().any(|&f| {
             let task = &self.workload.frameworks[f].task_resources;
-            self.agents.iter().any(|a| a.alive && a.info.resources.contains(task))
+            self.agents.iter().any(|a| a.alive && claim(&a.info.resources, task).is_some())
         });
         if !fits_somewhere {
             return Some(format!("stalled: {pending} pending task(s) fit on no remaining agent"));
@@ -521,11 +573,12 @@ impl<'w> Simulation<'w> {
             self.hooks.remove_executor(&self.frameworks[framework].info.clone(), &task.executor);
         }
         self.agents[task.agent].used.subtract(&task.resources);
-        self.in_use.subtract(&task.resources);
+        let counted = unreserved(&task.resources);
+        self.in_use.subtract(&counted);
         let role = self.frameworks[framework].role;
-        self.role_used[role].subtract(&task.resources);
+        self.role_used[role].subtract(&counted);
         let f = &mut self.frameworks[framework];
-        f.used.subtract(&task.resources);
+        f.used.subtract(&counted);
         f.running -= 1;
         self.round_ended += 1;
         match state {
@@ -567,7 +620,7 @@ impl<'w> Simulation<'w> {
                         self.add_pending(framework, at, 1);
                     }
                 }
-                self.total.subtract(&self.agents[index].info.resources);
+                self.total.subtract(&unreserved(&self.agents[index].info.resources));
                 self.tell("remove_agent", |a| a.remove_agent(&AgentRequest { agent_id: agent.clone() }));
                 if !self.hooks.is_empty() {
                     self.hooks.agent_lost(&self.agents[index].info.clone());
@@ -608,6 +661,7 @@ impl<'w> Simulation<'w> {
                 self.tell("update_weights", |a| a.update_weights(&request));
                 self.events.push((at, format!("role {role} weight set to {weight}")));
             }
+            Event::Operation { agent, operation } => self.operate(at, &agent, operation),
             Event::QuotaChange(quota) => {
                 let part = |amounts: &Resources| {
                     if amounts.0.is_empty() { "none".to_owned() } else { amounts.to_string() }
@@ -626,6 +680,60 @@ impl<'w> Simulation<'w> {
                 self.events.push((at, what));
             }
         }
+    }
+
+    /// Reserves or unreserves an agent's unallocated resources: applied to the engine's ledger
+    /// and told to the allocators when it fits what is unallocated there, logged as refused
+    /// otherwise (or when the agent is gone).
+    fn operate(&mut self, at: f64, agent_id: &str, operation: Operation) {
+        let (resources, reserve) = match &operation {
+            Operation::Reserve { resources } => (resources, true),
+            Operation::Unreserve { resources } => (resources, false),
+        };
+        let verb = if reserve { "reserve" } else { "unreserve" };
+        let Some(&index) = self.agent_index.get(agent_id).filter(|&&i| self.agents[i].alive) else {
+            self.events.push((at, format!("{verb} {resources} on agent {agent_id} refused: the agent is gone")));
+            return;
+        };
+        let agent = &self.agents[index];
+        let mut total = agent.info.resources.clone();
+        for (name, amount) in &resources.0 {
+            let base = reservation(name).map_or(&**name, |(base, _)| base);
+            let (from, to) = if reserve { (base, &**name) } else { (&**name, base) };
+            let unallocated = round_scalar(total.get(from) - agent.used.get(from));
+            if unallocated < *amount {
+                self.events.push((
+                    at,
+                    format!(
+                        "{verb} {resources} on agent {agent_id} refused: only {} of {from} is unallocated",
+                        unallocated.max(0.0)
+                    ),
+                ));
+                return;
+            }
+            total.subtract(&Resources::new().with(from, *amount));
+            total.add(&Resources::new().with(to, *amount));
+        }
+        self.agents[index].info.resources = total;
+        let what = format!("{verb} {resources} on agent {agent_id}");
+        let request = UpdateAvailable { agent_id: agent_id.to_owned(), operations: vec![operation] };
+        self.tell("update_available", |a| a.update_available(&request));
+        self.events.push((at, what));
+    }
+
+    /// What the live agents reserve for `role` (itself, not its subroles), by unreserved name.
+    fn reserved_for(&self, role: &str) -> Resources {
+        let mut reserved = Resources::new();
+        for agent in self.agents.iter().filter(|a| a.alive) {
+            for (name, amount) in &agent.info.resources.0 {
+                if let Some((base, owner)) = reservation(name)
+                    && owner == role
+                {
+                    reserved = reserved.with(base, *amount);
+                }
+            }
+        }
+        reserved
     }
 
     /// What role `index`'s whole subtree uses.
@@ -822,7 +930,7 @@ impl<'w> Simulation<'w> {
         let mut launched = 0;
         while u64::from(launched) < spec.tasks_per_offer
             && self.frameworks[framework].pending_count > 0
-            && remaining.contains(&spec.task_resources)
+            && claim(&remaining, &spec.task_resources).is_some()
         {
             self.launch(framework, agent, &mut remaining, t);
             launched += 1;
@@ -872,7 +980,8 @@ impl<'w> Simulation<'w> {
             name: id.clone(),
             framework_id: f.info.id.clone(),
             agent_id: self.agents[agent].info.id.clone(),
-            resources: spec.task_resources.clone(),
+            // What it asks for, taken from the offer: reserved resources first.
+            resources: claim(remaining, &spec.task_resources).expect("the offer was checked to hold the task"),
             labels: Vec::new(),
         };
         let mut executor =
@@ -918,10 +1027,11 @@ impl<'w> Simulation<'w> {
         }
         remaining.subtract(&resources);
         self.agents[agent].used.add(&resources);
-        self.in_use.add(&resources);
+        let counted = unreserved(&resources);
+        self.in_use.add(&counted);
         let f = &mut self.frameworks[framework];
-        self.role_used[f.role].add(&resources);
-        f.used.add(&resources);
+        self.role_used[f.role].add(&counted);
+        f.used.add(&counted);
         f.running += 1;
         f.launched += 1;
         f.wait_sum += wait;
@@ -1034,6 +1144,7 @@ impl<'w> Simulation<'w> {
                         used: self.subtree_used(i),
                         used_peak: self.quota_peak[i].clone(),
                     }),
+                    reserved: self.reserved_for(role),
                 }
             })
             .collect();

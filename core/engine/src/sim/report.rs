@@ -147,6 +147,9 @@ pub struct RoleSummary {
     /// Its quota at the end, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaSummary>,
+    /// What the agents reserve for it at the end (not for its subroles), by unreserved name.
+    #[serde(skip_serializing_if = "Resources::is_empty")]
+    pub reserved: Resources,
 }
 
 /// A role's quota and what its subtree used.
@@ -205,6 +208,8 @@ pub struct QuotaRow<'r> {
     pub guarantee: Option<f64>,
     /// Its limit, if it has one.
     pub limit: Option<f64>,
+    /// What the agents reserve of it for the role.
+    pub reserved: f64,
     /// What the role's subtree used at the end.
     pub used: f64,
     /// The most it used in a round.
@@ -212,21 +217,26 @@ pub struct QuotaRow<'r> {
 }
 
 impl Report {
-    /// Each role's quota, one row per resource it guarantees or limits, by role then resource.
+    /// Each role with a quota or reservations, one row per resource its quota names or it
+    /// has reserved, by role then resource. `used` and `peak` are its subtree's, while it had a
+    /// quota (0 for a role with reservations only).
     pub fn quota_rows(&self) -> Vec<QuotaRow<'_>> {
         let mut rows = Vec::new();
         for role in &self.roles {
-            let Some(quota) = &role.quota else { continue };
-            let names: std::collections::BTreeSet<&str> =
-                quota.guarantees.0.keys().chain(quota.limits.0.keys()).map(|name| &**name).collect();
+            let quota = role.quota.as_ref();
+            let mut names: std::collections::BTreeSet<&str> = role.reserved.0.keys().map(|name| &**name).collect();
+            if let Some(quota) = quota {
+                names.extend(quota.guarantees.0.keys().chain(quota.limits.0.keys()).map(|name| &**name));
+            }
             for name in names {
                 rows.push(QuotaRow {
                     role: &role.role,
                     resource: name,
-                    guarantee: quota.guarantees.0.get(name).copied(),
-                    limit: quota.limits.0.get(name).copied(),
-                    used: quota.used.get(name),
-                    peak: quota.used_peak.get(name),
+                    guarantee: quota.and_then(|q| q.guarantees.0.get(name).copied()),
+                    limit: quota.and_then(|q| q.limits.0.get(name).copied()),
+                    reserved: role.reserved.get(name),
+                    used: quota.map_or(0.0, |q| q.used.get(name)),
+                    peak: quota.map_or(0.0, |q| q.used_peak.get(name)),
                 });
             }
         }

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use modhost_abi::UpdateQuota;
-use modhost_abi::messages::{AgentInfo, FrameworkInfo, Resources, WeightInfo};
+use modhost_abi::messages::{AgentInfo, FrameworkInfo, Resources, WeightInfo, reservation};
+use modhost_abi::{Operation, UpdateQuota};
 use serde::{Deserialize, Serialize};
 
 /// The workload file, as written.
@@ -195,6 +195,24 @@ pub enum EventSpec {
         /// Its new weight.
         weight: f64,
     },
+    /// Unallocated resources of an agent are reserved for a role (Mesos's operator RESERVE).
+    Reserve {
+        /// When, in seconds.
+        at: f64,
+        /// The agent's id.
+        agent: String,
+        /// What is reserved, each name with its role: `{"cpus(eng)": 4}`.
+        resources: Resources,
+    },
+    /// Reserved resources of an agent become unreserved (Mesos's operator UNRESERVE).
+    Unreserve {
+        /// When, in seconds.
+        at: f64,
+        /// The agent's id.
+        agent: String,
+        /// What is unreserved, each name with its role: `{"cpus(eng)": 4}`.
+        resources: Resources,
+    },
     /// A role's quota is set (both parts empty: removed).
     QuotaChange {
         /// When, in seconds.
@@ -260,6 +278,13 @@ pub enum Event {
     },
     /// A quota is set or removed.
     QuotaChange(UpdateQuota),
+    /// An agent's unallocated resources are reserved or unreserved.
+    Operation {
+        /// The agent's id.
+        agent: String,
+        /// What is done.
+        operation: Operation,
+    },
 }
 
 /// A checked, expanded workload.
@@ -378,6 +403,8 @@ impl Workload {
                 | EventSpec::FrameworkArrives { at, .. }
                 | EventSpec::FrameworkLeaves { at, .. }
                 | EventSpec::WeightChange { at, .. }
+                | EventSpec::Reserve { at, .. }
+                | EventSpec::Unreserve { at, .. }
                 | EventSpec::QuotaChange { at, .. } => *at,
             };
             if !(at.is_finite() && at >= 0.0) {
@@ -418,6 +445,29 @@ impl Workload {
                     }
                     check_weight(*weight).map_err(|r| invalid(format!("{at_field}.weight"), r))?;
                     Event::WeightChange { role: role.clone(), weight: *weight }
+                }
+                EventSpec::Reserve { agent, resources, .. } | EventSpec::Unreserve { agent, resources, .. } => {
+                    if !agent_ids.contains(agent.as_str()) {
+                        return Err(invalid(
+                            format!("{at_field}.agent"),
+                            format!("no agent '{agent}' in this workload"),
+                        ));
+                    }
+                    check_resources(resources, &format!("{at_field}.resources"), false)
+                        .map_err(|(f, r)| invalid(f, r))?;
+                    if let Some(name) = resources.0.keys().find(|name| reservation(name).is_none()) {
+                        return Err(invalid(
+                            format!("{at_field}.resources.{name}"),
+                            "names no reservation: write it name(role), as cpus(eng)".into(),
+                        ));
+                    }
+                    let resources = resources.clone();
+                    let operation = if matches!(event, EventSpec::Reserve { .. }) {
+                        Operation::Reserve { resources }
+                    } else {
+                        Operation::Unreserve { resources }
+                    };
+                    Event::Operation { agent: agent.clone(), operation }
                 }
                 EventSpec::QuotaChange { role, guarantees, limits, .. } => {
                     let quota = QuotaSpec { guarantees: guarantees.clone(), limits: limits.clone() };
@@ -467,8 +517,10 @@ fn check_weight(weight: f64) -> Result<(), String> {
     if weight.is_finite() && weight > 0.0 { Ok(()) } else { Err(format!("{weight} is not a positive number")) }
 }
 
-/// Refuses negative, non-finite and (unless allowed) empty resources.
+/// Refuses negative, non-finite and (unless allowed) empty resources, and names the allocators
+/// would refuse (a reservation is written name(role), as `cpus(eng)`).
 fn check_resources(resources: &Resources, field: &str, allow_empty: bool) -> Result<(), (String, String)> {
+    modhost_drf::check_names(resources).map_err(|e| (field.to_owned(), e.to_string()))?;
     for (name, amount) in &resources.0 {
         if !amount.is_finite() || *amount < 0.0 {
             return Err((format!("{field}.{name}"), format!("{amount} is negative or not a number")));
@@ -506,7 +558,7 @@ fn expand(
         return Err(err("tasks_per_offer", "must be at least 1".into()));
     }
     check_resources(&group.task_resources, &format!("{at}.task_resources"), false)?;
-    if !agents.iter().any(|a| a.resources.contains(&group.task_resources)) {
+    if !agents.iter().any(|a| super::engine::claim(&a.resources, &group.task_resources).is_some()) {
         let largest = agents.iter().map(|a| a.resources.to_string()).max_by_key(|s| s.len()).unwrap_or_default();
         return Err(err(
             "task_resources",
