@@ -486,6 +486,33 @@ fn quota_headroom_is_held_back_for_unmet_guarantees() {
     });
 }
 
+/// Mesos's QuotaRoleAllocateNonQuotaResource: a role offered towards its guarantee of cpus is
+/// offered the agent's memory too, except what another quota's headroom needs; once its cpus
+/// are met it still gets memory that no headroom needs. And DisproportionateQuotaVsAllocation:
+/// a quota met in one resource but not the other is offered only the other.
+#[test]
+fn mesos_quota_cases_with_resources_outside_the_quota() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[], &[]);
+        set_quota(allocator.as_mut(), "q1", "cpus:2", "cpus:2");
+        add_agent(allocator.as_mut(), "a1", "cpus:1;mem:1024", vec![]);
+        add_framework(allocator.as_mut(), "f", "q1");
+        assert_eq!(offered(allocator.as_mut(), 0.0), [offer("f", "a1", "cpus:1;mem:1024")], "{name}");
+        set_quota(allocator.as_mut(), "q2", "mem:1024", "mem:1024");
+        add_agent(allocator.as_mut(), "a2", "cpus:1;mem:1024", vec![]);
+        assert_eq!(offered(allocator.as_mut(), 1.0), [offer("f", "a2", "cpus:1")], "{name}: mem held for q2");
+        add_agent(allocator.as_mut(), "a3", "cpus:1;mem:1024", vec![]);
+        assert_eq!(offered(allocator.as_mut(), 2.0), [offer("f", "a3", "mem:1024")], "{name}: cpus met, mem spare");
+
+        let mut allocator = cluster(manager, name, &[], &[("f", "q")]);
+        set_quota(allocator.as_mut(), "q", "cpus:4;mem:1024", "cpus:4;mem:1024");
+        add_agent(allocator.as_mut(), "a1", "cpus:2;mem:1024", vec![]);
+        assert_eq!(offered(allocator.as_mut(), 0.0), [offer("f", "a1", "cpus:2;mem:1024")], "{name}");
+        add_agent(allocator.as_mut(), "a2", "cpus:2;mem:1024", vec![]);
+        assert_eq!(offered(allocator.as_mut(), 1.0), [offer("f", "a2", "cpus:2")], "{name}");
+    });
+}
+
 /// A top-level role's quota covers its subtree: what its children hold is what it consumes,
 /// and its limit binds them. (Mesos tracks the first but not yet the second, a TODO in its
 /// QuotaWithNestedRoleAllocation; modhost does what that TODO says.)
@@ -606,6 +633,36 @@ fn reservations_count_towards_quota() {
             [offer("fa", "a0", "cpus(a):2;mem:1024")],
             "{name}: the limit is full"
         );
+    });
+}
+
+/// Mesos's ReservationWithinQuota: a role whose allocation and reservations meet its quota
+/// needs no headroom, so a role without quota gets every unreserved resource; and Mesos's
+/// QuotaSetAsideReservedResources: resources another role reserved are no headroom for a quota
+/// role, and go to that role's framework once it comes, not the agent held back.
+#[test]
+fn mesos_reservation_and_quota_cases() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[], &[("f1", "quota"), ("f2", "other")]);
+        set_quota(allocator.as_mut(), "quota", "cpus:2;mem:256", "cpus:2;mem:256");
+        let holds =
+            Allocation { framework_id: "f1".into(), agent_id: "a0".into(), resources: parse("cpus:2;mem(quota):256") };
+        add_agent(allocator.as_mut(), "a0", "cpus:8;mem(quota):256", vec![holds]);
+        assert_eq!(offered(allocator.as_mut(), 0.0), [offer("f2", "a0", "cpus:6")], "{name}");
+        add_agent(allocator.as_mut(), "a1", "cpus:4", vec![]);
+        assert_eq!(offered(allocator.as_mut(), 1.0), [offer("f2", "a1", "cpus:4")], "{name}");
+
+        let mut allocator = cluster(manager, name, &[(4.0, 512.0), (4.0, 512.0)], &[]);
+        let reserve = Operation::Reserve { resources: parse("cpus(other):4;mem(other):512") };
+        allocator.update_available(&UpdateAvailable { agent_id: "a1".into(), operations: vec![reserve] }).unwrap();
+        add_framework(allocator.as_mut(), "f1", "quota");
+        set_quota(allocator.as_mut(), "quota", "cpus:4;mem:512", "cpus:4;mem:512");
+        let first = offered(allocator.as_mut(), 0.0);
+        assert_eq!(first, [offer("f1", "a0", "cpus:4;mem:512")], "{name}");
+        give_back(allocator.as_mut(), &first[0], 10.0);
+        assert!(offered(allocator.as_mut(), 1.0).is_empty(), "{name}: a0 is held back, a1 is other's");
+        add_framework(allocator.as_mut(), "f2", "other");
+        assert_eq!(offered(allocator.as_mut(), 2.0), [offer("f2", "a1", "cpus(other):4;mem(other):512")], "{name}");
     });
 }
 
