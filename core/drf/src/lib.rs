@@ -163,6 +163,13 @@ struct Orders {
     framework: Vec<BTreeSet<Key>>,
 }
 
+/// A round's view of quota: each role's quota (its top-level role's, as an index into
+/// `quotas`), and what each quota's subtree has reserved, by unreserved name.
+struct QuotaView {
+    quota_of: Vec<Option<usize>>,
+    reserved: Vec<Amounts>,
+}
+
 /// The stages of a round with quota.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -788,9 +795,14 @@ impl HierarchicalDrf {
         // with such frameworks in their subtree, among their siblings (the root's children
         // at index `roles.len()`).
         let roles = self.roles.len();
+        let view = (!self.quotas.is_empty() || self.any_reserved).then(|| self.quota_view());
         let mut framework_order: Vec<BTreeSet<Key>> = vec![BTreeSet::new(); roles];
         let mut live = vec![false; roles];
         for (role, frameworks) in framework_order.iter_mut().enumerate() {
+            // A role that can be offered nothing this round is left out, as an idle one is.
+            if view.as_ref().is_some_and(|view| self.spent(role, view)) {
+                continue;
+            }
             for &framework in &self.roles[role].frameworks {
                 let f = &self.frameworks[framework];
                 if f.active && !f.suppressed && !f.removed {
@@ -811,8 +823,8 @@ impl HierarchicalDrf {
             }
         }
         let mut orders = Orders { role: role_order, framework: framework_order };
-        if !self.quotas.is_empty() || self.any_reserved {
-            return self.quota_round(order, &mut orders);
+        if let Some(view) = view {
+            return self.quota_round(order, &mut orders, &view);
         }
 
         let mut offers = Offers::with_capacity(order.len());
@@ -882,7 +894,8 @@ impl HierarchicalDrf {
 
     /// A round when some role has quota or some resource is reserved: Mesos's two stages (see
     /// the crate's docs).
-    fn quota_round(&mut self, mut order: Vec<usize>, orders: &mut Orders) -> Offers {
+    /// Each role's quota, and what each quota's subtree has reserved.
+    fn quota_view(&self) -> QuotaView {
         let width = self.names.len();
         // Each role's quota: that of its top-level role.
         let mut quota_of = vec![None; self.roles.len()];
@@ -892,23 +905,43 @@ impl HierarchicalDrf {
         for role in 0..self.roles.len() {
             quota_of[role] = quota_of[self.top(role)];
         }
-        let mut headroom = Headroom {
-            required: vec![0.0; width],
-            available: self.total.clone(),
-            reserved: vec![vec![0.0; width]; self.quotas.len()],
-            offer: vec![0.0; width],
-            granted: vec![0.0; width],
-        };
+        let mut reserved = vec![vec![0.0; width]; self.quotas.len()];
         if self.any_reserved {
             for agent in (0..self.agents.len()).filter(|&a| !self.agents[a].removed) {
                 let total = self.agent_total.row(agent);
                 for name in (0..width).filter(|&name| total[name] > 0.0) {
                     let Some(quota) = self.reserved_for[name].and_then(|role| quota_of[role]) else { continue };
-                    let slot = &mut headroom.reserved[quota][self.base[name]];
+                    let slot = &mut reserved[quota][self.base[name]];
                     *slot = round_scalar(*slot + total[name]);
                 }
             }
         }
+        QuotaView { quota_of, reserved }
+    }
+
+    /// Whether a framework of `role` can be offered nothing more this round: its quota's
+    /// limits are reached in every resource the cluster has, and nothing is reserved for it
+    /// or an ancestor. (What a role consumes only grows within a round.)
+    fn spent(&self, role: usize, view: &QuotaView) -> bool {
+        let Some(index) = view.quota_of[role] else { return false };
+        let quota = &self.quotas[index];
+        let consumed = self.consumed(quota.role);
+        (0..self.names.len()).filter(|&name| self.total[name] > 0.0).all(|name| match self.reserved_for[name] {
+            Some(owner) => !self.within(role, owner),
+            None => round_scalar(quota.limits[name] - consumed[name] - view.reserved[index][name]) <= 0.0,
+        })
+    }
+
+    fn quota_round(&mut self, mut order: Vec<usize>, orders: &mut Orders, view: &QuotaView) -> Offers {
+        let width = self.names.len();
+        let quota_of = &view.quota_of;
+        let mut headroom = Headroom {
+            required: vec![0.0; width],
+            available: self.total.clone(),
+            reserved: view.reserved.clone(),
+            offer: vec![0.0; width],
+            granted: vec![0.0; width],
+        };
         for (index, quota) in self.quotas.iter().enumerate() {
             let consumed = self.consumed(quota.role);
             for (name, required) in headroom.required.iter_mut().enumerate() {
@@ -955,7 +988,11 @@ impl HierarchicalDrf {
                     let offer = headroom.offer.clone();
                     let framework = picked.1.index;
                     let earlier = place.get(&(framework, agent)).copied();
+                    let role = picked.0;
                     self.give(orders, picked, agent, &offer, earlier.is_none());
+                    if self.spent(role, view) {
+                        orders.framework[role].remove(&self.framework_key(framework));
+                    }
                     match earlier {
                         Some(at) => {
                             for (slot, amount) in made[at].2.iter_mut().zip(&offer) {
