@@ -12,7 +12,8 @@ use modhost::hooks::HookChain;
 use modhost::script::{self, VmTransport};
 use modhost_abi::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Resources, TaskInfo};
 use modhost_abi::{
-    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, HOOK_METHODS, Hook, LaunchTask, RecoverResources, Remote,
+    AddAgent, AddFramework, AgentRequest, Allocate, Allocator, HOOK_METHODS, Hook, LaunchTask, RecoverResources,
+    Remote, UpdateQuota,
 };
 use modhost_engine::sim::workload::Workload;
 use modhost_engine::sim::{SimConfig, Simulation};
@@ -382,7 +383,11 @@ fn decisions_across_a_reload(language: &str, file: &str) {
         allocator.initialize(&AllocatorOptions { seed: 7, ..AllocatorOptions::default() }).unwrap();
         // Added out of the order of their names, which is the order the host replays them in.
         for i in 0..8 {
-            let resources = Resources::new().with("cpus", 4.0).with("mem", 1024.0);
+            let mut resources = Resources::new().with("cpus", 4.0).with("mem", 1024.0);
+            if i % 3 == 0 {
+                // Some cpus reserved for role-f1: reservations carry over the reload too.
+                resources = resources.with("cpus(role-f1)", 2.0);
+            }
             let agent = AgentInfo { id: format!("a{}", i * 5 % 8), resources, ..Default::default() };
             allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
         }
@@ -390,6 +395,12 @@ fn decisions_across_a_reload(language: &str, file: &str) {
             let framework = FrameworkInfo { id: f.into(), name: f.into(), role: format!("role-{f}") };
             allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
         }
+        // And quotas: a limit on one role, a guarantee for another.
+        let cpus = |n: f64| Resources::new().with("cpus", n);
+        let limit = UpdateQuota { role: "role-f2".into(), limits: cpus(6.0), ..UpdateQuota::default() };
+        let guarantee = UpdateQuota { role: "role-f3".into(), guarantees: cpus(8.0), ..UpdateQuota::default() };
+        allocator.update_quota(&limit).unwrap();
+        allocator.update_quota(&guarantee).unwrap();
     }
     for round in 0..8 {
         if round == 2 {
