@@ -56,7 +56,8 @@ fn cluster(
         allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
     for (id, role) in frameworks {
-        let framework = FrameworkInfo { id: (*id).into(), name: (*id).into(), role: (*role).into() };
+        let framework =
+            FrameworkInfo { id: (*id).into(), name: (*id).into(), role: (*role).into(), ..Default::default() };
         allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
     }
     allocator
@@ -77,6 +78,7 @@ fn counts(offers: &[Offer]) -> BTreeMap<String, usize> {
 fn decline(allocator: &mut dyn Allocator, offer: &Offer, refuse_seconds: f64) {
     let request = RecoverResources {
         framework_id: offer.framework_id.clone(),
+        role: String::new(),
         agent_id: offer.agent_id.clone(),
         resources: offer.resources.clone(),
         filters: Some(Filters { refuse_seconds }),
@@ -139,7 +141,7 @@ fn nested_roles_share_by_subtree() {
             allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
         };
         let add_framework = |allocator: &mut dyn Allocator, id: &str, role: &str| {
-            let framework = FrameworkInfo { id: id.into(), name: id.into(), role: role.into() };
+            let framework = FrameworkInfo { id: id.into(), name: id.into(), role: role.into(), ..Default::default() };
             allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
         };
         assert_eq!(counts(&round(allocator.as_mut(), 0.0)), BTreeMap::from([("f1".into(), 1)]), "{name}");
@@ -217,7 +219,12 @@ fn an_agent_with_new_attributes_is_offered_again() {
 }
 
 fn used(framework: &str, agent: &str, cpus: f64, mem: f64) -> Allocation {
-    Allocation { framework_id: framework.into(), agent_id: agent.into(), resources: res(cpus, mem) }
+    Allocation {
+        framework_id: framework.into(),
+        role: String::new(),
+        agent_id: agent.into(),
+        resources: res(cpus, mem),
+    }
 }
 
 /// What is free on agent a0 as every framework sees it: what the next round offers there,
@@ -246,19 +253,22 @@ fn usage_reported_before_its_framework_or_agent_counts_once() {
         ("the agent first, then the framework, both reporting", |a| {
             let agent = AgentInfo { id: "a0".into(), resources: res(4.0, 4096.0), ..AgentInfo::default() };
             a.add_agent(&AddAgent { agent, used: vec![used("f9", "a0", 3.0, 3072.0)] }).unwrap();
-            let framework = FrameworkInfo { id: "f9".into(), name: "f9".into(), role: "r".into() };
+            let framework =
+                FrameworkInfo { id: "f9".into(), name: "f9".into(), role: "r".into(), ..Default::default() };
             a.add_framework(&AddFramework { framework, used: vec![used("f9", "a0", 3.0, 3072.0)], active: true })
                 .unwrap();
         }),
         ("the framework first, then the agent, both reporting", |a| {
-            let framework = FrameworkInfo { id: "f9".into(), name: "f9".into(), role: "r".into() };
+            let framework =
+                FrameworkInfo { id: "f9".into(), name: "f9".into(), role: "r".into(), ..Default::default() };
             a.add_framework(&AddFramework { framework, used: vec![used("f9", "a0", 3.0, 3072.0)], active: true })
                 .unwrap();
             let agent = AgentInfo { id: "a0".into(), resources: res(4.0, 4096.0), ..AgentInfo::default() };
             a.add_agent(&AddAgent { agent, used: vec![used("f9", "a0", 3.0, 3072.0)] }).unwrap();
         }),
         ("the framework first, reporting alone", |a| {
-            let framework = FrameworkInfo { id: "f9".into(), name: "f9".into(), role: "r".into() };
+            let framework =
+                FrameworkInfo { id: "f9".into(), name: "f9".into(), role: "r".into(), ..Default::default() };
             a.add_framework(&AddFramework { framework, used: vec![used("f9", "a0", 3.0, 3072.0)], active: true })
                 .unwrap();
             let agent = AgentInfo { id: "a0".into(), resources: res(4.0, 4096.0), ..AgentInfo::default() };
@@ -267,7 +277,8 @@ fn usage_reported_before_its_framework_or_agent_counts_once() {
         ("the agent first, reporting alone", |a| {
             let agent = AgentInfo { id: "a0".into(), resources: res(4.0, 4096.0), ..AgentInfo::default() };
             a.add_agent(&AddAgent { agent, used: vec![used("f9", "a0", 3.0, 3072.0)] }).unwrap();
-            let framework = FrameworkInfo { id: "f9".into(), name: "f9".into(), role: "r".into() };
+            let framework =
+                FrameworkInfo { id: "f9".into(), name: "f9".into(), role: "r".into(), ..Default::default() };
             a.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
         }),
     ];
@@ -276,12 +287,13 @@ fn usage_reported_before_its_framework_or_agent_counts_once() {
             let mut allocator = sim::create_allocator(manager, name).unwrap();
             allocator.initialize(&AllocatorOptions { seed: 1, ..AllocatorOptions::default() }).unwrap();
             setup(allocator.as_mut());
-            let f1 = FrameworkInfo { id: "f1".into(), name: "f1".into(), role: "r".into() };
+            let f1 = FrameworkInfo { id: "f1".into(), name: "f1".into(), role: "r".into(), ..Default::default() };
             allocator.add_framework(&AddFramework { framework: f1, used: vec![], active: true }).unwrap();
             assert_eq!(free_on_a0(allocator.as_mut(), 0.0), res(1.0, 1024.0), "{name}, {order}");
             // What ran is given back whole: all of a0 is free again, nothing lost or left.
             let back = RecoverResources {
                 framework_id: "f9".into(),
+                role: String::new(),
                 agent_id: "a0".into(),
                 resources: res(3.0, 3072.0),
                 filters: None,
@@ -302,6 +314,7 @@ fn an_agent_shrunk_below_its_allocation_books_nothing_negative() {
         round(allocator.as_mut(), 0.0);
         let half_mem = RecoverResources {
             framework_id: "f1".into(),
+            role: String::new(),
             agent_id: "a0".into(),
             resources: Resources::new().with("mem", 2048.0),
             filters: Some(Filters { refuse_seconds: 0.0 }),
@@ -314,6 +327,7 @@ fn an_agent_shrunk_below_its_allocation_books_nothing_negative() {
         assert_eq!(offers[0].resources, Resources::new().with("mem", 2048.0), "{name}: no cpus are free");
         let all = RecoverResources {
             framework_id: "f1".into(),
+            role: String::new(),
             agent_id: "a0".into(),
             resources: res(4.0, 4096.0),
             filters: Some(Filters { refuse_seconds: 0.0 }),
@@ -334,7 +348,7 @@ fn a_refused_call_leaves_nothing_behind() {
             let weights = vec![WeightInfo { role: "a".into(), weight: 3.0 }, bad];
             assert!(allocator.update_weights(&UpdateWeights { weights }).is_err(), "{name}");
         }
-        let bad = FrameworkInfo { id: "f3".into(), name: "f3".into(), role: "-x".into() };
+        let bad = FrameworkInfo { id: "f3".into(), name: "f3".into(), role: "-x".into(), ..Default::default() };
         let error = allocator.add_framework(&AddFramework { framework: bad, used: vec![], active: true }).unwrap_err();
         assert!(error.to_string().contains("starts with a dash"), "{name}: {error}");
         assert_eq!(
@@ -365,7 +379,7 @@ fn add_agent(allocator: &mut dyn Allocator, id: &str, resources: &str, used: Vec
 }
 
 fn add_framework(allocator: &mut dyn Allocator, id: &str, role: &str) {
-    let framework = FrameworkInfo { id: id.into(), name: id.into(), role: role.into() };
+    let framework = FrameworkInfo { id: id.into(), name: id.into(), role: role.into(), ..Default::default() };
     allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
 }
 
@@ -396,7 +410,12 @@ fn quota_guarantees_come_first_and_are_held_back() {
             [offer("f1", "a0", "cpus:1;mem:512"), offer("f1", "a1", "cpus:1;mem:512")],
             "{name}: the quota role is offered both agents, though f2 holds less"
         );
-        let a1 = Offer { framework_id: "f1".into(), agent_id: "a1".into(), resources: parse("cpus:1;mem:512") };
+        let a1 = Offer {
+            framework_id: "f1".into(),
+            role: String::new(),
+            agent_id: "a1".into(),
+            resources: parse("cpus:1;mem:512"),
+        };
         decline(allocator.as_mut(), &a1, 2.0);
         assert!(offered(allocator.as_mut(), 1.0).is_empty(), "{name}: a1 is held back for the unmet guarantee");
         assert!(offered(allocator.as_mut(), 2.0).is_empty(), "{name}: the filter holds through its expiry round");
@@ -445,6 +464,7 @@ fn quota_chops_agents_and_can_be_removed() {
         set_quota(allocator.as_mut(), "quota", "", "");
         let back = RecoverResources {
             framework_id: "f1".into(),
+            role: String::new(),
             agent_id: "a0".into(),
             resources: res(1.0, 512.0),
             filters: Some(Filters { refuse_seconds: 10.0 }),
@@ -556,6 +576,7 @@ fn a_refused_quota_changes_nothing() {
 fn give_back(allocator: &mut dyn Allocator, offer: &(String, String, Resources), refuse_seconds: f64) {
     let request = RecoverResources {
         framework_id: offer.0.clone(),
+        role: String::new(),
         agent_id: offer.1.clone(),
         resources: offer.2.clone(),
         filters: Some(Filters { refuse_seconds }),
@@ -645,8 +666,12 @@ fn mesos_reservation_and_quota_cases() {
     each_allocator(|manager, name| {
         let mut allocator = cluster(manager, name, &[], &[("f1", "quota"), ("f2", "other")]);
         set_quota(allocator.as_mut(), "quota", "cpus:2;mem:256", "cpus:2;mem:256");
-        let holds =
-            Allocation { framework_id: "f1".into(), agent_id: "a0".into(), resources: parse("cpus:2;mem(quota):256") };
+        let holds = Allocation {
+            framework_id: "f1".into(),
+            role: String::new(),
+            agent_id: "a0".into(),
+            resources: parse("cpus:2;mem(quota):256"),
+        };
         add_agent(allocator.as_mut(), "a0", "cpus:8;mem(quota):256", vec![holds]);
         assert_eq!(offered(allocator.as_mut(), 0.0), [offer("f2", "a0", "cpus:6")], "{name}");
         add_agent(allocator.as_mut(), "a1", "cpus:4", vec![]);
@@ -675,6 +700,7 @@ fn reserved_resources_count_in_shares_by_their_name() {
         let mut allocator = cluster(manager, name, &[], &[("fa", "a"), ("fb", "b")]);
         let holds = |framework: &str, agent: &str, resources: &str| Allocation {
             framework_id: framework.into(),
+            role: String::new(),
             agent_id: agent.into(),
             resources: parse(resources),
         };
@@ -682,6 +708,62 @@ fn reserved_resources_count_in_shares_by_their_name() {
         add_agent(allocator.as_mut(), "a1", "cpus:3", vec![holds("fb", "a1", "cpus:3")]);
         add_agent(allocator.as_mut(), "a2", "cpus:6", vec![]);
         assert_eq!(offered(allocator.as_mut(), 0.0), [offer("fa", "a2", "cpus:6")], "{name}");
+    });
+}
+
+/// A framework in several roles (Mesos's MULTI_ROLE): it is a client of each role's sorter,
+/// with its share in each role its own allocation there (Mesos's MultiRole tests); offers
+/// say their role; refusal filters and suppression are per role; a give-back must say its
+/// role; a role left is offered nothing more while what was held there is given back.
+#[test]
+fn a_framework_in_several_roles_is_offered_in_each() {
+    each_allocator(|manager, name| {
+        let mut allocator = cluster(manager, name, &[(1.0, 1024.0); 4], &[("f2", "b")]);
+        let info = FrameworkInfo {
+            id: "f1".into(),
+            name: "f1".into(),
+            roles: vec!["a".into(), "b".into()],
+            ..Default::default()
+        };
+        allocator.add_framework(&AddFramework { framework: info.clone(), used: vec![], active: true }).unwrap();
+        let mut offers = round(allocator.as_mut(), 0.0);
+        offers.sort_by(|x, y| (&x.framework_id, &x.role).cmp(&(&y.framework_id, &y.role)));
+        let roles: Vec<(&str, &str)> = offers.iter().map(|o| (o.framework_id.as_str(), o.role.as_str())).collect();
+        assert_eq!(roles, [("f1", "a"), ("f1", "a"), ("f1", "b"), ("f2", "b")], "{name}");
+
+        // Declined in role a with a long filter: still offered to f1 in role b.
+        let in_a: Vec<&Offer> = offers.iter().filter(|o| o.role == "a").collect();
+        let back = |offer: &Offer, role: &str, refuse_seconds: f64| RecoverResources {
+            framework_id: offer.framework_id.clone(),
+            role: role.into(),
+            agent_id: offer.agent_id.clone(),
+            resources: offer.resources.clone(),
+            filters: Some(Filters { refuse_seconds }),
+        };
+        let error = allocator.recover_resources(&back(in_a[0], "", 100.0)).unwrap_err().to_string();
+        assert!(error.contains("several roles"), "{name}: {error}");
+        allocator.recover_resources(&back(in_a[0], "a", 100.0)).unwrap();
+        let again = round(allocator.as_mut(), 1.0);
+        assert_eq!(again.len(), 1, "{name}: {again:?}");
+        assert_eq!((again[0].framework_id.as_str(), again[0].role.as_str()), ("f1", "b"), "{name}");
+        assert_eq!(again[0].agent_id, in_a[0].agent_id, "{name}");
+
+        // Suppressed in role b only: offered in role a (once its filter is revived away).
+        allocator.recover_resources(&back(&again[0], "b", 0.0)).unwrap();
+        allocator.suppress_offers(&RolesRequest { framework_id: "f1".into(), roles: vec!["b".into()] }).unwrap();
+        allocator.revive_offers(&RolesRequest { framework_id: "f1".into(), roles: vec!["a".into()] }).unwrap();
+        let third = round(allocator.as_mut(), 2.0);
+        assert_eq!(third.len(), 1, "{name}: {third:?}");
+        assert_eq!(third[0].role, "a", "{name}");
+
+        // Role a left: nothing more is offered in it; what f1 holds there is still given back.
+        let left = FrameworkInfo { roles: vec!["b".into()], ..info };
+        allocator.update_framework(&modhost_abi::UpdateFramework { framework: left }).unwrap();
+        allocator.recover_resources(&back(&third[0], "a", 0.0)).unwrap();
+        allocator.revive_offers(&RolesRequest { framework_id: "f1".into(), roles: vec![] }).unwrap();
+        let fourth = round(allocator.as_mut(), 3.0);
+        assert!(fourth.iter().all(|o| o.role == "b"), "{name}: {fourth:?}");
+        assert_eq!(fourth.len(), 1, "{name}: {fourth:?}");
     });
 }
 
@@ -818,7 +900,7 @@ fn hooks_follow_mesos_semantics_in_every_implementation() {
             labels: vec![Label { key: "x".into(), value: "0".into() }],
             ..Default::default()
         };
-        let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into() };
+        let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into(), ..Default::default() };
         chain.launch_task_labels(&mut task, &framework, &AgentInfo::default());
         let labels: Vec<String> = task.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect();
         assert_eq!(labels, ["x=0", "a=1", "b=2"], "{implementation}");
@@ -985,7 +1067,8 @@ mod ledger {
         added: BTreeMap<String, bool>,
         /// Frameworks removed: never added again (ids are not reused).
         gone: BTreeSet<String>,
-        held: BTreeMap<(String, String), Resources>,
+        /// What each framework holds on each agent in each role: (framework, agent, role).
+        held: BTreeMap<(String, String, String), Resources>,
         /// Usage a framework reported on an agent not added yet: (agent, framework).
         unplaced: BTreeMap<(String, String), Resources>,
         /// The cpus limit of each top-level role's quota that has one.
@@ -997,7 +1080,7 @@ mod ledger {
     impl Model {
         fn free(&self, agent: &str) -> Resources {
             let mut free = self.totals[agent].clone();
-            for ((_, a), held) in &self.held {
+            for ((_, a, _), held) in &self.held {
                 if a == agent {
                     free.subtract(held);
                 }
@@ -1007,7 +1090,8 @@ mod ledger {
         }
 
         fn count(&mut self, framework: &str, agent: &str, resources: Resources) {
-            self.held.entry((framework.to_owned(), agent.to_owned())).or_insert(resources);
+            let role = roles_of(framework[1..].parse().unwrap())[0];
+            self.held.entry((framework.to_owned(), agent.to_owned(), role.to_owned())).or_insert(resources);
         }
 
         /// The cpus that `top`'s subtree consumes: what its frameworks hold unreserved, and
@@ -1024,9 +1108,8 @@ mod ledger {
                     }
                 }
             }
-            for ((framework, _), held) in self.held.iter().filter(|((f, _), _)| self.added.contains_key(f)) {
-                let index: usize = framework[1..].parse().unwrap();
-                if role_of(index).split('/').next() == Some(top) {
+            for ((_, _, role), held) in self.held.iter().filter(|((f, _, _), _)| self.added.contains_key(f)) {
+                if role.split('/').next() == Some(top) {
                     cpus = round_scalar(cpus + held.get("cpus"));
                 }
             }
@@ -1042,6 +1125,17 @@ mod ledger {
     /// The role of framework `f{index}`: a tree with frameworks at inner levels.
     fn role_of(index: usize) -> &'static str {
         ["r0", "r0/x", "r1/y/z", "r1"][index % 4]
+    }
+
+    /// The roles of framework `f{index}`: f3 is in two (Mesos's MULTI_ROLE), the first of them
+    /// its role for the usage reported for it.
+    fn roles_of(index: usize) -> Vec<&'static str> {
+        if index % 4 == 3 { vec!["r1", "r0/x"] } else { vec![role_of(index)] }
+    }
+
+    /// The role a usage report names for framework `f`: f3's first, the others' none.
+    fn report_role(framework: &str) -> String {
+        if framework == "f3" { "r1".into() } else { String::new() }
     }
 
     /// Runs `ops` on `allocator`, checking every round against the model.
@@ -1069,7 +1163,8 @@ mod ledger {
                             continue;
                         }
                         let resources = res(f64::from(*cpus), 256.0);
-                        used.push(Allocation { framework_id: f, agent_id: id.clone(), resources });
+                        let role = report_role(&f);
+                        used.push(Allocation { framework_id: f, role, agent_id: id.clone(), resources });
                     }
                     let info = AgentInfo { id: id.clone(), resources: total.clone(), ..AgentInfo::default() };
                     allocator.add_agent(&AddAgent { agent: info, used: used.clone() }).map_err(fail)?;
@@ -1090,7 +1185,7 @@ mod ledger {
                         continue;
                     }
                     allocator.remove_agent(&AgentRequest { agent_id: id.clone() }).map_err(fail)?;
-                    model.held.retain(|(_, held_on), _| *held_on != id);
+                    model.held.retain(|(_, held_on, _), _| *held_on != id);
                 }
                 Op::UpdateAgent(a, cpus, mem, new_attributes) => {
                     let id = agent(*a);
@@ -1118,12 +1213,18 @@ mod ledger {
                         }
                         used.push(Allocation {
                             framework_id: id.clone(),
+                            role: report_role(&id),
                             agent_id: a,
                             resources: res(f64::from(*cpus), 256.0),
                         });
                     }
-                    let role = role_of(usize::from(*f));
-                    let info = FrameworkInfo { id: id.clone(), name: id.clone(), role: role.into() };
+                    let roles = roles_of(usize::from(*f));
+                    let info = FrameworkInfo {
+                        id: id.clone(),
+                        name: id.clone(),
+                        role: roles[0].into(),
+                        roles: if roles.len() > 1 { roles.iter().map(|r| (*r).to_owned()).collect() } else { vec![] },
+                    };
                     allocator
                         .add_framework(&AddFramework { framework: info, used: used.clone(), active: true })
                         .map_err(fail)?;
@@ -1143,7 +1244,7 @@ mod ledger {
                     }
                     allocator.remove_framework(&FrameworkRequest { framework_id: id.clone() }).map_err(fail)?;
                     model.gone.insert(id.clone());
-                    model.held.retain(|(holder, _), _| *holder != id);
+                    model.held.retain(|(holder, _, _), _| *holder != id);
                     model.unplaced.retain(|(_, holder), _| *holder != id);
                 }
                 Op::Suppress(f) | Op::Revive(f) => {
@@ -1178,6 +1279,7 @@ mod ledger {
                     let filters = refuse.map(|s| Filters { refuse_seconds: f64::from(s) });
                     let request = RecoverResources {
                         framework_id: key.0.clone(),
+                        role: key.2.clone(),
                         agent_id: key.1.clone(),
                         resources: back.clone(),
                         filters,
@@ -1252,8 +1354,8 @@ mod ledger {
         model.limits.clear();
         // Everything back, every filter and suppression gone: the next round offers each agent
         // whole, if any framework is there to take it.
-        for ((f, a), held) in std::mem::take(&mut model.held) {
-            let request = RecoverResources { framework_id: f, agent_id: a, resources: held, filters: None };
+        for ((f, a, role), held) in std::mem::take(&mut model.held) {
+            let request = RecoverResources { framework_id: f, role, agent_id: a, resources: held, filters: None };
             allocator.recover_resources(&request).map_err(fail)?;
         }
         for (id, suppressed) in model.added.iter_mut() {
@@ -1269,7 +1371,10 @@ mod ledger {
                 expected.0.retain(|name, amount| {
                     *amount > 0.0
                         && reservation(name).is_none_or(|(_, owner)| {
-                            model.added.keys().any(|f| within(role_of(f[1..].parse().unwrap()), owner))
+                            model
+                                .added
+                                .keys()
+                                .any(|f| roles_of(f[1..].parse().unwrap()).iter().any(|r| within(r, owner)))
                         })
                 });
                 prop_assert!(got == expected, "agent {id}: offered {got} at the end, {expected} of {total} expected");
@@ -1301,12 +1406,14 @@ mod ledger {
             let free = model.free(a);
             prop_assert!(free.contains(&offer.resources), "{offer:?} exceeds the free {free}");
             let index: usize = f[1..].parse().unwrap();
+            let role = if offer.role.is_empty() { role_of(index) } else { offer.role.as_str() };
+            prop_assert!(roles_of(index).contains(&role), "{offer:?}: {f} is not in role {role}");
             for name in offer.resources.0.keys() {
                 if let Some((_, owner)) = reservation(name) {
-                    prop_assert!(within(role_of(index), owner), "{offer:?}: {name} offered outside role {owner}");
+                    prop_assert!(within(role, owner), "{offer:?}: {name} offered outside role {owner}");
                 }
             }
-            let top = role_of(index).split('/').next().unwrap();
+            let top = role.split('/').next().unwrap();
             if let Some(limit) = model.limits.get(top) {
                 let consumed = model.consumed(top);
                 let cpus = offer.resources.get("cpus");
@@ -1316,8 +1423,8 @@ mod ledger {
                 );
             }
             offered.entry(a.clone()).or_default().add(&offer.resources);
-            model.held.entry((f.clone(), a.clone())).or_default().add(&offer.resources);
-            model.offers.push(format!("t={now} {f} on {a}: {}", offer.resources));
+            model.held.entry((f.clone(), a.clone(), role.to_owned())).or_default().add(&offer.resources);
+            model.offers.push(format!("t={now} {f} in {role} on {a}: {}", offer.resources));
         }
         Ok(offered)
     }

@@ -442,7 +442,7 @@ fn cluster(allocator: &mut dyn Allocator) {
         let agent = AgentInfo { id: id.into(), resources: Resources::new().with("cpus", 4.0), ..Default::default() };
         allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
-    let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into() };
+    let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into(), ..Default::default() };
     allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
 }
 
@@ -561,6 +561,7 @@ fn the_fallback_keeps_the_refusal_filters_frameworks_set() {
     // f declines a0 for 1,000 s and a1 without a filter.
     let back = |agent: &str, filters: Option<Filters>| RecoverResources {
         framework_id: "f".into(),
+        role: String::new(),
         agent_id: agent.into(),
         resources: Resources::new().with("cpus", 4.0),
         filters,

@@ -204,7 +204,7 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
         allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
     for f in ["f1", "f2"] {
-        let framework = FrameworkInfo { id: f.into(), name: f.into(), role: f.into() };
+        let framework = FrameworkInfo { id: f.into(), name: f.into(), role: f.into(), ..Default::default() };
         allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
     }
     let offers = allocator.allocate(&Allocate { now: 0.0, dry_run: false }).unwrap().to_vec();
@@ -213,6 +213,7 @@ fn a_reloaded_allocator_keeps_the_clusters_state_and_its_own() {
     for offer in &offers[..2] {
         let request = RecoverResources {
             framework_id: offer.framework_id.clone(),
+            role: String::new(),
             agent_id: offer.agent_id.clone(),
             resources: offer.resources.clone(),
             filters: None,
@@ -392,7 +393,8 @@ fn decisions_across_a_reload(language: &str, file: &str) {
             allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
         }
         for f in ["f1", "f2", "f3"] {
-            let framework = FrameworkInfo { id: f.into(), name: f.into(), role: format!("role-{f}") };
+            let framework =
+                FrameworkInfo { id: f.into(), name: f.into(), role: format!("role-{f}"), ..Default::default() };
             allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
         }
         // And quotas: a limit on one role, a guarantee for another.
@@ -423,6 +425,7 @@ fn decisions_across_a_reload(language: &str, file: &str) {
             let filters = (i % 2 == 0).then_some(Filters { refuse_seconds: 2.5 });
             let back = RecoverResources {
                 framework_id: offer.framework_id.clone(),
+                role: String::new(),
                 agent_id: offer.agent_id.clone(),
                 resources: offer.resources.clone(),
                 filters,

@@ -38,7 +38,7 @@ fn hooks_manager() -> ModuleManager {
 fn labels_after(chain: &mut HookChain) -> Vec<String> {
     let mut task =
         TaskInfo { id: "t".into(), labels: vec![Label { key: "x".into(), value: "0".into() }], ..Default::default() };
-    let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into() };
+    let framework = FrameworkInfo { id: "f".into(), name: "f".into(), role: "r".into(), ..Default::default() };
     chain.launch_task_labels(&mut task, &framework, &AgentInfo::default());
     task.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect()
 }

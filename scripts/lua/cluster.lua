@@ -18,8 +18,15 @@
 --   end
 --
 -- What a policy may read (and change only through the functions below):
---   cluster.agents       id -> { id, total, allocated, active, by_framework = { framework id -> held } }
---   cluster.frameworks   id -> { id, role, active, suppressed, allocated, allocations, filters }
+--   cluster.agents       id -> { id, total, allocated, active, by_framework = { client key -> held } }
+--   cluster.frameworks   id -> { id, role, active, suppressed, allocated, allocations, filters, clients }
+--                        A framework in several roles (Mesos's MULTI_ROLE: `roles` in add_framework)
+--                        has a client per role, f.clients[role] = { id, role, key, framework = f,
+--                        active, suppressed, subscribed, allocated, allocations, filters }: offers,
+--                        filters, suppression and shares are per client. A framework in one role
+--                        is its own only client (f.clients[f.role] == f), so a policy written for
+--                        one role per framework reads it as before.
+--   cluster.clients      key -> client, every framework in each of its roles
 --   cluster.roles        name -> { id = name, name, weight, allocated, allocations, frameworks = { list },
 --                        parent, children = { list }, tree_allocated, tree_allocations, own_name }
 --                        Roles are paths (eng/ml/training); `allocated` and `allocations` are the
@@ -45,15 +52,37 @@
 -- them), counted once.
 
 local cluster = {
-  agents = {}, frameworks = {}, roles = {}, roots = {}, names = {}, total = {}, fair = {}, quotas = {}, now = 0,
+  agents = {}, frameworks = {}, clients = {}, roles = {}, roots = {}, names = {}, total = {}, fair = {}, quotas = {}, now = 0,
   base = {}, reserved_for = {}, any_reserved = false,
   options = { allocation_interval = 1, min_allocatable_resources = {}, fairness_excluded_resource_names = {} },
 }
 local order = {}             -- the agents, in the order they were added
 -- Frameworks an agent reported usage for before they were added (after a failover agents
--- and frameworks come back in any order): id -> { id, allocated, allocations }, no role.
--- add_framework adopts one; it is never offered anything. (The host tells each usage once.)
+-- and frameworks come back in any order): key -> { id, key, allocated, allocations }, by the
+-- role the report named ("" if none). add_framework adopts them; they are never offered
+-- anything. (The host tells each usage once.)
 local waiting = {}
+
+-- A client's key: its framework and role.
+local function key_of(id, role) return id .. "\0" .. (role or "") end
+
+-- The client of framework `id` in `role` (nil or "": its only role), added or waiting.
+local function client_of(id, role)
+  local f = cluster.frameworks[id]
+  -- Not added yet: what agents reported without a role is whichever role a give-back names.
+  if not f then return waiting[key_of(id, role)] or waiting[key_of(id, "")] end
+  if role and role ~= "" then return f.clients[role] end
+  local only, count = nil, 0
+  for _, c in pairs(f.clients) do only, count = c, count + 1 end
+  if count ~= 1 then error("framework '" .. id .. "' is in several roles: say in which", 3) end
+  return only
+end
+
+-- A client, or a framework in one role (its own client).
+local function as_client(x)
+  if x.key then return x end
+  error("framework '" .. x.id .. "' is in several roles: offer through cluster.frameworks[id].clients[role]", 3)
+end
 local paused, rng, tracking = false, 0, false
 local made = {}              -- this round's offers by framework and agent id
 
@@ -100,15 +129,25 @@ local function role_count(r, sign)
 end
 
 local function account(f, a, amounts, sign)
-  local held = a.by_framework[f.id] or {}
-  a.by_framework[f.id] = held
+  local held = a.by_framework[f.key] or {}
+  a.by_framework[f.key] = held
   add(f.allocated, amounts, sign)
-  if f.role then role_add(cluster.roles[f.role], amounts, sign) end
+  if f.framework then role_add(cluster.roles[f.role], amounts, sign) end
   add(a.allocated, amounts, sign)
   add(held, amounts, sign)
   local empty = true
   for _, amount in pairs(held) do if amount > 0 then empty = false end end
-  if empty then a.by_framework[f.id] = nil end
+  if empty then a.by_framework[f.key] = nil end
+end
+
+-- Gives a client a new key (its role changed, or a waiting one is adopted): in the agents'
+-- books too.
+local function rekey(c, key)
+  if c.key == key then return end
+  for _, a in ipairs(order) do
+    if a.by_framework[c.key] then a.by_framework[key], a.by_framework[c.key] = a.by_framework[c.key], nil end
+  end
+  c.key = key
 end
 
 -- The role `name` (a path the host checked), made with its ancestors if new.
@@ -132,7 +171,7 @@ end
 -- Offers counted as made (sign 1), or taken back (sign -1).
 local function apply(offers, sign)
   for _, offer in ipairs(offers) do
-    local f, a = cluster.frameworks[offer.framework_id], cluster.agents[offer.agent_id]
+    local f, a = client_of(offer.framework_id, offer.role), cluster.agents[offer.agent_id]
     account(f, a, offer.resources, sign)
     f.allocations = f.allocations + sign
     role_count(cluster.roles[f.role], sign)
@@ -148,7 +187,7 @@ function cluster.begin(request)
   end
   cluster.now, made = request.now, {}
   if paused then return false end
-  for _, f in pairs(cluster.frameworks) do
+  for _, f in pairs(cluster.clients) do
     -- A filter holds through the round at its expiry time (Mesos, MESOS-4302).
     for id, filter in pairs(f.filters) do if filter.expires + SLACK < cluster.now then f.filters[id] = nil end end
   end
@@ -257,6 +296,8 @@ end
 -- Whether framework f may be offered `free` on agent a: no refusal filter of f's for a, or
 -- `free` has more of something than f refused there.
 function cluster.eligible(f, a, free)
+  f = as_client(f)
+  if f.subscribed == false then return false end
   local filter = f.filters[a.id]
   if not filter or filter.expires + SLACK < cluster.now then return true end
   for _, name in ipairs(cluster.names) do
@@ -269,8 +310,9 @@ end
 -- offer, for allocate's answer; nil when f already has an offer on a this round, which the
 -- amounts are added to instead.
 function cluster.offer(f, a, free)
+  f = as_client(f)
   account(f, a, free, 1)
-  local key = f.id .. "\0" .. a.id
+  local key = f.key .. "\0" .. a.id
   local earlier = made[key]
   if earlier then
     add(earlier.resources, free, 1)
@@ -280,7 +322,7 @@ function cluster.offer(f, a, free)
   for name, amount in pairs(free) do if amount > 0 then resources[name] = amount end end
   f.allocations = f.allocations + 1
   role_count(cluster.roles[f.role], 1)
-  made[key] = { framework_id = f.id, agent_id = a.id, resources = resources }
+  made[key] = { framework_id = f.id, role = f.role, agent_id = a.id, resources = resources }
   return made[key]
 end
 
@@ -312,10 +354,10 @@ function calls.add_agent(request)
   cluster.agents[info.id], order[#order + 1] = a, a
   for _, used in ipairs(request.used) do
     local id = used.framework_id
-    local f = cluster.frameworks[id] or waiting[id]
+    local f = client_of(id, used.role)
     if not f then
-      f = { id = id, allocated = {}, allocations = 0 }
-      waiting[id] = f
+      f = { id = id, key = key_of(id, used.role), allocated = {}, allocations = 0 }
+      waiting[f.key] = f
     end
     learn(used.resources)
     account(f, a, used.resources, 1)
@@ -330,11 +372,11 @@ end
 
 function calls.remove_agent(request)
   local a = cluster.agents[request.agent_id] or error("unknown agent '" .. request.agent_id .. "'")
-  for id, held in pairs(a.by_framework) do account(cluster.frameworks[id] or waiting[id], a, held, -1) end
+  for key, held in pairs(a.by_framework) do account(cluster.clients[key] or waiting[key], a, held, -1) end
   for name, amount in pairs(a.total) do cluster.total[name] = round(cluster.total[name] - amount) end
   cluster.agents[a.id] = nil
   remove(order, a)
-  for _, f in pairs(cluster.frameworks) do f.filters[a.id] = nil end
+  for _, c in pairs(cluster.clients) do c.filters[a.id] = nil end
 end
 
 function calls.update_agent(request)
@@ -342,7 +384,7 @@ function calls.update_agent(request)
   if not same(a.attributes, info.attributes or {}) then
     -- Back with other attributes: refusal filters for it go, as in Mesos.
     a.attributes = info.attributes or {}
-    for _, f in pairs(cluster.frameworks) do f.filters[a.id] = nil end
+    for _, c in pairs(cluster.clients) do c.filters[a.id] = nil end
   end
   learn(info.resources)
   for _, name in ipairs(cluster.names) do
@@ -351,51 +393,139 @@ function calls.update_agent(request)
   a.total = info.resources
 end
 
+-- The roles of a framework's description: `roles`, or else `role`.
+local function roles_of(info)
+  local roles = {}
+  for _, r in ipairs(info.roles or {}) do roles[#roles + 1] = r end
+  if #roles == 0 then roles[1] = info.role end
+  return roles
+end
+
+-- Makes client c (new, or waiting) framework f's in role `name`, in the role's books.
+local function subscribe(f, c, name)
+  rekey(c, key_of(f.id, name))
+  c.role, c.framework, c.active, c.suppressed, c.subscribed = name, f, f.active, false, true
+  c.filters = c.filters or {}
+  f.clients[name], cluster.clients[c.key] = c, c
+  local r = role(name)
+  r.frameworks[#r.frameworks + 1] = c
+  role_add(r, c.allocated, 1)
+end
+
+-- Takes client c out of its role's books.
+local function unsubscribe(c)
+  remove(cluster.roles[c.role].frameworks, c)
+  cluster.clients[c.key] = nil
+  c.framework.clients[c.role] = nil
+end
+
 function calls.add_framework(request)
   local info = request.framework
   if cluster.frameworks[info.id] then error("framework '" .. info.id .. "' was already added") end
-  -- One an agent already reported usage for is adopted, with what it holds.
-  local f = waiting[info.id] or { id = info.id, allocated = {}, allocations = 0 }
-  waiting[info.id] = nil
-  f.role, f.active, f.filters = info.role, request.active, {}
+  local roles = roles_of(info)
+  local function adopt(name)
+    -- One an agent already reported usage for is adopted, with what it holds.
+    local key = key_of(info.id, name)
+    local c = waiting[key]
+    if not c and #roles == 1 then key = key_of(info.id, ""); c = waiting[key] end
+    waiting[key] = nil
+    return c or { id = info.id, key = key, allocated = {}, allocations = 0 }
+  end
+  local f
+  if #roles == 1 then
+    f = adopt(roles[1])
+    f.clients, f.roles, f.active = {}, roles, request.active
+    subscribe(f, f, roles[1])
+  else
+    f = { id = info.id, roles = roles, active = request.active, clients = {} }
+    for _, name in ipairs(roles) do subscribe(f, adopt(name), name) end
+  end
   cluster.frameworks[info.id] = f
-  local r = role(info.role)
-  r.frameworks[#r.frameworks + 1] = f
-  role_add(r, f.allocated, 1)
-  for _, used in ipairs(request.used) do account(f, cluster.agents[used.agent_id], used.resources, 1) end
+  for _, used in ipairs(request.used) do
+    account(client_of(info.id, used.role), cluster.agents[used.agent_id], used.resources, 1)
+  end
 end
 
 function calls.remove_framework(request)
   local f = cluster.frameworks[request.framework_id] or error("unknown framework '" .. request.framework_id .. "'")
-  for _, a in ipairs(order) do
-    if a.by_framework[f.id] then account(f, a, a.by_framework[f.id], -1) end
+  local clients = {}
+  for _, c in pairs(f.clients) do clients[#clients + 1] = c end
+  for _, c in ipairs(clients) do
+    for _, a in ipairs(order) do
+      if a.by_framework[c.key] then account(c, a, a.by_framework[c.key], -1) end
+    end
+    unsubscribe(c)
   end
-  remove(cluster.roles[f.role].frameworks, f)
   cluster.frameworks[f.id] = nil
+end
+
+local function holds(c)
+  for _, amount in pairs(c.allocated) do if amount > 0 then return true end end
+  return false
 end
 
 function calls.update_framework(request)
   local f, info = cluster.frameworks[request.framework.id], request.framework
-  if f.role == info.role then return end
-  local old, new = cluster.roles[f.role], role(info.role)
-  role_add(old, f.allocated, -1)
-  role_add(new, f.allocated, 1)
-  remove(old.frameworks, f)
-  new.frameworks[#new.frameworks + 1] = f
-  f.role = info.role
+  local roles = roles_of(info)
+  if f.key and #roles == 1 then
+    -- One role for another: what it holds moves with it.
+    if f.role == roles[1] then return end
+    local old, new = cluster.roles[f.role], role(roles[1])
+    role_add(old, f.allocated, -1)
+    role_add(new, f.allocated, 1)
+    remove(old.frameworks, f)
+    new.frameworks[#new.frameworks + 1] = f
+    f.clients[f.role], cluster.clients[f.key] = nil, nil
+    rekey(f, key_of(f.id, roles[1]))
+    f.role, f.roles = roles[1], roles
+    f.clients[f.role], cluster.clients[f.key] = f, f
+    return
+  end
+  -- Several roles: a role joined gets a client; a role left is offered nothing more, and
+  -- what the framework holds there stays until given back (a client holding nothing goes).
+  local keep = {}
+  for _, name in ipairs(roles) do keep[name] = true end
+  for name, c in pairs(f.clients) do
+    c.subscribed = keep[name] or false
+    if not keep[name] and not holds(c) then unsubscribe(c) end
+  end
+  for _, name in ipairs(roles) do
+    if not f.clients[name] then
+      subscribe(f, { id = f.id, key = key_of(f.id, name), allocated = {}, allocations = 0 }, name)
+    end
+  end
+  f.roles = roles
 end
 
-function calls.activate_framework(request) cluster.frameworks[request.framework_id].active = true end
-function calls.deactivate_framework(request) cluster.frameworks[request.framework_id].active = false end
+local function set_active(request, active)
+  local f = cluster.frameworks[request.framework_id]
+  f.active = active
+  for _, c in pairs(f.clients) do c.active = active end
+end
+
+-- The clients a suppress or revive names: those in its roles, or all of them.
+local function named_clients(request)
+  local f, clients = cluster.frameworks[request.framework_id], {}
+  if #request.roles == 0 then
+    for _, c in pairs(f.clients) do clients[#clients + 1] = c end
+  else
+    for _, name in ipairs(request.roles) do clients[#clients + 1] = f.clients[name] end
+  end
+  return clients
+end
+
+function calls.activate_framework(request) set_active(request, true) end
+function calls.deactivate_framework(request) set_active(request, false) end
 function calls.activate_agent(request) cluster.agents[request.agent_id].active = true end
 function calls.deactivate_agent(request) cluster.agents[request.agent_id].active = false end
-function calls.suppress_offers(request) cluster.frameworks[request.framework_id].suppressed = true end
+function calls.suppress_offers(request)
+  for _, c in ipairs(named_clients(request)) do c.suppressed = true end
+end
 function calls.pause() paused = true end
 function calls.resume() paused = false end
 
 function calls.revive_offers(request)
-  local f = cluster.frameworks[request.framework_id]
-  f.suppressed, f.filters = false, {}
+  for _, c in ipairs(named_clients(request)) do c.suppressed, c.filters = false, {} end
 end
 
 function calls.update_weights(request)
@@ -440,16 +570,16 @@ function calls.update_available(request)
 end
 
 function calls.recover_resources(request)
-  local f, a = cluster.frameworks[request.framework_id], cluster.agents[request.agent_id]
-  local early = waiting[request.framework_id]
-  if early and a then
+  local a = cluster.agents[request.agent_id]
+  local f = client_of(request.framework_id, request.role)
+  if f and a and not f.framework then
     -- A framework not added yet gives back what ended; it cannot refuse anything.
-    account(early, a, request.resources, -1)
+    account(f, a, request.resources, -1)
     return
   end
   if not f or not a then return end
   learn(request.resources)
-  local held = a.by_framework[f.id] or {}
+  local held = a.by_framework[f.key] or {}
   for name, amount in pairs(request.resources) do
     if round((held[name] or 0) - amount) < 0 then error(f.id .. " gives back more " .. name .. " than it holds") end
   end
@@ -476,12 +606,12 @@ function calls.offers_made(request) apply(request.offers, 1) end
 function calls.export_state()
   local state = { now = cluster.now, rng = rng, agents = {}, frameworks = {}, roles = {} }
   for _, a in ipairs(order) do state.agents[#state.agents + 1] = a.id end
-  for id, f in pairs(cluster.frameworks) do
+  for _, c in pairs(cluster.clients) do
     local filters = {}
-    for agent, filter in pairs(f.filters) do
+    for agent, filter in pairs(c.filters) do
       filters[#filters + 1] = { agent = agent, expires = filter.expires, refused = filter.refused }
     end
-    state.frameworks[#state.frameworks + 1] = { id = id, allocations = f.allocations, filters = filters }
+    state.frameworks[#state.frameworks + 1] = { id = c.id, role = c.role, allocations = c.allocations, filters = filters }
   end
   for name, r in pairs(cluster.roles) do
     state.roles[#state.roles + 1] = { name = name, allocations = r.allocations, tree_allocations = r.tree_allocations }
@@ -495,7 +625,7 @@ function calls.import_state(state)
   for _, id in ipairs(state.agents) do saved[#saved + 1] = cluster.agents[id] end
   if #saved == #order then order = saved end
   for _, s in ipairs(state.frameworks) do
-    local f = cluster.frameworks[s.id]
+    local f = cluster.frameworks[s.id] and client_of(s.id, s.role)
     if f then
       f.allocations = s.allocations
       for _, filter in ipairs(s.filters) do

@@ -208,7 +208,7 @@ function allocate(request)
   for _, r in pairs(cluster.roles) do
     r.heap, r.entries = {}, {}
     for _, f in ipairs(r.frameworks) do
-      if f.active and not f.suppressed then
+      if f.active and not f.suppressed and f.subscribed ~= false then
         f.share = share(f.allocated, 1)
         push(r.heap, f)
       end

@@ -30,8 +30,9 @@ end
 function allocate(request)
   if not cluster.begin(request) then return {} end
   local order = {}
-  for _, f in pairs(cluster.frameworks) do
-    if f.active and not f.suppressed then order[#order + 1] = f end
+  -- Each framework in each of its roles (one, for most).
+  for _, f in pairs(cluster.clients) do
+    if f.active and not f.suppressed and f.subscribed then order[#order + 1] = f end
   end
   table.sort(order, function(x, y)
     if rank(x.role) ~= rank(y.role) then return rank(x.role) < rank(y.role) end

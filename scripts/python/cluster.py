@@ -17,8 +17,15 @@ carries its state across a hot reload. A policy uses it like this (drf.py is a w
         return cluster.finish(request, offers)  # a dry run keeps nothing
 
 What a policy may read (and change only through the functions below):
-    agents       id -> {id, total, allocated, active, by_framework: {framework id -> held}}
-    frameworks   id -> {id, role, active, suppressed, allocated, allocations, filters}
+    agents       id -> {id, total, allocated, active, by_framework: {client key -> held}}
+    frameworks   id -> {id, role, active, suppressed, allocated, allocations, filters, clients}
+                 A framework in several roles (Mesos's MULTI_ROLE: `roles` in add_framework) has a
+                 client per role, f["clients"][role] = {id, role, key, framework: f, active,
+                 suppressed, subscribed, allocated, allocations, filters}: offers, filters,
+                 suppression and shares are per client. A framework in one role is its own only
+                 client (f["clients"][f["role"]] is f), so a policy written for one role per
+                 framework reads it as before.
+    clients      key -> client, every framework in each of its roles
     roles        name -> {name, weight, allocated, allocations, frameworks: [...], parent, children,
                  tree_allocated, tree_allocations, own_name}: roles are paths (eng/ml/training);
                  `allocated` and `allocations` are the role's own frameworks', the `tree_` ones its
@@ -50,6 +57,7 @@ names = []
 total = {}
 fair = {}
 agents, frameworks, roles = {}, {}, {}
+clients = {}
 roots = []
 quotas = {}
 base, reserved_for = {}, {}
@@ -59,6 +67,31 @@ _order = []  # the agents, in the order they were added
 # frameworks come back in any order): id -> {id, allocated, allocations}, no role. add_framework
 # adopts one; it is never offered anything. (The host tells each usage once.)
 _waiting = {}
+
+
+def _key(fid, role):
+    """A client's key: its framework and role."""
+    return (fid, role or "")
+
+
+def _client(fid, role=None):
+    """The client of framework `fid` in `role` (None or "": its only role), added or waiting."""
+    f = frameworks.get(fid)
+    if f is None:
+        # Not added yet: what agents reported without a role is whichever role a give-back names.
+        return _waiting.get(_key(fid, role)) or _waiting.get(_key(fid, ""))
+    if role:
+        return f["clients"].get(role)
+    if len(f["clients"]) != 1:
+        raise ValueError(f"framework '{fid}' is in several roles: say in which")
+    return next(iter(f["clients"].values()))
+
+
+def _as_client(x):
+    """A client, or a framework in one role (its own client)."""
+    if "key" in x:
+        return x
+    raise ValueError(f"framework '{x['id']}' is in several roles: offer through frameworks[id]['clients'][role]")
 SLACK = 1e-6  # a round's time is a sum of float intervals: clock times compare with this slack
 _state = {"now": 0.0, "paused": False, "rng": 0, "tracking": False, "any_reserved": False}
 _made = {}  # this round's offers by (framework id, agent id)
@@ -133,15 +166,26 @@ def _role_count(r, sign):
 
 def _account(f, a, amounts, sign):
     """Adds (sign 1) or takes away (sign -1) what framework f holds on agent a."""
-    held = a["by_framework"].setdefault(f["id"], {})
+    held = a["by_framework"].setdefault(f["key"], {})
     # `held` last: `amounts` may be `held` itself (what a framework holds, taken back whole).
     _add(f["allocated"], amounts, sign)
-    if f.get("role"):
+    if f.get("framework") is not None:
         _role_add(roles[f["role"]], amounts, sign)
     _add(a["allocated"], amounts, sign)
     _add(held, amounts, sign)
     if all(amount <= 0 for amount in held.values()):
-        del a["by_framework"][f["id"]]
+        del a["by_framework"][f["key"]]
+
+
+def _rekey(c, key):
+    """Gives client c a new key (its role changed, or a waiting one is adopted), in the
+    agents' books too."""
+    if c["key"] == key:
+        return
+    for a in _order:
+        if c["key"] in a["by_framework"]:
+            a["by_framework"][key] = a["by_framework"].pop(c["key"])
+    c["key"] = key
 
 
 def _role(name):
@@ -158,7 +202,7 @@ def _role(name):
 def _apply(offers, sign):
     """Offers counted as made (sign 1), or taken back (sign -1)."""
     for offer in offers:
-        f, a = frameworks[offer["framework_id"]], agents[offer["agent_id"]]
+        f, a = _client(offer["framework_id"], offer.get("role")), agents[offer["agent_id"]]
         _account(f, a, offer["resources"], sign)
         f["allocations"] += sign
         _role_count(roles[f["role"]], sign)
@@ -174,7 +218,7 @@ def begin(request):
     _made.clear()
     if _state["paused"]:
         return False
-    for f in frameworks.values():
+    for f in clients.values():
         # A filter holds through the round at its expiry time (Mesos, MESOS-4302).
         f["filters"] = {k: v for k, v in f["filters"].items() if v["expires"] + SLACK >= now}
     return True
@@ -256,6 +300,9 @@ def allocatable(free):
 def eligible(f, a, free):
     """Whether framework f may be offered `free` on agent a: no refusal filter of f's for a, or
     `free` has more of something than f refused there."""
+    f = _as_client(f)
+    if not f.get("subscribed", True):
+        return False
     flt = f["filters"].get(a["id"])
     if flt is None or flt["expires"] + SLACK < _state["now"]:
         return True
@@ -266,15 +313,17 @@ def offer(f, a, free):
     """Offers `free` on agent a to framework f: counted as allocated from now on. Returns the
     offer, for allocate's answer; None when f already has an offer on a this round, which the
     amounts are added to instead."""
+    f = _as_client(f)
     _account(f, a, free, 1)
-    earlier = _made.get((f["id"], a["id"]))
+    earlier = _made.get((f["key"], a["id"]))
     if earlier is not None:
         _add(earlier["resources"], free, 1)
         return None
     f["allocations"] += 1
     _role_count(roles[f["role"]], 1)
-    made = {"framework_id": f["id"], "agent_id": a["id"], "resources": {n: v for n, v in free.items() if v > 0}}
-    _made[(f["id"], a["id"])] = made
+    made = {"framework_id": f["id"], "role": f["role"], "agent_id": a["id"],
+            "resources": {n: v for n, v in free.items() if v > 0}}
+    _made[(f["key"], a["id"])] = made
     return made
 
 
@@ -307,19 +356,22 @@ def add_agent(request):
     _order.append(a)
     for used in request["used"]:
         fid = used["framework_id"]
-        f = frameworks.get(fid) or _waiting.setdefault(fid, {"id": fid, "allocated": {}, "allocations": 0})
+        f = _client(fid, used.get("role"))
+        if f is None:
+            key = _key(fid, used.get("role"))
+            f = _waiting[key] = {"id": fid, "key": key, "allocated": {}, "allocations": 0}
         _learn(used["resources"])
         _account(f, a, used["resources"], 1)
 
 
 def remove_agent(request):
     a = agents.pop(request["agent_id"])
-    for fid, held in list(a["by_framework"].items()):
-        _account(frameworks.get(fid) or _waiting[fid], a, held, -1)
+    for key, held in list(a["by_framework"].items()):
+        _account(clients.get(key) or _waiting[key], a, held, -1)
     for name, amount in a["total"].items():
         total[name] = rounded(total[name] - amount)
     _order.remove(a)
-    for f in frameworks.values():
+    for f in clients.values():
         f["filters"].pop(a["id"], None)
 
 
@@ -329,7 +381,7 @@ def update_agent(request):
     if a["attributes"] != attributes:
         # Back with other attributes: refusal filters for it go, as in Mesos.
         a["attributes"] = attributes
-        for f in frameworks.values():
+        for f in clients.values():
             f["filters"].pop(a["id"], None)
     _learn(info["resources"])
     for name in names:
@@ -337,53 +389,125 @@ def update_agent(request):
     a["total"] = info["resources"]
 
 
+def _roles_of(info):
+    """The roles of a framework's description: `roles`, or else `role`."""
+    return list(info.get("roles") or []) or [info["role"]]
+
+
+def _subscribe(f, c, name):
+    """Makes client c (new, or waiting) framework f's in role `name`, in the role's books."""
+    _rekey(c, _key(f["id"], name))
+    c.update({"role": name, "framework": f, "active": f["active"], "suppressed": False, "subscribed": True})
+    c.setdefault("filters", {})
+    f["clients"][name] = clients[c["key"]] = c
+    r = _role(name)
+    r["frameworks"].append(c)
+    _role_add(r, c["allocated"], 1)
+
+
+def _unsubscribe(c):
+    """Takes client c out of its role's books."""
+    roles[c["role"]]["frameworks"].remove(c)
+    del clients[c["key"]]
+    del c["framework"]["clients"][c["role"]]
+
+
 def add_framework(request):
     info = request["framework"]
     if info["id"] in frameworks:
         raise ValueError(f"framework '{info['id']}' was already added")
-    # One an agent already reported usage for is adopted, with what it holds.
-    f = _waiting.pop(info["id"], None) or {"id": info["id"], "allocated": {}, "allocations": 0}
-    f.update({"role": info["role"], "active": request["active"], "suppressed": False, "filters": {}})
-    frameworks[f["id"]] = f
-    role = _role(info["role"])
-    role["frameworks"].append(f)
-    _role_add(role, f["allocated"], 1)
+    names_ = _roles_of(info)
+
+    def adopt(name):
+        # One an agent already reported usage for is adopted, with what it holds.
+        key = _key(info["id"], name)
+        c = _waiting.pop(key, None)
+        if c is None and len(names_) == 1:
+            key = _key(info["id"], "")
+            c = _waiting.pop(key, None)
+        return c or {"id": info["id"], "key": key, "allocated": {}, "allocations": 0}
+
+    if len(names_) == 1:
+        f = adopt(names_[0])
+        f.update({"clients": {}, "roles": names_, "active": request["active"]})
+        _subscribe(f, f, names_[0])
+    else:
+        f = {"id": info["id"], "roles": names_, "active": request["active"], "clients": {}}
+        for name in names_:
+            _subscribe(f, adopt(name), name)
+    frameworks[info["id"]] = f
     for used in request["used"]:
-        _account(f, agents[used["agent_id"]], used["resources"], 1)
+        _account(_client(info["id"], used.get("role")), agents[used["agent_id"]], used["resources"], 1)
 
 
 def remove_framework(request):
-    f = frameworks.pop(request["framework_id"])
-    for a in _order:
-        if f["id"] in a["by_framework"]:
-            _account(f, a, a["by_framework"][f["id"]], -1)
-    roles[f["role"]]["frameworks"].remove(f)
+    f = frameworks[request["framework_id"]]
+    for c in list(f["clients"].values()):
+        for a in _order:
+            if c["key"] in a["by_framework"]:
+                _account(c, a, a["by_framework"][c["key"]], -1)
+        _unsubscribe(c)
+    del frameworks[request["framework_id"]]
 
 
 def update_framework(request):
     f, info = frameworks[request["framework"]["id"]], request["framework"]
-    if f["role"] == info["role"]:
+    names_ = _roles_of(info)
+    if "key" in f and len(names_) == 1:
+        # One role for another: what it holds moves with it.
+        if f["role"] == names_[0]:
+            return
+        old, new = roles[f["role"]], _role(names_[0])
+        _role_add(old, f["allocated"], -1)
+        _role_add(new, f["allocated"], 1)
+        old["frameworks"].remove(f)
+        new["frameworks"].append(f)
+        del f["clients"][f["role"]], clients[f["key"]]
+        _rekey(f, _key(f["id"], names_[0]))
+        f["role"], f["roles"] = names_[0], names_
+        f["clients"][f["role"]] = clients[f["key"]] = f
         return
-    old, new = roles[f["role"]], _role(info["role"])
-    _role_add(old, f["allocated"], -1)
-    _role_add(new, f["allocated"], 1)
-    old["frameworks"].remove(f)
-    new["frameworks"].append(f)
-    f["role"] = info["role"]
+    # Several roles: a role joined gets a client; a role left is offered nothing more, and what
+    # the framework holds there stays until given back (a client holding nothing goes).
+    for name, c in list(f["clients"].items()):
+        c["subscribed"] = name in names_
+        if name not in names_ and not any(amount > 0 for amount in c["allocated"].values()):
+            _unsubscribe(c)
+    for name in names_:
+        if name not in f["clients"]:
+            _subscribe(f, {"id": f["id"], "key": _key(f["id"], name), "allocated": {}, "allocations": 0}, name)
+    f["roles"] = names_
 
 
-def activate_framework(request): frameworks[request["framework_id"]]["active"] = True
-def deactivate_framework(request): frameworks[request["framework_id"]]["active"] = False
+def _set_active(request, active):
+    f = frameworks[request["framework_id"]]
+    f["active"] = active
+    for c in f["clients"].values():
+        c["active"] = active
+
+
+def _named_clients(request):
+    """The clients a suppress or revive names: those in its roles, or all of them."""
+    f = frameworks[request["framework_id"]]
+    if not request["roles"]:
+        return list(f["clients"].values())
+    return [f["clients"][name] for name in request["roles"]]
+
+
+def activate_framework(request): _set_active(request, True)
+def deactivate_framework(request): _set_active(request, False)
 def activate_agent(request): agents[request["agent_id"]]["active"] = True
 def deactivate_agent(request): agents[request["agent_id"]]["active"] = False
-def suppress_offers(request): frameworks[request["framework_id"]]["suppressed"] = True
+def suppress_offers(request):
+    for c in _named_clients(request):
+        c["suppressed"] = True
 def pause(request): _state["paused"] = True
 def resume(request): _state["paused"] = False
 
 
 def revive_offers(request):
-    f = frameworks[request["framework_id"]]
-    f["suppressed"], f["filters"] = False, {}
+    for c in _named_clients(request):
+        c["suppressed"], c["filters"] = False, {}
 
 
 def update_weights(request):
@@ -422,16 +546,16 @@ def update_quota(request):
 
 
 def recover_resources(request):
-    f, a = frameworks.get(request["framework_id"]), agents.get(request["agent_id"])
-    early = _waiting.get(request["framework_id"])
-    if early is not None and a is not None:
+    a = agents.get(request["agent_id"])
+    f = _client(request["framework_id"], request.get("role"))
+    if f is not None and a is not None and f.get("framework") is None:
         # A framework not added yet gives back what ended; it cannot refuse anything.
-        _account(early, a, request["resources"], -1)
+        _account(f, a, request["resources"], -1)
         return
     if f is None or a is None:
         return
     _learn(request["resources"])
-    held = a["by_framework"].get(f["id"], {})
+    held = a["by_framework"].get(f["key"], {})
     for name, amount in request["resources"].items():
         if rounded(held.get(name, 0.0) - amount) < 0:
             raise ValueError(f"{f['id']} gives back more {name} than it holds")
@@ -461,9 +585,9 @@ def export_state(request=None):
         "now": _state["now"],
         "rng": _state["rng"],
         "agents": [a["id"] for a in _order],
-        "frameworks": [{"id": f["id"], "allocations": f["allocations"],
+        "frameworks": [{"id": f["id"], "role": f["role"], "allocations": f["allocations"],
                         "filters": [{"agent": agent, **flt} for agent, flt in f["filters"].items()]}
-                       for f in frameworks.values()],
+                       for f in clients.values()],
         "roles": [{"name": r["name"], "allocations": r["allocations"], "tree_allocations": r["tree_allocations"]}
                   for r in roles.values()],
     }
@@ -475,7 +599,7 @@ def import_state(saved):
     if len(order) == len(_order):
         _order[:] = order
     for s in saved["frameworks"]:
-        f = frameworks.get(s["id"])
+        f = _client(s["id"], s.get("role")) if s["id"] in frameworks else None
         if f is not None:
             f["allocations"] = s["allocations"]
             for flt in s["filters"]:

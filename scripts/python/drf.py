@@ -61,8 +61,9 @@ def _choose(heap, entries, framework_heaps, accept, path):
             fheap, skipped = framework_heaps[r["name"]], []
             while fheap and chosen is None:
                 fkey = heapq.heappop(fheap)
-                if accept(frameworks[fkey[2]]):
-                    chosen = frameworks[fkey[2]]
+                client = frameworks[fkey[2]]["clients"][r["name"]]
+                if accept(client):
+                    chosen = client
                 else:
                     skipped.append(fkey)
             for fkey in skipped:
@@ -173,7 +174,7 @@ def allocate(request):
     top, entries, framework_heaps, live = [], {name: [] for name in roles}, {}, set()
     for r in roles.values():
         heap = [(_share(f["allocated"], 1.0), f["allocations"], f["id"]) for f in r["frameworks"]
-                if f["active"] and not f["suppressed"]]
+                if f["active"] and not f["suppressed"] and f.get("subscribed", True)]
         if not heap:
             continue
         heapq.heapify(heap)

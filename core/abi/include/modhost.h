@@ -151,9 +151,11 @@ typedef struct modhost_allocator_vtable {
     modhost_message_fn pause;
     modhost_message_fn resume;
     modhost_message_fn allocate; /* {"now": seconds} -> packed offers, not JSON: little-endian
-                                  * "MHOF", u32 count, then per offer: str framework_id,
-                                  * str agent_id, u32 n, n x (str name, f64 amount);
-                                  * str = u32 length + UTF-8 bytes */
+                                  * "MHO2", u32 count, then per offer: str framework_id,
+                                  * str role (empty: the framework's only role), str agent_id,
+                                  * u32 n, n x (str name, f64 amount); str = u32 length +
+                                  * UTF-8 bytes. ABI 1.1's "MHOF" layout, without the role, is
+                                  * read too. */
     modhost_message_fn offers_made; /* {"offers":[...]} after a {"now","dry_run":true} round */
     /* ABI 1.2: {"role","guarantees":{name:amount},"limits":{name:amount}}. An allocator built
      * for ABI 1.1 sets `size` to offsetof(modhost_allocator_vtable, update_quota); the host

@@ -230,7 +230,28 @@ pub struct FrameworkInfo {
     #[serde(default)]
     pub name: String,
     /// The role its resources are accounted to.
+    #[serde(default)]
     pub role: String,
+    /// The roles of a framework in several (Mesos's MULTI_ROLE `roles`; ABI 1.2): when given,
+    /// `role` is not used. Offers, refusal filters, suppression and shares are then per
+    /// (framework, role), and what it holds is held in a role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+impl FrameworkInfo {
+    /// The roles the framework is in: `roles`, or else `role` alone.
+    ///
+    /// ```
+    /// use modhost_abi::messages::FrameworkInfo;
+    /// let one = FrameworkInfo { id: "f".into(), role: "eng".into(), ..FrameworkInfo::default() };
+    /// assert_eq!(one.subscribed_roles(), ["eng"]);
+    /// let two = FrameworkInfo { roles: vec!["eng".into(), "ops".into()], ..one };
+    /// assert_eq!(two.subscribed_roles(), ["eng", "ops"]);
+    /// ```
+    pub fn subscribed_roles(&self) -> Vec<&str> {
+        if self.roles.is_empty() { vec![self.role.as_str()] } else { self.roles.iter().map(String::as_str).collect() }
+    }
 }
 
 /// A task (Mesos `TaskInfo`).
@@ -364,7 +385,7 @@ impl Default for AllocatorOptions {
 }
 
 /// Resources an allocator offers a framework on one agent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Offer {
     /// The framework.
     pub framework_id: String,
@@ -372,6 +393,10 @@ pub struct Offer {
     pub agent_id: String,
     /// What is offered.
     pub resources: Resources,
+    /// The role the resources are offered in (empty: the framework's only role). Last, so that
+    /// an offer written as a list before ABI 1.2 still reads.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
 }
 
 /// A role's weight (Mesos `WeightInfo`).

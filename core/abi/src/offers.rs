@@ -12,18 +12,24 @@
 //! The layout, all integers little-endian:
 //!
 //! ```text
-//! "MHOF"  u32 offer_count
-//! per offer:  str framework_id, str agent_id, u32 resource_count,
+//! "MHO2"  u32 offer_count
+//! per offer:  str framework_id, str role, str agent_id, u32 resource_count,
 //!             resource_count x (str name, f64 amount)
 //! str = u32 byte_length, then that many bytes of UTF-8
 //! ```
+//!
+//! `role` is the role the resources are offered in (ABI 1.2: a framework may be in several);
+//! empty means the framework's only role. A module built for ABI 1.1 writes `"MHOF"`, the
+//! same layout without `role`, which is read as every role empty.
 
 use std::fmt;
 
 use crate::buffer::Kept;
 use crate::messages::{Offer, Resources};
 
-const MAGIC: &[u8; 4] = b"MHOF";
+const MAGIC: &[u8; 4] = b"MHO2";
+/// The layout of ABI 1.1, without roles.
+const MAGIC_1_1: &[u8; 4] = b"MHOF";
 /// The magic and the offer count.
 const HEADER: usize = 8;
 /// The fewest bytes an offer can take: two empty strings and a resource count.
@@ -50,6 +56,8 @@ pub struct Offers {
     /// else.
     bytes: Storage,
     len: usize,
+    /// Whether each offer has its role (`"MHO2"`); not in a module's `"MHOF"` answer.
+    roles: bool,
 }
 
 /// Where the packed bytes live.
@@ -84,7 +92,7 @@ impl Storage {
 
 impl Clone for Offers {
     fn clone(&self) -> Self {
-        Self { bytes: Storage::Owned(self.bytes.as_slice().to_vec()), len: self.len }
+        Self { bytes: Storage::Owned(self.bytes.as_slice().to_vec()), len: self.len, roles: self.roles }
     }
 }
 
@@ -99,18 +107,34 @@ impl Offers {
         let mut bytes = Vec::with_capacity(HEADER + offers * TYPICAL_OFFER);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&0u32.to_le_bytes());
-        Self { bytes: Storage::Owned(bytes), len: 0 }
+        Self { bytes: Storage::Owned(bytes), len: 0, roles: true }
     }
 
-    /// Appends an offer of `resources` on `agent_id` to `framework_id`.
+    /// Appends an offer of `resources` on `agent_id` to `framework_id`, in its only role.
     pub fn push<'n>(
         &mut self,
         framework_id: &str,
         agent_id: &str,
         resources: impl IntoIterator<Item = (&'n str, f64)>,
     ) {
+        self.push_in_role(framework_id, "", agent_id, resources);
+    }
+
+    /// Appends an offer of `resources` on `agent_id` to `framework_id` in `role` (empty: its
+    /// only role).
+    pub fn push_in_role<'n>(
+        &mut self,
+        framework_id: &str,
+        role: &str,
+        agent_id: &str,
+        resources: impl IntoIterator<Item = (&'n str, f64)>,
+    ) {
+        if !self.roles {
+            self.upgrade();
+        }
         let bytes = self.bytes.to_mut();
         put_str(bytes, framework_id);
+        put_str(bytes, role);
         put_str(bytes, agent_id);
         let count_at = bytes.len();
         bytes.extend_from_slice(&0u32.to_le_bytes());
@@ -127,7 +151,17 @@ impl Offers {
 
     /// Appends a copy of `offer`.
     pub fn push_offer(&mut self, offer: &Offer) {
-        self.push(&offer.framework_id, &offer.agent_id, offer.resources.0.iter().map(|(n, a)| (&**n, *a)));
+        let resources = offer.resources.0.iter().map(|(n, a)| (&**n, *a));
+        self.push_in_role(&offer.framework_id, &offer.role, &offer.agent_id, resources);
+    }
+
+    /// Rewrites a module's ABI 1.1 answer in the layout with roles, to append to it.
+    fn upgrade(&mut self) {
+        let old = self.to_vec();
+        *self = Offers::with_capacity(old.len());
+        for offer in &old {
+            self.push_offer(offer);
+        }
     }
 
     /// How many offers there are.
@@ -142,7 +176,7 @@ impl Offers {
 
     /// The offers, in order, borrowed.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { cursor: Cursor { bytes: self.bytes.as_slice(), at: HEADER }, left: self.len }
+        Iter { cursor: Cursor { bytes: self.bytes.as_slice(), at: HEADER }, left: self.len, roles: self.roles }
     }
 
     /// Owned copies of the offers.
@@ -166,25 +200,27 @@ impl Offers {
     /// Takes packed bytes from elsewhere (a module), checking every length, every text and
     /// every amount once so that reading them later cannot fail.
     pub fn from_packed(bytes: Vec<u8>) -> Result<Self, String> {
-        let len = check(&bytes)?;
-        Ok(Self { bytes: Storage::Owned(bytes), len })
+        let (len, roles) = check(&bytes)?;
+        Ok(Self { bytes: Storage::Owned(bytes), len, roles })
     }
 
     /// Keeps a module's answer where it lies, checked as [`Offers::from_packed`] checks; the
     /// buffer is released when the offers are dropped (or at once, if they do not check).
     pub(crate) fn from_kept(kept: Kept) -> Result<Self, String> {
-        let len = check(kept.as_slice())?;
-        Ok(Self { bytes: Storage::Module(kept), len })
+        let (len, roles) = check(kept.as_slice())?;
+        Ok(Self { bytes: Storage::Module(kept), len, roles })
     }
 }
 
 /// Checks packed offers: every length, every text and every amount, so that reading them
-/// later cannot fail. Returns how many offers there are.
-fn check(bytes: &[u8]) -> Result<usize, String> {
+/// later cannot fail. Returns how many offers there are, and whether they have roles.
+fn check(bytes: &[u8]) -> Result<(usize, bool), String> {
     let mut cursor = Cursor { bytes, at: 0 };
-    if cursor.take(4).map_err(Fault::message)? != MAGIC {
-        return Err("not packed offers (the first bytes are not \"MHOF\")".into());
-    }
+    let roles = match cursor.take(4).map_err(Fault::message)? {
+        magic if magic == MAGIC => true,
+        magic if magic == MAGIC_1_1 => false,
+        _ => return Err("not packed offers (the first bytes are not \"MHO2\" or \"MHOF\")".into()),
+    };
     let len = cursor.u32().map_err(Fault::message)? as usize;
     if len > bytes.len() / SMALLEST_OFFER {
         return Err(format!("packed offers claim {len} offers in {} bytes", bytes.len()));
@@ -192,6 +228,9 @@ fn check(bytes: &[u8]) -> Result<usize, String> {
     for _ in 0..len {
         let framework_at = cursor.at;
         cursor.skip_str().map_err(Fault::message)?;
+        if roles {
+            cursor.skip_str().map_err(Fault::message)?;
+        }
         cursor.skip_str().map_err(Fault::message)?;
         for _ in 0..cursor.u32().map_err(Fault::message)? {
             let name_at = cursor.at;
@@ -206,7 +245,7 @@ fn check(bytes: &[u8]) -> Result<usize, String> {
     if cursor.at != bytes.len() {
         return Err(format!("packed offers: {} bytes left over after {len} offers", bytes.len() - cursor.at));
     }
-    Ok(len)
+    Ok((len, roles))
 }
 
 impl Default for Offers {
@@ -258,6 +297,8 @@ impl<'a> IntoIterator for &'a Offers {
 pub struct OfferRef<'a> {
     /// The framework.
     pub framework_id: &'a str,
+    /// The role the resources are offered in (empty: the framework's only role).
+    pub role: &'a str,
     /// The agent.
     pub agent_id: &'a str,
     resources: ResourceIter<'a>,
@@ -282,6 +323,7 @@ impl<'a> OfferRef<'a> {
     pub fn to_offer(&self) -> Offer {
         Offer {
             framework_id: self.framework_id.to_owned(),
+            role: self.role.to_owned(),
             agent_id: self.agent_id.to_owned(),
             resources: self.to_resources(),
         }
@@ -292,6 +334,7 @@ impl fmt::Debug for OfferRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Offer")
             .field("framework_id", &self.framework_id)
+            .field("role", &self.role)
             .field("agent_id", &self.agent_id)
             .field("resources", &self.to_resources())
             .finish()
@@ -303,6 +346,7 @@ impl fmt::Debug for OfferRef<'_> {
 pub struct Iter<'a> {
     cursor: Cursor<'a>,
     left: usize,
+    roles: bool,
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -314,6 +358,7 @@ impl<'a> Iterator for Iter<'a> {
         }
         self.left -= 1;
         let framework_id = self.cursor.checked_str();
+        let role = if self.roles { self.cursor.checked_str() } else { "" };
         let agent_id = self.cursor.checked_str();
         let count = self.cursor.checked(Cursor::u32);
         let resources = ResourceIter { cursor: self.cursor, left: count };
@@ -321,7 +366,7 @@ impl<'a> Iterator for Iter<'a> {
             self.cursor.checked_str();
             self.cursor.checked(Cursor::f64);
         }
-        Some(OfferRef { framework_id, agent_id, resources })
+        Some(OfferRef { framework_id, role, agent_id, resources })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -446,6 +491,7 @@ mod tests {
         (0..3)
             .map(|i| Offer {
                 framework_id: format!("f{i}"),
+                role: if i == 1 { "eng/ml".into() } else { String::new() },
                 agent_id: format!("agent-é{i}"),
                 resources: Resources::new().with("cpus", 1.5 * i as f64).with("mem", 1024.0),
             })

@@ -1137,7 +1137,7 @@ mod tests {
                 resources: resources.clone(),
                 labels: vec![Label { key: "k".into(), value: "v".into() }],
             },
-            framework: FrameworkInfo { id: "f".into(), name: "f".into(), role: "web".into() },
+            framework: FrameworkInfo { id: "f".into(), name: "f".into(), role: "web".into(), ..Default::default() },
             agent: AgentInfo {
                 id: "a".into(),
                 hostname: "h".into(),
@@ -1332,7 +1332,7 @@ mod tests {
         let mut huge = vec![LIST];
         huge.extend_from_slice(&1_600_000_000u32.to_le_bytes());
         check_typed_refused::<Nothing>(&huge, "a list of 1600000000 elements, of which 0 were expected");
-        // An offer list with a second offer inside the first one's list: one offer of four
+        // An offer list with a second offer inside the first one's list: one offer of five
         // elements, not two offers.
         let offer = |w: &mut Writer<'_>| {
             let list = w.open_list();
@@ -1342,29 +1342,43 @@ mod tests {
             w.key("cpus").unwrap();
             w.number(1.0).unwrap();
             w.close(resources, 1).unwrap();
+            w.string("eng").unwrap();
             list
         };
         let nested = bytes(|w| {
             let outer = w.open_list();
             let first = offer(w);
             let second = offer(w);
-            w.close(second, 3).unwrap();
-            w.close(first, 4).unwrap();
+            w.close(second, 4).unwrap();
+            w.close(first, 5).unwrap();
             w.close(outer, 2).unwrap();
         });
         check_typed_refused::<Vec<crate::messages::Offer>>(
             &nested,
-            "[0]: packed message, byte 44: a list of 4 elements, of which 3 were expected",
+            "[0]: packed message, byte 52: a list of 5 elements, of which 4 were expected",
         );
         // The same lists, whole, still read.
         let whole = bytes(|w| {
             let outer = w.open_list();
             let first = offer(w);
-            w.close(first, 3).unwrap();
+            w.close(first, 4).unwrap();
             w.close(outer, 1).unwrap();
         });
         let offers: Vec<crate::messages::Offer> = from_slice(&whole).unwrap();
-        assert_eq!((offers.len(), offers[0].agent_id.as_str()), (1, "a"));
+        assert_eq!((offers.len(), offers[0].agent_id.as_str(), offers[0].role.as_str()), (1, "a", "eng"));
+        // An offer written as a list before ABI 1.2, without its role, reads too.
+        let old = bytes(|w| {
+            let outer = w.open_list();
+            let first = w.open_list();
+            w.string("f").unwrap();
+            w.string("a").unwrap();
+            let resources = w.open_object();
+            w.close(resources, 0).unwrap();
+            w.close(first, 3).unwrap();
+            w.close(outer, 1).unwrap();
+        });
+        let offers: Vec<crate::messages::Offer> = from_slice(&old).unwrap();
+        assert_eq!((offers[0].agent_id.as_str(), offers[0].role.as_str()), ("a", ""));
         // A map read by a visitor that stops early is refused likewise.
         struct FirstKey;
         impl<'de> Visitor<'de> for FirstKey {

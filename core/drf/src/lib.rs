@@ -72,17 +72,25 @@ struct Filter {
     refused: Amounts,
 }
 
-/// A framework; what it holds is the row of its index in `framework_allocated`.
+/// A framework in one of its roles (a client of Mesos's per-role framework sorter); what it
+/// holds in that role is the row of its index in `framework_allocated`. A framework in
+/// several roles has one per role.
 ///
 /// An agent may report resources used by a framework not added yet (after a failover they
-/// come back in any order): the framework then has a slot, `added` false and no role, that
-/// holds them until `add_framework` adopts it. Such a slot is never offered anything.
+/// come back in any order): the framework then has a slot, `added` false, for the role the
+/// report names (empty if it names none), that holds them until `add_framework` adopts it.
+/// Such a slot is never offered anything.
 #[derive(Debug)]
 struct Framework {
     id: Arc<str>,
+    /// The role as the framework subscribed to it (a slot's may be empty).
+    role_name: Arc<str>,
     /// `None` until the framework is added.
     role: Option<usize>,
     added: bool,
+    /// Whether the framework is still in this role: one that left it keeps what it holds
+    /// there until given back, and is offered nothing more in it.
+    subscribed: bool,
     active: bool,
     suppressed: bool,
     removed: bool,
@@ -214,11 +222,12 @@ pub struct HierarchicalDrf {
     free: Amounts,
     agent_index: HashMap<String, usize>,
     frameworks: Vec<Framework>,
-    /// Every framework slot by id: added frameworks, and those only agents have reported.
-    framework_index: HashMap<String, usize>,
-    /// Resources a framework reported using on agents not added yet, by (agent, framework):
-    /// counted when the agent arrives, unless the agent reports that framework itself.
-    unplaced: HashMap<(String, String), Resources>,
+    /// Every framework's slots (one per role) by id: added frameworks, and those only agents
+    /// have reported.
+    framework_index: HashMap<String, Vec<usize>>,
+    /// Resources a framework reported using on agents not added yet, by (agent, framework,
+    /// role): counted when the agent arrives, unless the agent reports that framework itself.
+    unplaced: HashMap<(String, String, String), Resources>,
     roles: Vec<Role>,
     role_index: HashMap<String, usize>,
     /// The quotas set, each on a top-level role.
@@ -318,6 +327,27 @@ const CLOCK_SLACK: f64 = 1e-6;
 /// ```
 pub fn filter_holds(expires: f64, now: f64) -> bool {
     now <= expires + CLOCK_SLACK
+}
+
+/// A framework's roles (see [`FrameworkInfo::subscribed_roles`]), each checked by
+/// [`check_role`], none twice. The script adapter and the workload format apply the same rule.
+///
+/// [`FrameworkInfo::subscribed_roles`]: modhost_abi::messages::FrameworkInfo::subscribed_roles
+///
+/// ```
+/// use modhost_abi::messages::FrameworkInfo;
+/// let info = FrameworkInfo { id: "f".into(), roles: vec!["eng".into(), "eng".into()], ..FrameworkInfo::default() };
+/// assert!(modhost_drf::checked_roles(&info).unwrap_err().to_string().contains("twice"));
+/// ```
+pub fn checked_roles(info: &modhost_abi::messages::FrameworkInfo) -> Result<Vec<String>, CallError> {
+    let roles = info.subscribed_roles();
+    for (i, role) in roles.iter().enumerate() {
+        check_role(role)?;
+        if roles[..i].contains(role) {
+            return Err(CallError::failed(format!("framework '{}': role '{role}' is named twice", info.id)));
+        }
+    }
+    Ok(roles.into_iter().map(str::to_owned).collect())
 }
 
 /// Checks the names of `resources`: a reserved one (`cpus(eng)`) names a valid role other than
@@ -595,25 +625,59 @@ impl HierarchicalDrf {
         }
     }
 
-    /// An added framework's slot.
-    fn framework(&self, id: &str) -> Result<usize, CallError> {
-        self.framework_index
-            .get(id)
-            .copied()
-            .filter(|&f| self.frameworks[f].added)
-            .ok_or_else(|| unknown("framework", id))
+    /// The slots of an added framework, one per role.
+    fn clients(&self, id: &str) -> Result<Vec<usize>, CallError> {
+        let clients: Vec<usize> =
+            self.framework_index.get(id).into_iter().flatten().copied().filter(|&f| self.frameworks[f].added).collect();
+        if clients.is_empty() { Err(unknown("framework", id)) } else { Ok(clients) }
     }
 
-    /// The slot of framework `id`, added or not: a new one that is not added if none.
-    fn framework_slot(&mut self, id: &str) -> usize {
-        if let Some(&index) = self.framework_index.get(id) {
+    /// The slot of framework `id` in `role` (empty: its only role), among the added ones or,
+    /// with `slots`, those only agents reported too. None if it has none there; an error if
+    /// `role` is empty and it is in several.
+    fn client_in(&self, id: &str, role: &str, slots: bool) -> Result<Option<usize>, CallError> {
+        let all: Vec<usize> = self
+            .framework_index
+            .get(id)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&f| slots || self.frameworks[f].added)
+            .collect();
+        if role.is_empty() {
+            return match all.as_slice() {
+                [] => Ok(None),
+                [one] => Ok(Some(*one)),
+                several => {
+                    let roles: Vec<&str> = several.iter().map(|&f| &*self.frameworks[f].role_name).collect();
+                    Err(CallError::failed(format!(
+                        "framework '{id}' is in several roles ({}): say in which",
+                        roles.join(", ")
+                    )))
+                }
+            };
+        }
+        let named = all.iter().copied().find(|&f| &*self.frameworks[f].role_name == role);
+        // Usage an agent reported without a role, for a framework not added yet, is whichever
+        // role a give-back names.
+        Ok(named.or_else(|| {
+            all.into_iter().find(|&f| !self.frameworks[f].added && self.frameworks[f].role_name.is_empty())
+        }))
+    }
+
+    /// The slot of framework `id` in `role`, added or not: a new one that is not added if
+    /// none. (Callers check first that an added framework is in `role`.)
+    fn framework_slot(&mut self, id: &str, role: &str) -> usize {
+        if let Ok(Some(index)) = self.client_in(id, role, true) {
             return index;
         }
         let index = self.frameworks.len();
         self.frameworks.push(Framework {
             id: id.into(),
+            role_name: role.into(),
             role: None,
             added: false,
+            subscribed: true,
             active: false,
             suppressed: false,
             removed: false,
@@ -621,7 +685,52 @@ impl HierarchicalDrf {
             filters: HashMap::new(),
         });
         self.framework_allocated.push_zeros();
-        self.framework_index.insert(id.to_owned(), index);
+        self.framework_index.entry(id.to_owned()).or_default().push(index);
+        index
+    }
+
+    /// The slots a suppress or revive names: the framework's in each of `roles`, or all.
+    fn clients_for(&self, request: &RolesRequest) -> Result<Vec<usize>, CallError> {
+        let all = self.clients(&request.framework_id)?;
+        if request.roles.is_empty() {
+            return Ok(all);
+        }
+        request
+            .roles
+            .iter()
+            .map(|role| {
+                self.client_in(&request.framework_id, role, false)?.ok_or_else(|| {
+                    CallError::failed(format!("framework '{}' is not in role '{role}'", request.framework_id))
+                })
+            })
+            .collect()
+    }
+
+    /// Checks that each usage names a role its framework is in, when the framework is added.
+    fn check_used(&self, used: &[modhost_abi::Allocation]) -> Result<(), CallError> {
+        for u in used {
+            if self.clients(&u.framework_id).is_ok() && self.client_in(&u.framework_id, &u.role, false)?.is_none() {
+                return Err(CallError::failed(format!(
+                    "framework '{}' is not in role '{}', which its usage on agent '{}' names",
+                    u.framework_id, u.role, u.agent_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the added slot of framework `id` in `role` (adopting `slot`, or a new one), in
+    /// the role's books.
+    fn subscribe(&mut self, id: &str, role: &str, slot: Option<usize>, active: bool) -> usize {
+        let index = slot.unwrap_or_else(|| self.framework_slot(id, role));
+        let role_index = self.role(role);
+        let framework = &mut self.frameworks[index];
+        (framework.role_name, framework.role, framework.added, framework.active) =
+            (role.into(), Some(role_index), true, active);
+        framework.subscribed = true;
+        let held = self.framework_allocated.row(index).to_vec();
+        self.role_add(role_index, &held, 1.0);
+        self.roles[role_index].frameworks.push(index);
         index
     }
 
@@ -694,7 +803,7 @@ impl HierarchicalDrf {
 
     fn eligible(&self, framework: usize, agent: usize, free: &[f64]) -> bool {
         let f = &self.frameworks[framework];
-        if !f.active || f.suppressed || f.removed || !f.added {
+        if !f.active || f.suppressed || f.removed || !f.added || !f.subscribed {
             return false;
         }
         match f.filters.get(&agent) {
@@ -805,7 +914,7 @@ impl HierarchicalDrf {
             }
             for &framework in &self.roles[role].frameworks {
                 let f = &self.frameworks[framework];
-                if f.active && !f.suppressed && !f.removed {
+                if f.active && !f.suppressed && !f.removed && f.subscribed {
                     frameworks.insert(self.framework_key(framework));
                 }
             }
@@ -839,7 +948,8 @@ impl HierarchicalDrf {
                 continue;
             };
             let framework = self.give(&mut orders, picked, agent, &free, true);
-            offers.push(&self.frameworks[framework].id, &self.agents[agent].id, self.named(&free));
+            let f = &self.frameworks[framework];
+            offers.push_in_role(&f.id, &f.role_name, &self.agents[agent].id, self.named(&free));
         }
         self.free = free;
         offers
@@ -1016,7 +1126,8 @@ impl HierarchicalDrf {
         self.free = free;
         let mut offers = Offers::with_capacity(made.len());
         for (framework, agent, amounts) in &made {
-            offers.push(&self.frameworks[*framework].id, &self.agents[*agent].id, self.named(amounts));
+            let f = &self.frameworks[*framework];
+            offers.push_in_role(&f.id, &f.role_name, &self.agents[*agent].id, self.named(amounts));
         }
         offers
     }
@@ -1075,7 +1186,9 @@ impl HierarchicalDrf {
     /// allocation counts that break DRF ties.
     fn apply<'o>(&mut self, offers: impl IntoIterator<Item = OfferRef<'o>>, sign: i64) -> Result<(), CallError> {
         for offer in offers {
-            let framework = self.framework(offer.framework_id)?;
+            let framework = self
+                .client_in(offer.framework_id, offer.role, false)?
+                .ok_or_else(|| unknown("framework", offer.framework_id))?;
             let agent = self.agent(offer.agent_id)?;
             let amounts = self.amounts_of(offer.resources());
             self.account(framework, agent, &amounts, sign as f64);
@@ -1124,26 +1237,54 @@ impl Allocator for HierarchicalDrf {
 
     fn add_framework(&mut self, request: &AddFramework) -> Result<(), CallError> {
         let id = &request.framework.id;
-        if self.framework(id).is_ok() {
+        if self.clients(id).is_ok() {
             return Err(CallError::failed(format!("framework '{id}' was already added")));
         }
-        check_role(&request.framework.role)?;
+        let roles = checked_roles(&request.framework)?;
+        // Checked whole before anything changes: slots agents reported, and the usage.
+        let slots: Vec<usize> = self.framework_index.get(id).cloned().unwrap_or_default();
+        for &slot in &slots {
+            let named = self.frameworks[slot].role_name.clone();
+            if named.is_empty() && roles.len() > 1 {
+                return Err(CallError::failed(format!(
+                    "framework '{id}' is in several roles, and the usage an agent reported for it names none"
+                )));
+            }
+            if !named.is_empty() && !roles.iter().any(|r| **r == *named) {
+                return Err(CallError::failed(format!(
+                    "framework '{id}' is not in role '{named}', which the usage an agent reported for it names"
+                )));
+            }
+        }
         for used in &request.used {
             check_names(&used.resources)?;
+            let names_one = used.role.is_empty() && roles.len() == 1;
+            if !names_one && !roles.iter().any(|r| **r == *used.role) {
+                return Err(CallError::failed(format!(
+                    "framework '{id}': its usage on agent '{}' names role '{}', {}",
+                    used.agent_id,
+                    used.role,
+                    if used.role.is_empty() { "but it is in several: say which" } else { "which it is not in" }
+                )));
+            }
         }
-        let role = self.role(&request.framework.role);
-        // A slot agents already reported usage for is adopted, with what it holds.
-        let index = self.framework_slot(id);
-        let framework = &mut self.frameworks[index];
-        (framework.role, framework.added, framework.active) = (Some(role), true, request.active);
-        let held = self.framework_allocated.row(index).to_vec();
-        self.role_add(role, &held, 1.0);
-        self.roles[role].frameworks.push(index);
+        // Each role adopts the slot agents reported for it (for a framework in one role, a
+        // slot that named no role too), with what it holds.
+        for role in &roles {
+            let slot = slots.iter().copied().find(|&s| {
+                let named = &*self.frameworks[s].role_name;
+                named == role.as_str() || (named.is_empty() && roles.len() == 1)
+            });
+            self.subscribe(id, role, slot, request.active);
+        }
         for used in &request.used {
+            let role = if used.role.is_empty() { roles[0].as_str() } else { used.role.as_str() };
+            let client = self.client_in(id, role, false)?.expect("subscribed just above");
             match self.agent_index.get(&used.agent_id) {
-                Some(&agent) => self.count_used(index, agent, &used.resources),
+                Some(&agent) => self.count_used(client, agent, &used.resources),
                 None => {
-                    self.unplaced.insert((used.agent_id.clone(), id.clone()), used.resources.clone());
+                    let key = (used.agent_id.clone(), id.clone(), role.to_owned());
+                    self.unplaced.insert(key, used.resources.clone());
                 }
             }
         }
@@ -1151,43 +1292,78 @@ impl Allocator for HierarchicalDrf {
     }
 
     fn remove_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
-        let framework = self.framework(&request.framework_id)?;
-        for (agent, _, held) in self.holdings.select(|_, holder| holder == framework) {
-            self.account(framework, agent, &held, -1.0);
+        self.clients(&request.framework_id)?;
+        let slots = self.framework_index.remove(&request.framework_id).unwrap_or_default();
+        for framework in slots {
+            for (agent, _, held) in self.holdings.select(|_, holder| holder == framework) {
+                self.account(framework, agent, &held, -1.0);
+            }
+            if let Some(role) = self.frameworks[framework].role {
+                self.roles[role].frameworks.retain(|&f| f != framework);
+            }
+            self.frameworks[framework].removed = true;
         }
-        if let Some(role) = self.frameworks[framework].role {
-            self.roles[role].frameworks.retain(|&f| f != framework);
-        }
-        self.frameworks[framework].removed = true;
-        self.framework_index.remove(&request.framework_id);
-        self.unplaced.retain(|(_, f), _| *f != request.framework_id);
+        self.unplaced.retain(|(_, f, _), _| *f != request.framework_id);
         Ok(())
     }
 
     fn activate_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
-        let framework = self.framework(&request.framework_id)?;
-        self.frameworks[framework].active = true;
+        for framework in self.clients(&request.framework_id)? {
+            self.frameworks[framework].active = true;
+        }
         Ok(())
     }
 
     fn deactivate_framework(&mut self, request: &FrameworkRequest) -> Result<(), CallError> {
-        let framework = self.framework(&request.framework_id)?;
-        self.frameworks[framework].active = false;
+        for framework in self.clients(&request.framework_id)? {
+            self.frameworks[framework].active = false;
+        }
         Ok(())
     }
 
     fn update_framework(&mut self, request: &UpdateFramework) -> Result<(), CallError> {
-        let framework = self.framework(&request.framework.id)?;
-        check_role(&request.framework.role)?;
-        let old = self.frameworks[framework].role.expect("an added framework has a role");
-        let new = self.role(&request.framework.role);
-        if old != new {
-            let held = self.framework_allocated.row(framework).to_vec();
-            self.role_add(old, &held, -1.0);
-            self.role_add(new, &held, 1.0);
-            self.roles[old].frameworks.retain(|&f| f != framework);
-            self.roles[new].frameworks.push(framework);
-            self.frameworks[framework].role = Some(new);
+        let id = &request.framework.id;
+        let old = self.clients(id)?;
+        let roles = checked_roles(&request.framework)?;
+        let active = self.frameworks[old[0]].active;
+        if let ([framework], [new]) = (old.as_slice(), roles.as_slice()) {
+            // One role for another: what the framework holds moves with it.
+            let framework = *framework;
+            let old_role = self.frameworks[framework].role.expect("an added framework has a role");
+            let new_role = self.role(new);
+            if old_role != new_role {
+                let held = self.framework_allocated.row(framework).to_vec();
+                self.role_add(old_role, &held, -1.0);
+                self.role_add(new_role, &held, 1.0);
+                self.roles[old_role].frameworks.retain(|&f| f != framework);
+                self.roles[new_role].frameworks.push(framework);
+                self.frameworks[framework].role = Some(new_role);
+                self.frameworks[framework].role_name = new.as_str().into();
+            }
+            return Ok(());
+        }
+        // Several roles (Mesos's MULTI_ROLE): a role joined gets a slot; a role left is
+        // offered nothing more, and what the framework holds there stays there until given
+        // back (a slot holding nothing goes).
+        for &framework in &old {
+            let named = self.frameworks[framework].role_name.clone();
+            let stays = roles.iter().any(|r| **r == *named);
+            self.frameworks[framework].subscribed = stays;
+            let holds = self.framework_allocated.row(framework).iter().any(|amount| *amount > 0.0);
+            if !stays && !holds {
+                if let Some(role) = self.frameworks[framework].role {
+                    self.roles[role].frameworks.retain(|&f| f != framework);
+                }
+                self.frameworks[framework].removed = true;
+                if let Some(slots) = self.framework_index.get_mut(id) {
+                    slots.retain(|&f| f != framework);
+                }
+            }
+        }
+        for role in &roles {
+            if self.client_in(id, role, false)?.is_none() {
+                self.subscribe(id, role, None, active);
+            }
         }
         Ok(())
     }
@@ -1201,6 +1377,7 @@ impl Allocator for HierarchicalDrf {
         for used in &request.used {
             check_names(&used.resources)?;
         }
+        self.check_used(&request.used)?;
         let total = self.amounts(&request.agent.resources);
         for (slot, amount) in self.total.iter_mut().zip(&total) {
             *slot = round_scalar(*slot + amount);
@@ -1214,14 +1391,14 @@ impl Allocator for HierarchicalDrf {
         // The agent's own report first (frameworks not added yet get a slot), then what
         // frameworks reported using here before the agent came, for those it did not report.
         for used in &request.used {
-            let framework = self.framework_slot(&used.framework_id);
+            let framework = self.framework_slot(&used.framework_id, &used.role);
             self.count_used(framework, index, &used.resources);
         }
-        let mut reported: Vec<_> = self.unplaced.keys().filter(|(agent, _)| *agent == id).cloned().collect();
+        let mut reported: Vec<_> = self.unplaced.keys().filter(|(agent, _, _)| *agent == id).cloned().collect();
         reported.sort();
         for key in reported {
             if let Some(resources) = self.unplaced.remove(&key) {
-                let framework = self.framework_slot(&key.1);
+                let framework = self.framework_slot(&key.1, &key.2);
                 self.count_used(framework, index, &resources);
             }
         }
@@ -1278,10 +1455,16 @@ impl Allocator for HierarchicalDrf {
     fn recover_resources(&mut self, request: &RecoverResources) -> Result<(), CallError> {
         // Resources of a framework or an agent that is gone were released with it (Mesos
         // ignores such calls too).
-        let (Some(&framework), Some(&agent)) =
-            (self.framework_index.get(&request.framework_id), self.agent_index.get(&request.agent_id))
+        let (true, Some(&agent)) =
+            (self.framework_index.contains_key(&request.framework_id), self.agent_index.get(&request.agent_id))
         else {
             return Ok(());
+        };
+        let Some(framework) = self.client_in(&request.framework_id, &request.role, true)? else {
+            return Err(CallError::failed(format!(
+                "framework '{}' holds nothing in role '{}'",
+                request.framework_id, request.role
+            )));
         };
         check_names(&request.resources)?;
         let amounts = self.amounts(&request.resources);
@@ -1311,15 +1494,17 @@ impl Allocator for HierarchicalDrf {
     }
 
     fn suppress_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
-        let framework = self.framework(&request.framework_id)?;
-        self.frameworks[framework].suppressed = true;
+        for framework in self.clients_for(request)? {
+            self.frameworks[framework].suppressed = true;
+        }
         Ok(())
     }
 
     fn revive_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
-        let framework = self.framework(&request.framework_id)?;
-        self.frameworks[framework].suppressed = false;
-        self.frameworks[framework].filters.clear();
+        for framework in self.clients_for(request)? {
+            self.frameworks[framework].suppressed = false;
+            self.frameworks[framework].filters.clear();
+        }
         Ok(())
     }
 

@@ -19,7 +19,8 @@ fn cluster(agents: &[(f64, f64)], frameworks: &[(&str, &str)]) -> HierarchicalDr
         drf.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
     for (id, role) in frameworks {
-        let framework = FrameworkInfo { id: (*id).into(), name: (*id).into(), role: (*role).into() };
+        let framework =
+            FrameworkInfo { id: (*id).into(), name: (*id).into(), role: (*role).into(), ..Default::default() };
         drf.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
     }
     drf
@@ -41,6 +42,7 @@ fn counts(offers: &[Offer]) -> Vec<(String, usize)> {
 fn decline(drf: &mut HierarchicalDrf, offer: &Offer, refuse_seconds: Option<f64>) {
     drf.recover_resources(&RecoverResources {
         framework_id: offer.framework_id.clone(),
+        role: String::new(),
         agent_id: offer.agent_id.clone(),
         resources: offer.resources.clone(),
         filters: refuse_seconds.map(|refuse_seconds| Filters { refuse_seconds }),
@@ -83,8 +85,13 @@ fn the_dominant_resource_decides() {
     // dominant share is 0.6 too, the tie goes to the framework with fewer allocations: f1.
     let mut drf = cluster(&[(1.0, 3000.0), (3.0, 1000.0), (1.0, 1000.0)], &[]);
     for (id, agent, held) in [("f1", "a0", res(1.0, 3000.0)), ("f2", "a1", res(2.0, 500.0))] {
-        let framework = FrameworkInfo { id: id.into(), name: id.into(), role: id.into() };
-        let used = vec![modhost_abi::Allocation { framework_id: id.into(), agent_id: agent.into(), resources: held }];
+        let framework = FrameworkInfo { id: id.into(), name: id.into(), role: id.into(), ..Default::default() };
+        let used = vec![modhost_abi::Allocation {
+            framework_id: id.into(),
+            role: String::new(),
+            agent_id: agent.into(),
+            resources: held,
+        }];
         drf.add_framework(&AddFramework { framework, used, active: true }).unwrap();
     }
     let offers = round(&mut drf, 0.0);
@@ -119,6 +126,7 @@ fn a_filter_does_not_hide_resources_larger_than_those_refused() {
     let half = res(2.0, 2048.0);
     drf.recover_resources(&RecoverResources {
         framework_id: "f1".into(),
+        role: String::new(),
         agent_id: offer.agent_id.clone(),
         resources: half.clone(),
         filters: Some(Filters { refuse_seconds: 100.0 }),
@@ -128,6 +136,7 @@ fn a_filter_does_not_hide_resources_larger_than_those_refused() {
     // The task finishes: now more is free than was refused, so the filter no longer applies.
     drf.recover_resources(&RecoverResources {
         framework_id: "f1".into(),
+        role: String::new(),
         agent_id: offer.agent_id,
         resources: half,
         filters: None,
@@ -193,6 +202,7 @@ fn giving_back_more_than_held_is_an_error() {
     let error = drf
         .recover_resources(&RecoverResources {
             framework_id: "f1".into(),
+            role: String::new(),
             agent_id: offer.agent_id,
             resources: res(2.0, 1024.0),
             filters: None,

@@ -119,7 +119,7 @@ fn task_message() -> LaunchTask {
             resources: resources.clone(),
             labels,
         },
-        framework: FrameworkInfo { id: "web-1".into(), name: "web-1".into(), role: "web".into() },
+        framework: FrameworkInfo { id: "web-1".into(), name: "web-1".into(), role: "web".into(), ..Default::default() },
         agent: AgentInfo {
             id: "agent-17".into(),
             hostname: "agent-17".into(),

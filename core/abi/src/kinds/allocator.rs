@@ -10,8 +10,9 @@
 //! maintenance (`updateUnavailability`, `updateInverseOffer`, `getInverseOfferStatuses`),
 //! reservations and operations (`updateAllocation`, `updateAvailable`,
 //! `addResourceProvider`), `recover` after master failover, `updateWhitelist` and
-//! `requestResources`. Frameworks have one role. Quota (`updateQuota`) is
-//! [`Allocator::update_quota`], appended to the vtable in ABI 1.2.
+//! `requestResources`. Quota (`updateQuota`) is [`Allocator::update_quota`] and operator
+//! reservations (`updateAvailable`) [`Allocator::update_available`], both appended to the
+//! vtable in ABI 1.2, when frameworks also became able to be in several roles.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +21,7 @@ use crate::messages::{AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer
 use crate::{CallError, Kind};
 
 /// Resources a framework already uses on an agent (when a framework or agent is re-added).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Allocation {
     /// The framework.
     pub framework_id: String,
@@ -28,6 +29,9 @@ pub struct Allocation {
     pub agent_id: String,
     /// What it uses.
     pub resources: Resources,
+    /// The role it holds them in (empty: its only role).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
 }
 
 /// Request of [`Allocator::add_framework`].
@@ -86,7 +90,7 @@ pub struct UpdateAgent {
 }
 
 /// Request of [`Allocator::recover_resources`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecoverResources {
     /// The framework giving resources back.
     pub framework_id: String,
@@ -97,6 +101,9 @@ pub struct RecoverResources {
     /// A refusal filter, when the framework declined an offer.
     #[serde(default)]
     pub filters: Option<Filters>,
+    /// The role it held them in (empty: its only role).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
 }
 
 /// Request of [`Allocator::suppress_offers`] and [`Allocator::revive_offers`].
@@ -218,10 +225,17 @@ pub struct Empty {}
 ///   role (allocated or not: it is the role's), and comes back reserved. For shares and
 ///   `min_allocatable_resources` it counts as its unreserved name.
 ///
+/// - Frameworks in several roles (ABI 1.2, Mesos's MULTI_ROLE: `FrameworkInfo::roles`): such
+///   a framework is a client of each role's framework order, with its own share, offer count,
+///   refusal filters and suppression in each (`RolesRequest::roles`); each offer says its role
+///   (`Offer::role`, and the packed offers' layout), and a give-back or a usage report names
+///   the role it is in (it may leave it empty for a framework in one role). A role the
+///   framework leaves is offered nothing more; what it holds there stays until given back.
+///
 /// Left out, as having no meaning here yet: inverse offers (maintenance windows), resource
 /// providers, and offer operations beyond reserve and unreserve (persistent volumes, their
 /// sharing, and conversions between resource kinds: modhost has scalar resources only, and
-/// no agent to run them); frameworks in several roles are not in the interface yet.
+/// no agent to run them).
 pub trait Allocator: Send {
     /// Called once, before anything else.
     fn initialize(&mut self, options: &AllocatorOptions) -> Result<(), CallError> {

@@ -48,8 +48,8 @@ pub fn populate(allocator: &mut dyn Allocator, agents: usize, frameworks: usize)
         allocator.add_agent(&AddAgent { agent, used: vec![] }).unwrap();
     }
     for i in 0..frameworks {
-        let framework =
-            FrameworkInfo { id: format!("framework-{i}"), name: format!("framework-{i}"), role: format!("role-{i}") };
+        let (id, role) = (format!("framework-{i}"), format!("role-{i}"));
+        let framework = FrameworkInfo { id: id.clone(), name: id, role, ..FrameworkInfo::default() };
         allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
     }
 }
@@ -70,7 +70,8 @@ pub fn populate_quota(allocator: &mut dyn Allocator, small: usize, large: usize)
             let role = format!("{kind}-{i}");
             let quota = UpdateQuota { role: role.clone(), guarantees: amounts(size), limits: amounts(size) };
             allocator.update_quota(&quota).unwrap();
-            let framework = FrameworkInfo { id: format!("framework-{role}"), name: role.clone(), role };
+            let framework =
+                FrameworkInfo { id: format!("framework-{role}"), name: role.clone(), role, ..FrameworkInfo::default() };
             allocator.add_framework(&AddFramework { framework, used: vec![], active: true }).unwrap();
         }
     }
@@ -107,6 +108,7 @@ pub fn rounds_with(allocator: &mut dyn Allocator, iterations: u64, agents: usize
         for offer in std::hint::black_box(offers).to_vec() {
             let request = RecoverResources {
                 framework_id: offer.framework_id,
+                role: String::new(),
                 agent_id: offer.agent_id,
                 resources: offer.resources,
                 filters: None,

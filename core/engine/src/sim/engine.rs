@@ -69,7 +69,8 @@ struct AgentState {
 
 struct FrameworkState {
     info: FrameworkInfo,
-    role: usize,
+    /// Its roles (indices into `roles`), the first its default.
+    roles: Vec<usize>,
     registered: bool,
     left: bool,
     suppressed: bool,
@@ -90,6 +91,8 @@ struct FrameworkState {
 struct Task {
     id: String,
     framework: usize,
+    /// The role it runs in: that of the offer it was launched from.
+    role: usize,
     agent: usize,
     resources: Resources,
     started: f64,
@@ -137,6 +140,8 @@ pub struct Simulation<'w> {
     roles: Vec<String>,
     role_weights: Vec<f64>,
     role_used: Vec<Resources>,
+    /// Tasks launched in each role.
+    role_launched: Vec<u64>,
     /// Each role's subtree: the roles whose use counts in its share (itself alone but for a
     /// role with children).
     role_subtrees: Vec<Vec<usize>>,
@@ -210,6 +215,12 @@ pub(crate) fn claim(offer: &Resources, wanted: &Resources) -> Option<Resources> 
     Some(taken)
 }
 
+/// The role an offer to framework `f` is in (an index into `roles`, the names): the one it
+/// names, or the framework's first.
+fn offer_role(roles: &[String], f: &FrameworkState, role: &str) -> usize {
+    f.roles.iter().copied().find(|&r| roles[r] == role).unwrap_or(f.roles[0])
+}
+
 /// FNV-1a, 64 bits: a stable digest of the decisions without a dependency.
 fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     for byte in bytes {
@@ -254,7 +265,8 @@ impl<'w> Simulation<'w> {
         hooks: HookChain,
         isolators: Isolators,
     ) -> Self {
-        let mut roles: Vec<String> = workload.frameworks.iter().map(|f| f.info.role.clone()).collect();
+        let mut roles: Vec<String> =
+            workload.frameworks.iter().flat_map(|f| f.info.subscribed_roles().into_iter().map(str::to_owned)).collect();
         roles.extend(workload.weights.iter().map(|w| w.role.clone()));
         roles.extend(workload.quotas.iter().map(|q| q.role.clone()));
         roles.extend(workload.events.iter().filter_map(|(_, event)| match event {
@@ -297,7 +309,7 @@ impl<'w> Simulation<'w> {
             .iter()
             .map(|spec| FrameworkState {
                 info: spec.info.clone(),
-                role: role_of[spec.info.role.as_str()],
+                roles: spec.info.subscribed_roles().iter().map(|role| role_of[role]).collect(),
                 registered: false,
                 left: false,
                 suppressed: false,
@@ -334,6 +346,7 @@ impl<'w> Simulation<'w> {
             framework_index: workload.frameworks.iter().enumerate().map(|(i, f)| (f.info.id.clone(), i)).collect(),
             frameworks,
             role_used: vec![Resources::new(); roles.len()],
+            role_launched: vec![0; roles.len()],
             quota_peak: vec![Resources::new(); roles.len()],
             role_quota,
             role_subtrees,
@@ -575,8 +588,7 @@ impl<'w> Simulation<'w> {
         self.agents[task.agent].used.subtract(&task.resources);
         let counted = unreserved(&task.resources);
         self.in_use.subtract(&counted);
-        let role = self.frameworks[framework].role;
-        self.role_used[role].subtract(&counted);
+        self.role_used[task.role].subtract(&counted);
         let f = &mut self.frameworks[framework];
         f.used.subtract(&counted);
         f.running -= 1;
@@ -594,6 +606,7 @@ impl<'w> Simulation<'w> {
         if matches!(state, TaskState::TaskFinished | TaskState::TaskFailed) {
             let request = RecoverResources {
                 framework_id: f.info.id.clone(),
+                role: self.roles[task.role].clone(),
                 agent_id: self.agents[task.agent].info.id.clone(),
                 resources: task.resources,
                 filters: None,
@@ -909,7 +922,7 @@ impl<'w> Simulation<'w> {
             let mut used: Vec<Resources> = self.role_used.clone();
             for offer in offers {
                 if let Some(&f) = frameworks.get(&offer.framework_id) {
-                    used[roles[f].role].add(&offer.resources);
+                    used[offer_role(&self.roles, &roles[f], &offer.role)].add(&unreserved(&offer.resources));
                 }
             }
             subtree_shares(&self.role_subtrees, &used, &self.total)
@@ -926,18 +939,20 @@ impl<'w> Simulation<'w> {
     /// The framework's answer to an offer: launch what fits, decline the rest.
     fn use_offer(&mut self, framework: usize, agent: usize, offer: Offer, t: f64) -> u32 {
         let spec = &self.workload.frameworks[framework];
+        let role = offer_role(&self.roles, &self.frameworks[framework], &offer.role);
         let mut remaining = offer.resources;
         let mut launched = 0;
         while u64::from(launched) < spec.tasks_per_offer
             && self.frameworks[framework].pending_count > 0
             && claim(&remaining, &spec.task_resources).is_some()
         {
-            self.launch(framework, agent, &mut remaining, t);
+            self.launch(framework, role, agent, &mut remaining, t);
             launched += 1;
         }
         if !remaining.is_empty() {
             let request = RecoverResources {
                 framework_id: offer.framework_id,
+                role: offer.role,
                 agent_id: offer.agent_id,
                 resources: remaining,
                 filters: Some(Filters { refuse_seconds: spec.refuse_seconds }),
@@ -963,7 +978,7 @@ impl<'w> Simulation<'w> {
     }
 
     /// One task: master hooks, agent hooks, isolators, then it runs.
-    fn launch(&mut self, framework: usize, agent: usize, remaining: &mut Resources, t: f64) {
+    fn launch(&mut self, framework: usize, role: usize, agent: usize, remaining: &mut Resources, t: f64) {
         let spec = &self.workload.frameworks[framework];
         let f = &mut self.frameworks[framework];
         let (since, count) = f.pending.front_mut().expect("pending_count > 0");
@@ -1030,7 +1045,8 @@ impl<'w> Simulation<'w> {
         let counted = unreserved(&resources);
         self.in_use.add(&counted);
         let f = &mut self.frameworks[framework];
-        self.role_used[f.role].add(&counted);
+        self.role_used[role].add(&counted);
+        self.role_launched[role] += 1;
         f.used.add(&counted);
         f.running += 1;
         f.launched += 1;
@@ -1051,7 +1067,7 @@ impl<'w> Simulation<'w> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.due.push(Reverse(Due(t + duration, seq)));
-        self.tasks.insert(seq, Task { id, framework, agent, resources, started: t, executor });
+        self.tasks.insert(seq, Task { id, framework, role, agent, resources, started: t, executor });
     }
 
     /// The live view of the latest round.
@@ -1133,8 +1149,8 @@ impl<'w> Simulation<'w> {
                 RoleSummary {
                     role: role.clone(),
                     weight: self.role_weights[i],
-                    frameworks: self.frameworks.iter().filter(|f| f.role == i).count(),
-                    launched: self.frameworks.iter().filter(|f| f.role == i).map(|f| f.launched).sum(),
+                    frameworks: self.frameworks.iter().filter(|f| f.roles.contains(&i)).count(),
+                    launched: self.role_launched[i],
                     share_mean: shares.iter().sum::<f64>() / rounds,
                     share_peak: shares.iter().copied().fold(0.0, f64::max),
                     share_final: shares.last().copied().unwrap_or(0.0),
@@ -1154,7 +1170,7 @@ impl<'w> Simulation<'w> {
             .zip(&self.workload.frameworks)
             .map(|(f, spec)| FrameworkSummary {
                 id: f.info.id.clone(),
-                role: f.info.role.clone(),
+                role: f.info.subscribed_roles().join(","),
                 tasks: spec.tasks,
                 launched: f.launched,
                 finished: f.finished,

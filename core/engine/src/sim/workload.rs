@@ -65,7 +65,12 @@ pub struct FrameworkGroup {
     /// Name; with `count` > 1 the ids are `<name>-1` ... `<name>-<count>`.
     pub name: String,
     /// Role; `{i}` is replaced by the framework's number in the group.
+    #[serde(default)]
     pub role: String,
+    /// Roles of a framework in several (Mesos's MULTI_ROLE), instead of `role`; `{i}` as
+    /// there. Its tasks run in the role of the offer they are launched from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// Tasks each framework runs.
     pub tasks: u64,
     /// Resources of one task.
@@ -547,12 +552,19 @@ fn expand(
     if group.name.is_empty() {
         return Err(err("name", "must not be empty".into()));
     }
-    if group.role.is_empty() {
-        return Err(err("role", "must not be empty".into()));
+    match (group.role.is_empty(), group.roles.is_empty()) {
+        (true, true) => return Err(err("role", "must not be empty (or give roles)".into())),
+        (false, false) => return Err(err("roles", "give role or roles, not both".into())),
+        _ => {}
     }
-    // Checked as the allocators check it (a `{i}` stands for the framework's number).
-    if let Err(e) = modhost_drf::check_role(&group.role.replace("{i}", "0")) {
-        return Err(err("role", e.to_string()));
+    // Checked as the allocators check them (a `{i}` stands for the framework's number).
+    let sample = FrameworkInfo {
+        role: group.role.replace("{i}", "0"),
+        roles: group.roles.iter().map(|role| role.replace("{i}", "0")).collect(),
+        ..FrameworkInfo::default()
+    };
+    if let Err(e) = modhost_drf::checked_roles(&sample) {
+        return Err(err(if group.roles.is_empty() { "role" } else { "roles" }, e.to_string()));
     }
     if group.tasks_per_offer == 0 {
         return Err(err("tasks_per_offer", "must be at least 1".into()));
@@ -588,7 +600,12 @@ fn expand(
     for i in 1..=group.count {
         let id = if group.count == 1 { group.name.clone() } else { format!("{}-{i}", group.name) };
         out.push(FrameworkSpec {
-            info: FrameworkInfo { id: id.clone(), name: id, role: group.role.replace("{i}", &i.to_string()) },
+            info: FrameworkInfo {
+                id: id.clone(),
+                name: id,
+                role: group.role.replace("{i}", &i.to_string()),
+                roles: group.roles.iter().map(|role| role.replace("{i}", &i.to_string())).collect(),
+            },
             tasks: group.tasks,
             task_resources: group.task_resources.clone(),
             duration: group.duration.clone(),
@@ -619,6 +636,7 @@ pub fn decline_offers(agents: usize, frameworks: usize) -> WorkloadFile {
             count: frameworks,
             name: "framework".into(),
             role: "role-{i}".into(),
+            roles: Vec::new(),
             tasks: agents.div_ceil(frameworks.max(1)) as u64,
             task_resources: task,
             duration: Duration::Constant { seconds: 1e9 },
@@ -643,6 +661,7 @@ pub fn large_and_small_quota(small: usize, large: usize) -> WorkloadFile {
         count,
         name: name.into(),
         role: format!("{name}-{{i}}"),
+        roles: Vec::new(),
         tasks,
         task_resources: amounts(1.0),
         duration: Duration::Constant { seconds: 1e9 },

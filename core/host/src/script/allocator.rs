@@ -2,7 +2,7 @@
 //! offer the script makes against it, and applies the module's failure policy when the script
 //! fails.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use modhost_abi::messages::{
     AgentInfo, AllocatorOptions, Filters, FrameworkInfo, Offer, Offers, Resources, WeightInfo, reservation,
@@ -35,15 +35,16 @@ pub enum FailurePolicy {
 struct AgentState {
     info: AgentInfo,
     active: bool,
-    /// What each framework holds here.
-    held: BTreeMap<String, Resources>,
+    /// What each framework holds here, by (framework, role).
+    held: BTreeMap<(String, String), Resources>,
 }
 
 #[derive(Clone, Debug)]
 struct FrameworkState {
     info: FrameworkInfo,
     active: bool,
-    suppressed: bool,
+    /// The roles it is suppressed in.
+    suppressed: BTreeSet<String>,
 }
 
 /// Resources a framework declined on an agent, not to be offered to it again until `expires`.
@@ -66,11 +67,11 @@ pub struct ClusterState {
     paused: bool,
     /// The clock of the latest round.
     now: f64,
-    /// Live refusal filters by (framework, agent), for the fallback allocator.
-    filters: BTreeMap<(String, String), RefusalFilter>,
+    /// Live refusal filters by (framework, role, agent), for the fallback allocator.
+    filters: BTreeMap<(String, String, String), RefusalFilter>,
     /// What frameworks reported using on agents not added yet, by (agent, framework): told
     /// with the agent when it comes, unless the agent reports that framework itself.
-    unplaced: BTreeMap<(String, String), Resources>,
+    unplaced: BTreeMap<(String, String, String), Resources>,
 }
 
 impl RefusalFilter {
@@ -89,9 +90,38 @@ impl ClusterState {
         free
     }
 
-    fn hold(&mut self, framework: &str, agent: &str, resources: &Resources) {
+    fn hold(&mut self, framework: &str, role: &str, agent: &str, resources: &Resources) {
         if let Some(a) = self.agents.get_mut(agent) {
-            a.held.entry(framework.to_owned()).or_default().add(resources);
+            a.held.entry((framework.to_owned(), role.to_owned())).or_default().add(resources);
+        }
+    }
+
+    /// The role a call names for `framework`, resolved: its only role when `role` is empty.
+    /// A framework not added yet keeps the role as named; an error if the framework is not in
+    /// `role`, or `role` is empty and it is in several.
+    fn role_of(&self, framework: &str, role: &str) -> Result<String, String> {
+        let Some(f) = self.frameworks.get(framework) else {
+            // Not added yet: what agents reported without a role is whichever role a
+            // give-back names.
+            let holds = |role: &str| {
+                self.agents.values().any(|a| a.held.contains_key(&(framework.to_owned(), role.to_owned())))
+            };
+            return Ok(if !holds(role) && holds("") { String::new() } else { role.to_owned() });
+        };
+        let roles = f.info.subscribed_roles();
+        match (role, roles.as_slice()) {
+            ("", [only]) => Ok((*only).to_owned()),
+            ("", several) => {
+                Err(format!("framework '{framework}' is in several roles ({}): say in which", several.join(", ")))
+            }
+            (named, roles) if roles.contains(&named) => Ok(named.to_owned()),
+            // A role it left still holds what it held there.
+            (named, _)
+                if self.agents.values().any(|a| a.held.contains_key(&(framework.to_owned(), named.to_owned()))) =>
+            {
+                Ok(named.to_owned())
+            }
+            (named, _) => Err(format!("framework '{framework}' is not in role '{named}'")),
         }
     }
 
@@ -116,8 +146,10 @@ impl ClusterState {
                     consumed.entry(top).or_default().add(&Resources::new().with(base, *amount));
                 }
             }
-            for (framework, held) in &agent.held {
-                if let Some(top) = self.limited_role_of(framework) {
+            // What an agent reported for a framework not added yet counts once it is, as in
+            // the built-in.
+            for ((_, role), held) in agent.held.iter().filter(|((f, _), _)| self.frameworks.contains_key(f)) {
+                if let Some(top) = limited(role) {
                     let unreserved = held.0.iter().filter(|(name, _)| reservation(name).is_none());
                     let entry = consumed.entry(top.to_owned()).or_default();
                     entry.add(&Resources(unreserved.map(|(name, amount)| (name.clone(), *amount)).collect()));
@@ -127,9 +159,8 @@ impl ClusterState {
         consumed
     }
 
-    /// The top-level role of `framework`'s role, if it has a quota with limits.
-    fn limited_role_of(&self, framework: &str) -> Option<&str> {
-        let role = &self.frameworks.get(framework)?.info.role;
+    /// The top-level role of `role`, if it has a quota with limits.
+    fn limited_role_of(&self, role: &str) -> Option<&str> {
         let top = role.split('/').next().unwrap_or(role);
         self.quotas.get_key_value(top).filter(|(_, quota)| !quota.limits.0.is_empty()).map(|(top, _)| top.as_str())
     }
@@ -137,7 +168,8 @@ impl ClusterState {
     /// Checks that `offer` keeps its role within its quota's limits, given what the roles
     /// `consumed`; once it is accepted, [`ClusterState::consume`] counts it.
     fn within_limits(&self, offer: &Offer, consumed: &BTreeMap<String, Resources>) -> Result<(), String> {
-        let Some(top) = self.limited_role_of(&offer.framework_id) else {
+        let role = self.role_of(&offer.framework_id, &offer.role)?;
+        let Some(top) = self.limited_role_of(&role) else {
             return Ok(());
         };
         let quota = &self.quotas[top];
@@ -160,7 +192,8 @@ impl ClusterState {
 
     /// Counts an accepted offer's unreserved resources in its role's quota consumption.
     fn consume(&self, offer: &Offer, consumed: &mut BTreeMap<String, Resources>) {
-        if let Some(top) = self.limited_role_of(&offer.framework_id) {
+        let role = self.role_of(&offer.framework_id, &offer.role).unwrap_or_default();
+        if let Some(top) = self.limited_role_of(&role) {
             let unreserved = offer.resources.0.iter().filter(|(name, _)| reservation(name).is_none());
             let unreserved = Resources(unreserved.map(|(name, amount)| (name.clone(), *amount)).collect());
             consumed.entry(top.to_owned()).or_default().add(&unreserved);
@@ -228,7 +261,10 @@ impl ClusterState {
                 offer.resources, offer.agent_id
             ));
         }
-        let role = &framework.info.role;
+        let role = &self.role_of(&offer.framework_id, &offer.role)?;
+        if !framework.info.subscribed_roles().contains(&role.as_str()) {
+            return Err(format!("offers to framework '{}' in role '{role}', which it has left", offer.framework_id));
+        }
         if let Some((name, owner)) = offer.resources.0.keys().find_map(|name| {
             reservation(name)
                 .filter(|(_, owner)| !(role == owner || role.starts_with(&format!("{owner}/"))))
@@ -246,7 +282,7 @@ impl ClusterState {
                 offer.resources, offer.agent_id, offer.framework_id, free
             ));
         }
-        self.hold(&offer.framework_id, &offer.agent_id, &offer.resources);
+        self.hold(&offer.framework_id, role, &offer.agent_id, &offer.resources);
         Ok(())
     }
 
@@ -266,8 +302,9 @@ impl ClusterState {
         }
         for f in self.frameworks.values() {
             allocator.add_framework(&AddFramework { framework: f.info.clone(), used: Vec::new(), active: f.active })?;
-            if f.suppressed {
-                allocator.suppress_offers(&RolesRequest { framework_id: f.info.id.clone(), roles: Vec::new() })?;
+            if !f.suppressed.is_empty() {
+                let roles = f.suppressed.iter().cloned().collect();
+                allocator.suppress_offers(&RolesRequest { framework_id: f.info.id.clone(), roles })?;
             }
         }
         for a in self.agents.values() {
@@ -275,8 +312,9 @@ impl ClusterState {
             let used = a
                 .held
                 .iter()
-                .map(|(framework, resources)| Allocation {
+                .map(|((framework, role), resources)| Allocation {
                     framework_id: framework.clone(),
+                    role: role.clone(),
                     agent_id: a.info.id.clone(),
                     resources: resources.clone(),
                 })
@@ -315,15 +353,17 @@ impl ClusterState {
         if !self.paused {
             allocator.resume(&Empty {})?;
         }
-        for ((framework_id, agent_id), filter) in live {
+        for ((framework_id, role, agent_id), filter) in live {
             let offer = Offer {
                 framework_id: framework_id.clone(),
+                role: role.clone(),
                 agent_id: agent_id.clone(),
                 resources: filter.refused.clone(),
             };
             allocator.offers_made(&OffersMade { offers: vec![offer] })?;
             allocator.recover_resources(&RecoverResources {
                 framework_id: framework_id.clone(),
+                role: role.clone(),
                 agent_id: agent_id.clone(),
                 resources: filter.refused.clone(),
                 // A filter in force to the end of this very round still has to be one.
@@ -338,7 +378,8 @@ impl ClusterState {
         let interval =
             self.options.as_ref().map_or(AllocatorOptions::default().allocation_interval, |o| o.allocation_interval);
         if let Some(lasts) = request.filters.and_then(|f| f.lasts(interval)) {
-            let key = (request.framework_id.clone(), request.agent_id.clone());
+            let role = self.role_of(&request.framework_id, &request.role).unwrap_or_default();
+            let key = (request.framework_id.clone(), role, request.agent_id.clone());
             self.filters.insert(key, RefusalFilter { refused: request.resources.clone(), expires: self.now + lasts });
         }
     }
@@ -402,6 +443,22 @@ impl ScriptedAllocator {
     /// The script's versions and reloads.
     pub fn status(&self) -> super::ScriptStatus {
         self.transport.status()
+    }
+
+    /// The roles a suppress or revive names for its framework: those listed, each one it is
+    /// in, or all of its roles.
+    fn roles_named(&self, request: &RolesRequest) -> Result<Vec<String>, CallError> {
+        let Some(f) = self.state.frameworks.get(&request.framework_id) else { return Ok(Vec::new()) };
+        let all: Vec<String> = f.info.subscribed_roles().into_iter().map(str::to_owned).collect();
+        if request.roles.is_empty() {
+            return Ok(all);
+        }
+        match request.roles.iter().find(|role| !all.contains(role)) {
+            Some(role) => {
+                Err(CallError::failed(format!("framework '{}' is not in role '{role}'", request.framework_id)))
+            }
+            None => Ok(request.roles.clone()),
+        }
     }
 
     /// Forwards a notification to the script, if it defines the function. A failure is
@@ -472,28 +529,58 @@ impl Allocator for ScriptedAllocator {
 
     fn add_framework(&mut self, request: &AddFramework) -> Result<(), CallError> {
         self.reload();
-        modhost_drf::check_role(&request.framework.role)?;
-        for used in &request.used {
-            modhost_drf::check_names(&used.resources)?;
-        }
+        let roles = modhost_drf::checked_roles(&request.framework)?;
         let id = request.framework.id.clone();
-        self.state.frameworks.insert(
-            id.clone(),
-            FrameworkState { info: request.framework.clone(), active: request.active, suppressed: false },
-        );
-        // Each (agent, framework) usage reaches the script once, whatever the order they
+        // Each usage names one of its roles (or none, for a framework in one).
+        let mut used = Vec::with_capacity(request.used.len());
+        for u in &request.used {
+            modhost_drf::check_names(&u.resources)?;
+            let role = match (u.role.as_str(), roles.as_slice()) {
+                ("", [only]) => only.clone(),
+                (named, roles) if roles.iter().any(|r| r == named) => named.to_owned(),
+                (named, _) => {
+                    return Err(CallError::failed(format!(
+                        "framework '{id}': its usage on agent '{}' names role '{named}', {}",
+                        u.agent_id,
+                        if named.is_empty() { "but it is in several: say which" } else { "which it is not in" }
+                    )));
+                }
+            };
+            used.push(Allocation { role, ..u.clone() });
+        }
+        // What agents reported for it before it came is held in the role they named, or,
+        // naming none, in its only role.
+        let unnamed = (id.clone(), String::new());
+        if self.state.agents.values().any(|a| a.held.contains_key(&unnamed)) {
+            let [only] = roles.as_slice() else {
+                return Err(CallError::failed(format!(
+                    "framework '{id}' is in several roles, and the usage an agent reported for it names none"
+                )));
+            };
+            for agent in self.state.agents.values_mut() {
+                if let Some(held) = agent.held.remove(&unnamed) {
+                    agent.held.entry((id.clone(), only.clone())).or_default().add(&held);
+                }
+            }
+        }
+        let suppressed = BTreeSet::new();
+        self.state
+            .frameworks
+            .insert(id.clone(), FrameworkState { info: request.framework.clone(), active: request.active, suppressed });
+        // Each (agent, framework, role) usage reaches the script once, whatever the order they
         // come back in after a failover: what an agent already reported is not told again,
         // and what is on an agent not added yet is told with the agent.
         let mut told = AddFramework { used: Vec::new(), ..request.clone() };
-        for used in &request.used {
-            match self.state.agents.get(&used.agent_id) {
-                Some(agent) if agent.held.get(&id).is_some_and(|held| !held.is_empty()) => {}
+        for u in used {
+            let key = (id.clone(), u.role.clone());
+            match self.state.agents.get(&u.agent_id) {
+                Some(agent) if agent.held.get(&key).is_some_and(|held| !held.is_empty()) => {}
                 Some(_) => {
-                    self.state.hold(&id, &used.agent_id, &used.resources);
-                    told.used.push(used.clone());
+                    self.state.hold(&id, &u.role, &u.agent_id, &u.resources);
+                    told.used.push(u);
                 }
                 None => {
-                    self.state.unplaced.insert((used.agent_id.clone(), id.clone()), used.resources.clone());
+                    self.state.unplaced.insert((u.agent_id.clone(), id.clone(), u.role), u.resources);
                 }
             }
         }
@@ -504,10 +591,10 @@ impl Allocator for ScriptedAllocator {
         self.reload();
         self.state.frameworks.remove(&request.framework_id);
         for agent in self.state.agents.values_mut() {
-            agent.held.remove(&request.framework_id);
+            agent.held.retain(|(framework, _), _| *framework != request.framework_id);
         }
-        self.state.unplaced.retain(|(_, framework), _| *framework != request.framework_id);
-        self.state.filters.retain(|(framework, _), _| *framework != request.framework_id);
+        self.state.unplaced.retain(|(_, framework, _), _| *framework != request.framework_id);
+        self.state.filters.retain(|(framework, _, _), _| *framework != request.framework_id);
         self.notify("remove_framework", &request)
     }
 
@@ -529,9 +616,22 @@ impl Allocator for ScriptedAllocator {
 
     fn update_framework(&mut self, request: &UpdateFramework) -> Result<(), CallError> {
         self.reload();
-        modhost_drf::check_role(&request.framework.role)?;
-        if let Some(f) = self.state.frameworks.get_mut(&request.framework.id) {
+        let roles = modhost_drf::checked_roles(&request.framework)?;
+        let id = &request.framework.id;
+        if let Some(f) = self.state.frameworks.get_mut(id) {
+            let old: Vec<String> = f.info.subscribed_roles().into_iter().map(str::to_owned).collect();
+            if let ([old], [new]) = (old.as_slice(), roles.as_slice())
+                && old != new
+            {
+                // One role for another: what it holds moves with it, as in the built-in.
+                for agent in self.state.agents.values_mut() {
+                    if let Some(held) = agent.held.remove(&(id.clone(), old.clone())) {
+                        agent.held.insert((id.clone(), new.clone()), held);
+                    }
+                }
+            }
             f.info = request.framework.clone();
+            f.suppressed.retain(|role| roles.contains(role));
         }
         self.notify("update_framework", &request)
     }
@@ -546,17 +646,21 @@ impl Allocator for ScriptedAllocator {
         let agent = AgentState { info: request.agent.clone(), active: true, held: BTreeMap::new() };
         self.state.agents.insert(id.clone(), agent);
         let mut told = request.clone();
-        for used in &request.used {
-            self.state.hold(&used.framework_id, &id, &used.resources);
+        for used in &mut told.used {
+            used.role = self.state.role_of(&used.framework_id, &used.role).map_err(CallError::failed)?;
+        }
+        for used in &told.used {
+            self.state.hold(&used.framework_id, &used.role, &id, &used.resources);
         }
         // What frameworks reported here before the agent came, for those it did not report.
-        let waiting: Vec<(String, String)> =
-            self.state.unplaced.keys().filter(|(agent, _)| *agent == id).cloned().collect();
+        let waiting: Vec<(String, String, String)> =
+            self.state.unplaced.keys().filter(|(agent, _, _)| *agent == id).cloned().collect();
         for key in waiting {
             let resources = self.state.unplaced.remove(&key).unwrap_or_default();
-            if !request.used.iter().any(|used| used.framework_id == key.1) {
-                self.state.hold(&key.1, &id, &resources);
-                told.used.push(Allocation { framework_id: key.1, agent_id: id.clone(), resources });
+            let (_, framework_id, role) = key;
+            if !told.used.iter().any(|used| used.framework_id == framework_id && used.role == role) {
+                self.state.hold(&framework_id, &role, &id, &resources);
+                told.used.push(Allocation { framework_id, role, agent_id: id.clone(), resources });
             }
         }
         self.notify("add_agent", &told)
@@ -565,7 +669,7 @@ impl Allocator for ScriptedAllocator {
     fn remove_agent(&mut self, request: &AgentRequest) -> Result<(), CallError> {
         self.reload();
         self.state.agents.remove(&request.agent_id);
-        self.state.filters.retain(|(_, agent), _| *agent != request.agent_id);
+        self.state.filters.retain(|(_, _, agent), _| *agent != request.agent_id);
         self.notify("remove_agent", &request)
     }
 
@@ -576,7 +680,7 @@ impl Allocator for ScriptedAllocator {
             if a.info.attributes != request.agent.attributes {
                 // As in the built-in (and Mesos): an agent back with other attributes loses
                 // its refusal filters.
-                self.state.filters.retain(|(_, agent), _| *agent != request.agent.id);
+                self.state.filters.retain(|(_, _, agent), _| *agent != request.agent.id);
             }
             a.info = request.agent.clone();
         }
@@ -602,8 +706,10 @@ impl Allocator for ScriptedAllocator {
     fn recover_resources(&mut self, request: &RecoverResources) -> Result<(), CallError> {
         self.reload();
         modhost_drf::check_names(&request.resources)?;
+        let role = self.state.role_of(&request.framework_id, &request.role).map_err(CallError::failed)?;
+        let key = (request.framework_id.clone(), role);
         if let Some(agent) = self.state.agents.get_mut(&request.agent_id)
-            && let Some(held) = agent.held.get_mut(&request.framework_id)
+            && let Some(held) = agent.held.get_mut(&key)
         {
             if !held.contains(&request.resources) {
                 return Err(CallError::failed(format!(
@@ -613,7 +719,7 @@ impl Allocator for ScriptedAllocator {
             }
             held.subtract(&request.resources);
             if held.is_empty() {
-                agent.held.remove(&request.framework_id);
+                agent.held.remove(&key);
             }
         }
         if self.state.frameworks.contains_key(&request.framework_id)
@@ -626,18 +732,22 @@ impl Allocator for ScriptedAllocator {
 
     fn suppress_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
         self.reload();
+        let roles = self.roles_named(request)?;
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
-            f.suppressed = true;
+            f.suppressed.extend(roles);
         }
         self.notify("suppress_offers", &request)
     }
 
     fn revive_offers(&mut self, request: &RolesRequest) -> Result<(), CallError> {
         self.reload();
+        let roles = self.roles_named(request)?;
         if let Some(f) = self.state.frameworks.get_mut(&request.framework_id) {
-            f.suppressed = false;
+            f.suppressed.retain(|role| !roles.contains(role));
         }
-        self.state.filters.retain(|(framework, _), _| *framework != request.framework_id);
+        self.state
+            .filters
+            .retain(|(framework, role, _), _| *framework != request.framework_id || !roles.contains(role));
         self.notify("revive_offers", &request)
     }
 
@@ -713,7 +823,8 @@ impl Allocator for ScriptedAllocator {
     fn offers_made(&mut self, request: &OffersMade) -> Result<(), CallError> {
         self.reload();
         for offer in &request.offers {
-            self.state.hold(&offer.framework_id, &offer.agent_id, &offer.resources);
+            let role = self.state.role_of(&offer.framework_id, &offer.role).map_err(CallError::failed)?;
+            self.state.hold(&offer.framework_id, &role, &offer.agent_id, &offer.resources);
         }
         self.notify("offers_made", &request)
     }
