@@ -224,6 +224,16 @@ fn malformed_or_impossible_workloads_are_refused_with_the_field() {
             "the guarantee of cpus must be a non-negative number",
         ),
         (
+            base(agent, &framework.replace(r#""role":"r""#, r#""role":"r","roles":["a"]"#), ""),
+            "frameworks[0].roles",
+            "give role or roles, not both",
+        ),
+        (
+            base(agent, &framework.replace(r#""role":"r""#, r#""roles":["a","a"]"#), ""),
+            "frameworks[0].roles",
+            "role 'a' is named twice",
+        ),
+        (
             base(r#"{"resources":{"cpus":4,"cpus(*)":2}}"#, framework, ""),
             "agents[0].resources",
             "an unreserved resource is written without a role",
@@ -413,6 +423,30 @@ fn reservations_hold_in_a_run_and_are_reported() {
     assert!(r.frameworks[train].share_peak >= 8.0 / 12.0 - 1e-6, "{:?}", r.frameworks[train]);
     let rows = r.quota_rows();
     assert!(rows.iter().any(|row| row.role == "ml" && row.resource == "cpus" && row.reserved == 8.0), "{rows:?}");
+}
+
+/// A framework in several roles runs tasks in each, from the offers made to it there; each
+/// role counts the launches and shares made in it, and the framework lists its roles.
+#[test]
+fn a_framework_in_several_roles_runs_tasks_in_each() {
+    let w = workload(
+        r#"{"agents":[{"count":4,"resources":{"cpus":4,"mem":4096}}],
+            "roles":{"a":{"quota":{"limits":{"cpus":4}}}},
+            "frameworks":[
+              {"name":"both","roles":["a","b"],"tasks":12,"task_resources":{"cpus":1,"mem":256},
+               "duration":{"distribution":"constant","seconds":5},"tasks_per_offer":12}]}"#,
+    );
+    let r = run(&w, built_in(), HookChain::default(), Isolators::default(), 1);
+    assert_eq!(r.stopped, "every task has ended");
+    assert_eq!(r.totals.rejected_offers + r.totals.allocator_call_errors, 0, "{:?}", r.totals);
+    let role = |name: &str| r.roles.iter().find(|x| x.role == name).unwrap().clone();
+    let (a, b) = (role("a"), role("b"));
+    assert_eq!((a.frameworks, b.frameworks), (1, 1));
+    assert_eq!(a.launched + b.launched, 12);
+    // Role a may hold 4 cpus at most: the rest ran in b.
+    assert_eq!(a.quota.unwrap().used_peak.get("cpus"), 4.0);
+    assert!(b.launched >= 8, "{b:?}");
+    assert_eq!(r.frameworks[0].role, "a,b");
 }
 
 /// In a tree of roles the report's shares are a role's whole subtree's, as DRF sorts them: an
