@@ -1530,7 +1530,7 @@ impl Allocator for HierarchicalDrf {
         check_quota(request)?;
         let role = self.role(&request.role);
         self.quotas.retain(|quota| quota.role != role);
-        if request.guarantees.0.is_empty() && request.limits.0.is_empty() {
+        if request.removes() {
             // Mesos's DEFAULT_QUOTA: none.
             return Ok(());
         }

@@ -141,6 +141,14 @@ pub struct UpdateQuota {
     pub limits: Resources,
 }
 
+impl UpdateQuota {
+    /// Whether this is Mesos's `DEFAULT_QUOTA` (no guarantee, no limit): the role's quota is
+    /// removed.
+    pub fn removes(&self) -> bool {
+        self.guarantees.0.is_empty() && self.limits.0.is_empty()
+    }
+}
+
 /// An operation on an agent's unallocated resources (Mesos's `Offer::Operation`, as an
 /// operator applies it through `updateAvailable`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

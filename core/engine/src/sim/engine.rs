@@ -679,15 +679,14 @@ impl<'w> Simulation<'w> {
                 let part = |amounts: &Resources| {
                     if amounts.0.is_empty() { "none".to_owned() } else { amounts.to_string() }
                 };
-                let what = if quota.guarantees.0.is_empty() && quota.limits.0.is_empty() {
+                let what = if quota.removes() {
                     format!("role {} quota removed", quota.role)
                 } else {
                     let (guarantees, limits) = (part(&quota.guarantees), part(&quota.limits));
                     format!("role {} quota set: guarantees {guarantees}, limits {limits}", quota.role)
                 };
                 if let Some(index) = self.roles.iter().position(|r| *r == quota.role) {
-                    let set = !(quota.guarantees.0.is_empty() && quota.limits.0.is_empty());
-                    self.role_quota[index] = set.then(|| quota.clone());
+                    self.role_quota[index] = (!quota.removes()).then(|| quota.clone());
                 }
                 self.tell("update_quota", |a| a.update_quota(&quota));
                 self.events.push((at, what));

@@ -445,6 +445,20 @@ impl ScriptedAllocator {
         self.transport.status()
     }
 
+    /// Refuses a call the script cannot keep (it does not define `method`), as a native
+    /// allocator without it refuses it: a quota or a reservation is never silently ignored.
+    /// `subject` names what the call is about, `feature` what the script lacks.
+    fn require(&self, method: &str, subject: &str, feature: &str) -> Result<(), CallError> {
+        if self.transport.defines(method) {
+            return Ok(());
+        }
+        Err(CallError::failed(format!(
+            "{subject}: script '{}' does not support {feature} (it defines no {method}; cluster.track \
+             defines one for a policy built on cluster.lua or cluster.py)",
+            self.transport.script()
+        )))
+    }
+
     /// The roles a suppress or revive names for its framework: those listed, each one it is
     /// in, or all of its roles.
     fn roles_named(&self, request: &RolesRequest) -> Result<Vec<String>, CallError> {
@@ -773,17 +787,8 @@ impl Allocator for ScriptedAllocator {
     fn update_quota(&mut self, request: &UpdateQuota) -> Result<(), CallError> {
         self.reload();
         modhost_drf::check_quota(request)?;
-        // A script that keeps no quota refuses one, as a native allocator without
-        // update_quota does: a quota is never silently ignored.
-        if !self.transport.defines("update_quota") {
-            return Err(CallError::failed(format!(
-                "role '{}': script '{}' does not support quota (it defines no update_quota; \
-                 cluster.track defines one for a policy built on cluster.lua or cluster.py)",
-                request.role,
-                self.transport.script()
-            )));
-        }
-        if request.guarantees.0.is_empty() && request.limits.0.is_empty() {
+        self.require("update_quota", &format!("role '{}'", request.role), "quota")?;
+        if request.removes() {
             self.state.quotas.remove(&request.role);
         } else {
             self.state.quotas.insert(request.role.clone(), request.clone());
@@ -794,14 +799,7 @@ impl Allocator for ScriptedAllocator {
     fn update_available(&mut self, request: &UpdateAvailable) -> Result<(), CallError> {
         self.reload();
         let total = self.state.after_operations(&request.agent_id, &request.operations)?;
-        if !self.transport.defines("update_available") {
-            return Err(CallError::failed(format!(
-                "agent '{}': script '{}' does not support reservations (it defines no update_available; \
-                 cluster.track defines one for a policy built on cluster.lua or cluster.py)",
-                request.agent_id,
-                self.transport.script()
-            )));
-        }
+        self.require("update_available", &format!("agent '{}'", request.agent_id), "reservations")?;
         if let Some(agent) = self.state.agents.get_mut(&request.agent_id) {
             agent.info.resources = total;
         }
